@@ -1,0 +1,1 @@
+"""The txstream streaming job: Kafka → typed rows → PostgreSQL, runnable by spark-submit anywhere."""

@@ -1,0 +1,72 @@
+"""Session fixtures: a real throwaway PostgreSQL and a real Kafka-compatible broker.
+
+Both are the embedded services `txstream up` starts, on free ports, under a
+temporary data dir, started once per session and stopped at the end. Tests
+never see the developer's own configuration or `.env`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from txstream_dagster.local_stack import LocalStack
+from txstream_dagster.local_stack.processes import free_port
+from txstream_dagster.resources import KafkaResource, PostgresResource
+from txstream_dagster.settings import Settings, get_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STRIPE_FIXTURES = REPO_ROOT / "tests" / "fixtures" / "stripe"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    for name in list(os.environ):
+        if name.startswith("TXSTREAM_") or name.startswith("STRIPE_"):
+            del os.environ[name]
+    os.environ["TXSTREAM_ENV_FILE"] = os.devnull
+    # The venv's executables (txstream, dbt, dagster) and Python for Spark's workers.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["TXSTREAM_DATA_DIR"] = str(tmp_path_factory.mktemp("txstream-data"))
+    os.environ["TXSTREAM_LOCAL_POSTGRES_PORT"] = str(free_port())
+    os.environ["TXSTREAM_LOCAL_KAFKA_PORT"] = str(free_port())
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def local_stack(isolated_settings: Settings):
+    stack = LocalStack(isolated_settings)
+    stack.up()
+    PostgresResource().migrate()
+    yield stack
+    stack.down()
+
+
+@pytest.fixture(scope="session")
+def postgres(local_stack) -> PostgresResource:
+    return PostgresResource()
+
+
+@pytest.fixture
+def clean_warehouse(postgres: PostgresResource) -> PostgresResource:
+    """Empty raw and bookkeeping tables, so a test sees only its own rows."""
+    with postgres.connect() as conn:
+        conn.execute(
+            "TRUNCATE raw.transactions, raw.quarantined_events, raw.forex_rates, "
+            "ops.stream_offsets, ops.stream_batches, ops.source_cursors"
+        )
+    return postgres
+
+
+@pytest.fixture
+def kafka(local_stack, isolated_settings: Settings) -> KafkaResource:
+    """A fresh topic of its own for each test."""
+    resource = KafkaResource(topic=f"test.{uuid.uuid4().hex[:12]}")
+    resource.ensure_topic(partitions=isolated_settings.topic_partitions, replication=1)
+    return resource

@@ -1,0 +1,1 @@
+"""One package per stage of the data flow, each with its own `definitions.py`."""

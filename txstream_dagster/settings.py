@@ -1,0 +1,126 @@
+"""Every setting txstream reads, in one place: env vars (and a `.env` file), typed.
+
+Secrets are `SecretStr`, so they never show in reprs, logs or error messages;
+`redact_url` is the only way a connection URL is ever printed.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Kafka's own rule for topic names (kafka.common.internals.Topic).
+TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+# Unquoted PostgreSQL identifiers we accept from configuration.
+SQL_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TXSTREAM_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    data_dir: Path = Field(
+        default=Path(".txstream"),
+        description="Embedded stack data, Spark checkpoints and cursors live here.",
+    )
+
+    # --- PostgreSQL -------------------------------------------------------
+    postgres_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql://user:password@host:port/db of the warehouse; unset → embedded PostgreSQL.",
+    )
+    reader_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the read-only `txstream_reader` login (dashboards); unset → the role cannot log in.",
+    )
+    local_postgres_port: int = Field(default=55432, ge=1, le=65535)
+
+    # --- Kafka ------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        default=None, description="host:port[,host:port] of the Kafka cluster; unset → embedded broker."
+    )
+    topic: str = Field(default="stripe.events", description="Topic carrying Stripe objects.")
+    topic_partitions: int = Field(default=4, ge=1, le=1024)
+    topic_replication: int = Field(default=1, ge=1, le=16)
+    local_kafka_port: int = Field(default=59092, ge=1, le=65535)
+
+    # --- Stripe -----------------------------------------------------------
+    stripe_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("STRIPE_API_KEY", "TXSTREAM_STRIPE_API_KEY"),
+        description="Stripe secret key; unset → synthetic charges.",
+    )
+    stripe_api_base: str | None = Field(
+        default=None, description="Override Stripe's API base URL (a local Stripe-compatible server)."
+    )
+
+    # --- Forex ------------------------------------------------------------
+    forex_source: Literal["auto", "currency_api", "frankfurter", "ecb_bundled"] = "auto"
+    forex_url: str | None = Field(default=None, description="Base URL of the forex API.")
+
+    # --- Spark ------------------------------------------------------------
+    spark_master: str = Field(default="local[2]", description="local[N], spark://host:7077 or k8s://…")
+    spark_kafka_source: Literal["auto", "kafka", "python"] = Field(
+        default="auto",
+        description="kafka = Spark's connector jar; python = our Python data source; auto = jar if present.",
+    )
+    spark_max_offsets_per_trigger: int = Field(default=50_000, ge=1)
+
+    @field_validator("topic")
+    @classmethod
+    def _topic_is_a_kafka_name(cls, value: str) -> str:
+        if not TOPIC_NAME.match(value) or value in {".", ".."}:
+            raise ValueError(
+                f"TXSTREAM_TOPIC={value!r} is not a valid Kafka topic name: use 1-249 of [a-zA-Z0-9._-]"
+            )
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("postgres_url")
+    @classmethod
+    def _postgres_url_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in {"postgresql", "postgres"} or not parts.hostname:
+            raise ValueError(
+                f"TXSTREAM_POSTGRES_URL={redact_url(value.get_secret_value())} is not a "
+                "postgresql://user:password@host:port/database URL"
+            )
+        return value
+
+
+def sql_identifier(value: str, setting: str) -> str:
+    if not SQL_IDENTIFIER.match(value):
+        raise ValueError(
+            f"{setting}={value!r} is not a plain SQL identifier: use lower-case letters, digits and _"
+        )
+    return value
+
+
+def redact_url(url: str) -> str:
+    """`postgresql://user:***@host:5432/db`: safe to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    userinfo = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{userinfo}:***@{netloc[1]}"))
+
+
+@functools.cache
+def get_settings() -> Settings:
+    # TXSTREAM_ENV_FILE lets tests (and operators) choose a file other than ./.env.
+    return Settings(_env_file=os.environ.get("TXSTREAM_ENV_FILE", ".env"))
