@@ -1,0 +1,153 @@
+"""The streaming job: Kafka → transform → PostgreSQL. Entry point for spark-submit.
+
+    spark-submit [--master …] spark/txstream_spark/main.py --topic stripe.events \\
+        --bootstrap kafka:9092 --checkpoint /data/checkpoints/stripe.events --trigger available-now
+
+The warehouse URL is read from the TXSTREAM_POSTGRES_URL environment variable,
+never from the command line (command lines show up in `ps` and the Spark UI).
+Launched by Dagster (Pipes), it streams its logs and a materialization of
+`raw_transactions` back to the run; launched by hand, it prints a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+from txstream_spark.preflight import PreflightError, check_broker, check_java, check_warehouse, stream_lock
+from txstream_spark.reporting import JobReporter
+
+POSTGRES_URL_ENV = "TXSTREAM_POSTGRES_URL"
+EXIT_PREFLIGHT_FAILED = 2
+EXIT_ALREADY_RUNNING = 3
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    bootstrap: str
+    topic: str
+    checkpoint: str
+    trigger: str  # available-now | processing-time
+    interval: str
+    source: str  # auto | kafka | python
+    starting_offsets: str
+    max_offsets_per_trigger: int
+    fail_on_data_loss: bool
+    master: str | None
+
+
+def parse_args(argv: list[str] | None = None) -> StreamConfig:
+    parser = argparse.ArgumentParser(prog="txstream-stream", description=__doc__.split("\n")[0])
+    parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, host:port[,host:port]")
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--checkpoint", required=True, help="Spark checkpoint directory (local path or a URI)")
+    parser.add_argument("--trigger", choices=["available-now", "processing-time"], default="available-now",
+                        help="available-now: catch up, then stop. processing-time: run until stopped.")
+    parser.add_argument("--interval", default="1 second", help="processing-time trigger interval")
+    parser.add_argument("--source", choices=["auto", "kafka", "python"], default="auto")
+    parser.add_argument("--starting-offsets", choices=["earliest", "latest"], default="earliest",
+                        help="where a new checkpoint starts (earliest: nothing produced before is lost)")
+    parser.add_argument("--max-offsets-per-trigger", type=int, default=20_000)
+    parser.add_argument("--fail-on-data-loss", choices=["true", "false"], default="true")
+    parser.add_argument("--master", default=None, help="only when not set by spark-submit")
+    args = parser.parse_args(argv)
+    return StreamConfig(
+        bootstrap=args.bootstrap, topic=args.topic, checkpoint=args.checkpoint, trigger=args.trigger,
+        interval=args.interval, source=args.source, starting_offsets=args.starting_offsets,
+        max_offsets_per_trigger=args.max_offsets_per_trigger,
+        fail_on_data_loss=args.fail_on_data_loss == "true", master=args.master,
+    )
+
+
+def build_session(config: StreamConfig):
+    from pyspark.sql import SparkSession
+
+    # Spark's Python workers must run this interpreter, or they won't see its packages.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = (
+        SparkSession.builder.appName(f"txstream-stream[{config.topic}]")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "10000")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
+    )
+    if config.master:
+        builder = builder.master(config.master)
+    return builder.getOrCreate()
+
+
+def run(config: StreamConfig, postgres_url: str, reporter: JobReporter) -> int:
+    from txstream_spark.sink import PostgresSink
+    from txstream_spark.source import choose_format, read_kafka_stream
+    from txstream_spark.transform import OUTPUT_DDL, transform_batches
+
+    check_java()
+    check_warehouse(postgres_url)
+    check_broker(config.bootstrap, config.topic)
+    with stream_lock(postgres_url, config.checkpoint) as acquired:
+        if not acquired:
+            reporter.log(
+                f"Another stream query is already running on checkpoint {config.checkpoint}; "
+                "nothing to do (its rows land in the same tables)."
+            )
+            return EXIT_ALREADY_RUNNING
+        spark = build_session(config)
+        spark.sparkContext.setLogLevel("WARN")
+        source_format = choose_format(spark, config.source)
+        reporter.log(f"reading {config.topic} from {config.bootstrap} with the {source_format!r} source")
+        messages = read_kafka_stream(
+            spark, bootstrap=config.bootstrap, topic=config.topic, source_format=source_format,
+            starting_offsets=config.starting_offsets, max_offsets_per_trigger=config.max_offsets_per_trigger,
+            fail_on_data_loss=config.fail_on_data_loss,
+        )
+        rows = messages.mapInArrow(transform_batches, OUTPUT_DDL)
+        sink = PostgresSink(postgres_url, on_batch=reporter.batch_committed)
+        writer = rows.writeStream.foreachBatch(sink).option("checkpointLocation", config.checkpoint)
+        if config.trigger == "available-now":
+            writer = writer.trigger(availableNow=True)
+        else:
+            writer = writer.trigger(processingTime=config.interval)
+        query = writer.queryName(f"txstream_{config.topic}".replace(".", "_").replace("-", "_")).start()
+        _stop_on_signals(query)
+        try:
+            query.awaitTermination()
+        finally:
+            sink.close()
+        return 0
+
+
+def _stop_on_signals(query) -> None:
+    """SIGTERM/SIGINT stop the query between batches (a batch in flight is replayed on restart)."""
+
+    def stop(signum, _frame):
+        query.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    postgres_url = os.environ.get(POSTGRES_URL_ENV)
+    with JobReporter(config.topic) as reporter:
+        if not postgres_url:
+            reporter.fail(f"{POSTGRES_URL_ENV} is not set: the job reads the warehouse URL from it.")
+            return EXIT_PREFLIGHT_FAILED
+        started = time.monotonic()
+        try:
+            code = run(config, postgres_url, reporter)
+        except PreflightError as exc:
+            reporter.fail(str(exc))
+            return EXIT_PREFLIGHT_FAILED
+        if code == 0:
+            reporter.finish(time.monotonic() - started)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
