@@ -59,7 +59,7 @@ def clean_warehouse(postgres: PostgresResource) -> PostgresResource:
     with postgres.connect() as conn:
         conn.execute(
             "TRUNCATE raw.transactions, raw.quarantined_events, raw.forex_rates, "
-            "ops.stream_offsets, ops.stream_batches, ops.source_cursors"
+            "ops.stream_offsets, ops.stream_batches, ops.source_cursors, ops.stream_lag, ops.dbt_node_runs"
         )
     return postgres
 
