@@ -20,7 +20,6 @@ from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_dagster.settings import Settings, get_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-STRIPE_FIXTURES = REPO_ROOT / "tests" / "fixtures" / "stripe"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -90,7 +90,7 @@ class StripeObjectRow:
     created_at: datetime
     charge_id: str | None
     customer_id: str | None
-    livemode: bool
+    livemode: bool | None
     source: str
     event_time: datetime
     payload: str
@@ -176,17 +176,17 @@ def parse_message(value: bytes | None, headers: dict[str, bytes], kafka_timestam
     created = _field(obj, "created", int, "an integer (Unix seconds)")
     if not EARLIEST_CREATED <= created < LATEST_CREATED:
         raise Rejected("invalid_value", f"'created' {created} is not a plausible Unix timestamp")
-    livemode = _field(obj, "livemode", bool, "a boolean")
+    # Stripe's Refund object has no `livemode`; charges and disputes always do.
+    livemode = _field(obj, "livemode", bool, "a boolean", required=object_type != "refund")
     status = _field(obj, "status", str, "a string", required=False)
 
+    customer_id = _id_of(obj.get("customer"), "customer")
     if object_type == "charge":
         charge_id = object_id
-        customer_id = _id_of(obj.get("customer"), "customer")
     else:
         charge_id = _id_of(obj.get("charge"), "charge")
         if charge_id is None:
             raise Rejected("missing_field", f"{object_type} has no 'charge'")
-        customer_id = None
 
     source = headers.get(HEADER_SOURCE, b"stripe").decode("utf-8", "replace")
     if source not in SOURCES:

@@ -10,7 +10,7 @@ CREATE TABLE raw.transactions (
     created_at       timestamptz NOT NULL,
     charge_id        text,                                       -- refunds and disputes: their charge
     customer_id      text,
-    livemode         boolean     NOT NULL,
+    livemode         boolean,                                    -- Stripe refunds carry none
     source           text        NOT NULL,                       -- 'stripe' | 'synthetic'
     event_time       timestamptz NOT NULL,                       -- when this version was observed
     payload          jsonb       NOT NULL,

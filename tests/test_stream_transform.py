@@ -1,0 +1,140 @@
+"""What a Kafka message becomes: a typed row, or a quarantine row saying why. Pure, no services."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from stream_helpers import Message, kafka_batch, message_for, stripe_fixture
+from txstream_spark.event_contract import HEADER_EVENT_TIME, HEADER_OBJECT_TYPE, MAX_MESSAGE_BYTES
+from txstream_spark.transform import OUTPUT_SCHEMA, Rejected, parse_message, transform_batch
+
+
+def rows_of(*messages: Message) -> list[dict]:
+    return transform_batch(kafka_batch(messages)).to_pylist()
+
+
+def test_stripe_fixture_objects_become_typed_rows():
+    charge, refund, dispute = stripe_fixture("charge"), stripe_fixture("refund"), stripe_fixture("dispute")
+    rows = rows_of(message_for(charge), message_for(refund), message_for(dispute))
+    assert [r["quarantine_reason"] for r in rows] == [None, None, None]
+    assert [(r["object_id"], r["object_type"], r["amount"], r["currency"]) for r in rows] == [
+        (charge["id"], "charge", charge["amount"], charge["currency"]),
+        (refund["id"], "refund", refund["amount"], refund["currency"]),
+        (dispute["id"], "dispute", dispute["amount"], dispute["currency"]),
+    ]
+    assert rows[0]["charge_id"] == charge["id"]
+    assert rows[1]["charge_id"] == refund["charge"]
+    assert rows[2]["charge_id"] == dispute["charge"]
+    assert rows[0]["created_at"] == datetime.fromtimestamp(charge["created"], timezone.utc)
+    assert json.loads(rows[0]["payload"]) == charge
+
+
+def test_the_payload_is_kept_exactly_as_stripe_sent_it():
+    charge = stripe_fixture("charge")
+    raw = json.dumps(charge, indent=2).encode()
+    [row] = rows_of(Message(value=raw, key=b"x"))
+    assert row["payload"] == raw.decode()
+
+
+def test_event_time_comes_from_the_header_else_the_broker_timestamp():
+    charge = stripe_fixture("charge")
+    [with_header] = rows_of(message_for(charge, event_time_ms=1_700_000_000_123))
+    assert with_header["event_time"] == datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=timezone.utc)
+    stamp = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    [without] = rows_of(Message(value=json.dumps(charge).encode(), timestamp=stamp))
+    assert without["event_time"] == stamp
+
+
+def test_expanded_references_are_reduced_to_their_ids():
+    refund = dict(stripe_fixture("refund"), charge={"id": "ch_expanded", "object": "charge"})
+    [row] = rows_of(message_for(refund))
+    assert row["charge_id"] == "ch_expanded"
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (None, "empty_value"),
+        (b"\xff\xfe{}", "invalid_utf8"),
+        (b'{"id": "ch_1", "amount": ', "invalid_json"),
+        (b"[1, 2, 3]", "not_an_object"),
+        (b'"just a string"', "not_an_object"),
+        (b'{"object": "invoice", "id": "in_1"}', "unknown_object_type"),
+        (b'{"id": "ch_1", "amount": 100}', "unknown_object_type"),
+        (b"{" + b'"pad": "' + b"x" * MAX_MESSAGE_BYTES + b'"}', "oversized"),
+    ],
+)
+def test_malformed_messages_are_quarantined_with_a_reason(value, reason):
+    [row] = rows_of(Message(value=value, key=b"k", offset=7))
+    assert row["quarantine_reason"] == reason
+    assert row["quarantine_detail"]
+    assert row["raw_value"] == value
+    assert row["kafka_offset"] == 7
+    assert row["object_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "detail"),
+    [
+        ({"id": None}, "missing_field", "'id'"),
+        ({"amount": None}, "missing_field", "'amount'"),
+        ({"currency": None}, "missing_field", "'currency'"),
+        ({"amount": "100"}, "wrong_type", "'amount' must be an integer"),
+        ({"amount": 10.5}, "wrong_type", "'amount' must be an integer"),
+        ({"amount": True}, "wrong_type", "'amount' must be an integer"),
+        ({"amount": -1}, "invalid_value", "negative"),
+        ({"currency": "GBP"}, "invalid_value", "lower-case ISO 4217"),
+        ({"currency": "pounds"}, "invalid_value", "lower-case ISO 4217"),
+        ({"created": "yesterday"}, "wrong_type", "'created'"),
+        ({"created": 99}, "invalid_value", "'created'"),
+        ({"livemode": "no"}, "wrong_type", "'livemode'"),
+        ({"customer": 42}, "wrong_type", "'customer'"),
+        ({"description": "nul \u0000 byte"}, "unsupported_json", "\\u0000"),
+    ],
+)
+def test_charges_with_bad_fields_are_quarantined_naming_the_field(change, reason, detail):
+    charge = {**stripe_fixture("charge"), **change}
+    charge = {k: v for k, v in charge.items() if v is not None}
+    [row] = rows_of(Message(value=json.dumps(charge).encode(), key=b"k"))
+    assert row["quarantine_reason"] == reason
+    assert detail in row["quarantine_detail"]
+
+
+def test_a_refund_without_its_charge_is_quarantined():
+    refund = {k: v for k, v in stripe_fixture("refund").items() if k != "charge"}
+    [row] = rows_of(message_for(refund))
+    assert (row["quarantine_reason"], row["quarantine_detail"]) == ("missing_field", "refund has no 'charge'")
+
+
+def test_a_header_contradicting_the_object_type_is_quarantined():
+    message = message_for(stripe_fixture("charge"))
+    message.headers = [(k, b"refund" if k == HEADER_OBJECT_TYPE else v) for k, v in message.headers]
+    [row] = rows_of(message)
+    assert row["quarantine_reason"] == "type_mismatch"
+
+
+def test_a_garbled_event_time_header_is_quarantined():
+    message = message_for(stripe_fixture("charge"))
+    message.headers = [(k, b"soon" if k == HEADER_EVENT_TIME else v) for k, v in message.headers]
+    [row] = rows_of(message)
+    assert row["quarantine_reason"] == "invalid_header"
+    assert json.loads(row["headers"])[HEADER_EVENT_TIME] == "soon"
+
+
+def test_a_batch_mixing_good_and_bad_messages_keeps_every_message():
+    good = [message_for({**stripe_fixture("charge"), "id": f"ch_{i}"}) for i in range(5)]
+    bad = [Message(value=b"nope") for _ in range(3)]
+    batch = transform_batch(kafka_batch(good[:2] + bad + good[2:]))
+    assert batch.schema == OUTPUT_SCHEMA
+    reasons = batch.column("quarantine_reason").to_pylist()
+    assert reasons.count(None) == 5 and reasons.count("invalid_json") == 3
+
+
+def test_rejections_say_what_was_wrong():
+    with pytest.raises(Rejected) as rejection:
+        parse_message(b"{}", {}, None)
+    assert rejection.value.reason == "unknown_object_type"
+    assert "expected one of charge, refund, dispute" in rejection.value.detail
