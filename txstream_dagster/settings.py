@@ -72,7 +72,17 @@ class Settings(BaseSettings):
         default="auto",
         description="kafka = Spark's connector jar; python = our Python data source; auto = jar if present.",
     )
-    spark_max_offsets_per_trigger: int = Field(default=50_000, ge=1)
+    spark_max_offsets_per_trigger: int = Field(
+        default=20_000, ge=1, description="Most messages one micro-batch reads (bounds driver memory)."
+    )
+    spark_checkpoint_dir: str | None = Field(
+        default=None, description="Spark checkpoint root (a path or URI); unset → <data_dir>/spark/checkpoints."
+    )
+    stream_fail_on_data_loss: bool | None = Field(
+        default=None,
+        description="Stop when the topic lost offsets the stream had not read; unset → true, "
+        "except with the embedded broker (memory-only, loses topics on restart).",
+    )
 
     @field_validator("topic")
     @classmethod

@@ -97,7 +97,7 @@ def limit_offsets(start: dict, latest: dict, max_rows: int) -> dict:
 
 
 class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
-    def __init__(self, options: dict):
+    def __init__(self, options):
         try:
             self.bootstrap = options["kafka.bootstrap.servers"]
             self.topic = options["subscribe"]
@@ -295,4 +295,4 @@ class KafkaDataSource(DataSource):
         return KAFKA_SOURCE_DDL
 
     def streamReader(self, schema) -> KafkaStreamReader:
-        return KafkaStreamReader(dict(self.options))
+        return KafkaStreamReader(self.options)  # case-insensitive, like Spark's own options

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from txstream_spark.preflight import PreflightError, check_broker, check_java, check_warehouse, stream_lock
+from txstream_spark.preflight import PreflightError, check_broker, check_warehouse, stream_lock
 from txstream_spark.reporting import JobReporter
 
 POSTGRES_URL_ENV = "TXSTREAM_POSTGRES_URL"
@@ -86,7 +86,6 @@ def run(config: StreamConfig, postgres_url: str, reporter: JobReporter) -> int:
     from txstream_spark.source import choose_format, read_kafka_stream
     from txstream_spark.transform import OUTPUT_DDL, transform_batches
 
-    check_java()
     check_warehouse(postgres_url)
     check_broker(config.bootstrap, config.topic)
     with stream_lock(postgres_url, config.checkpoint) as acquired:

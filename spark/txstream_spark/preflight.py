@@ -72,13 +72,17 @@ def check_broker(bootstrap: str, topic: str) -> None:
         )
 
 
+def stream_lock_key(checkpoint: str) -> str:
+    return f"txstream-stream:{checkpoint}"
+
+
 @contextmanager
 def stream_lock(url: str, checkpoint: str) -> Iterator[bool]:
     """Held for the job's lifetime: two queries on one checkpoint would corrupt it."""
     conn = connect(url, autocommit=True)
     try:
         acquired = conn.execute(
-            "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [f"txstream-stream:{checkpoint}"]
+            "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [stream_lock_key(checkpoint)]
         ).fetchone()[0]
         yield acquired
     finally:

@@ -64,8 +64,7 @@ class JobReporter:
         summary = self.summary(seconds)
         self.log(f"done: {summary}")
         if self.pipes is not None:
+            # Offsets before and after are added by the Dagster asset, from PostgreSQL.
             self.pipes.report_asset_materialization(
-                asset_key=ASSET_KEY,
-                metadata={**{k: v for k, v in summary.items() if k != "next_offsets"},
-                          "next_offsets": {"raw_value": summary["next_offsets"], "type": "json"}},
+                asset_key=ASSET_KEY, metadata={k: v for k, v in summary.items() if k != "next_offsets"}
             )

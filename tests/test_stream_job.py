@@ -1,0 +1,171 @@
+"""The real Spark job, launched the way Dagster launches it, against the real broker and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import dagster as dg
+import pytest
+
+from stream_helpers import stripe_fixture
+from txstream_dagster.defs.stream.assets import raw_transactions
+from txstream_dagster.defs.stream.checks import every_message_is_accounted_for, quarantine_rate_is_low
+from txstream_dagster.defs.stream.resources import SparkResource
+from txstream_dagster.resources import KafkaResource, PostgresResource
+from txstream_spark import main as job
+from txstream_spark.event_contract import message_headers
+from txstream_spark.preflight import PreflightError
+
+pytestmark = pytest.mark.slow
+
+MALFORMED = [b"{not json", b"[]", b"\xff\xfe", b'{"object": "invoice", "id": "in_1"}']
+
+
+def publish_charges(kafka: KafkaResource, count: int, prefix: str = "ch_job_", malformed: list[bytes] = ()) -> set[str]:
+    producer = kafka.producer()
+    charge = stripe_fixture("charge")
+    ids = set()
+    for i in range(count):
+        obj = {**charge, "id": f"{prefix}{i}", "amount": 100 + i}
+        ids.add(obj["id"])
+        producer.send(kafka.topic, key=obj["id"].encode(), value=__import__("orjson").dumps(obj),
+                      headers=message_headers("charge", "synthetic", 1_700_000_000_000 + i))
+    for value in malformed:
+        producer.send(kafka.topic, key=b"bad", value=value)
+    producer.flush()
+    producer.close()
+    return ids
+
+
+def landed_ids(postgres: PostgresResource) -> list[str]:
+    return [i for (i,) in postgres.fetch_all("SELECT object_id FROM raw.transactions ORDER BY 1")]
+
+
+@pytest.fixture
+def spark(tmp_path) -> SparkResource:
+    return SparkResource(master="local[2]", kafka_source="python", max_offsets_per_trigger=500,
+                         checkpoint_root=str(tmp_path / "checkpoints"))
+
+
+def materialize_stream(spark: SparkResource, kafka: KafkaResource, postgres: PostgresResource):
+    return dg.materialize(
+        [raw_transactions, every_message_is_accounted_for, quarantine_rate_is_low],
+        resources={"spark": spark, "kafka": kafka, "postgres": postgres,
+                   "pipes_subprocess_client": dg.PipesSubprocessClient()},
+        raise_on_error=False,
+    )
+
+
+def test_a_dagster_run_lands_every_charge_once_and_quarantines_the_rest(
+    clean_warehouse: PostgresResource, kafka: KafkaResource, spark: SparkResource
+):
+    ids = publish_charges(kafka, 1200, malformed=MALFORMED)
+
+    result = materialize_stream(spark, kafka, clean_warehouse)
+
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("raw_transactions")
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    assert (metadata["consumed"], metadata["inserted"], metadata["quarantined"]) == (1204, 1200, 4)
+    assert metadata["batches"] >= 3  # 500 offsets per trigger
+    assert metadata["messages_landed"] == 1204
+    assert landed_ids(clean_warehouse) == sorted(ids)
+    assert sorted(r for (r,) in clean_warehouse.fetch_all("SELECT reason FROM raw.quarantined_events")) == sorted(
+        ["invalid_json", "not_an_object", "invalid_utf8", "unknown_object_type"]
+    )
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["every_message_is_accounted_for"].passed
+    assert checks["quarantine_rate_is_low"].passed  # 4 of 1204 is under the 1% bar
+    assert checks["quarantine_rate_is_low"].metadata["quarantined"].value == 4
+    # … and a second run with nothing new changes nothing.
+    again = materialize_stream(spark, kafka, clean_warehouse)
+    [second] = again.asset_materializations_for_node("raw_transactions")
+    assert second.metadata["consumed"].value == 0
+    assert landed_ids(clean_warehouse) == sorted(ids)
+
+
+def submit(spark: SparkResource, kafka: KafkaResource, postgres: PostgresResource, trigger: str) -> subprocess.Popen:
+    command = spark.submit_command(bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic, trigger=trigger,
+                                   fail_on_data_loss=True, interval="200 milliseconds")
+    return subprocess.Popen(command, env={**os.environ, **spark.job_env(postgres.resolved_url())},
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def batches(postgres: PostgresResource) -> int:
+    return postgres.fetch_one("SELECT count(*) FROM ops.stream_batches")[0]
+
+
+def test_kill_9_mid_stream_then_restart_loses_nothing_and_duplicates_nothing(
+    clean_warehouse: PostgresResource, kafka: KafkaResource, spark: SparkResource
+):
+    ids = publish_charges(kafka, 6000)
+    stream = submit(spark, kafka, clean_warehouse, "processing-time")
+    wait_for(lambda: batches(clean_warehouse) >= 2, 120, "two committed batches")
+    os.killpg(stream.pid, signal.SIGKILL)
+    stream.wait(30)
+    assert len(landed_ids(clean_warehouse)) < 6000, "the job finished before it was killed"
+
+    restarted = submit(spark, kafka, clean_warehouse, "available-now")
+    output, _ = restarted.communicate(timeout=300)
+    assert restarted.returncode == 0, output
+
+    assert landed_ids(clean_warehouse) == sorted(ids)
+    consumed, accounted = clean_warehouse.fetch_one(
+        "SELECT sum(consumed), sum(inserted + updated + duplicates + quarantined) FROM ops.stream_batches"
+    )
+    assert consumed == accounted
+    assert clean_warehouse.fetch_one("SELECT sum(inserted) FROM ops.stream_batches")[0] == 6000
+
+
+def test_a_postgres_restart_while_streaming_loses_nothing(
+    clean_warehouse: PostgresResource, kafka: KafkaResource, spark: SparkResource, local_stack
+):
+    ids = publish_charges(kafka, 500, prefix="ch_before_")
+    stream = submit(spark, kafka, clean_warehouse, "processing-time")
+    try:
+        wait_for(lambda: len(landed_ids(clean_warehouse)) == 500, 120, "the first charges to land")
+        local_stack.postgres.stop()
+        ids |= publish_charges(kafka, 500, prefix="ch_during_")
+        time.sleep(2)
+        local_stack.postgres.start()
+        ids |= publish_charges(kafka, 500, prefix="ch_after_")
+        wait_for(lambda: len(landed_ids(clean_warehouse)) == 1500, 120, "every charge to land after the restart")
+    finally:
+        os.killpg(stream.pid, signal.SIGTERM)
+        stream.wait(60)
+    assert landed_ids(clean_warehouse) == sorted(ids)
+
+
+def test_the_job_refuses_to_start_when_the_broker_is_unreachable(postgres: PostgresResource, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TXSTREAM_POSTGRES_URL", postgres.resolved_url())
+    code = job.main(["--bootstrap", "127.0.0.1:1", "--topic", "t", "--checkpoint", str(tmp_path)])
+    assert code == job.EXIT_PREFLIGHT_FAILED
+    assert "Cannot reach Kafka at 127.0.0.1:1 (TXSTREAM_KAFKA_BOOTSTRAP)" in capsys.readouterr().err
+
+
+def test_the_job_refuses_to_start_when_the_database_is_unreachable(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("TXSTREAM_POSTGRES_URL", "postgresql://u:secret@127.0.0.1:1/db")
+    code = job.main(["--bootstrap", "127.0.0.1:1", "--topic", "t", "--checkpoint", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == job.EXIT_PREFLIGHT_FAILED
+    assert "Cannot connect to PostgreSQL u@127.0.0.1:1/db (TXSTREAM_POSTGRES_URL)" in err
+    assert "secret" not in err
+
+
+def test_spark_resource_refuses_to_submit_without_java(monkeypatch, spark: SparkResource):
+    monkeypatch.setenv("JAVA_HOME", "/nonexistent")
+    with pytest.raises(PreflightError, match="Java was not found"):
+        spark.submit_command(bootstrap="b:9092", topic="t", trigger="available-now", fail_on_data_loss=True)

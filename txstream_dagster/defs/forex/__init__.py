@@ -1,0 +1,1 @@
+"""Forex stage: daily GBP rates for every currency, partitioned by date, with an offline source."""

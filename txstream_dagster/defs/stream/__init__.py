@@ -1,0 +1,1 @@
+"""Kafka → Spark → raw.transactions: the job launched and watched by Dagster."""

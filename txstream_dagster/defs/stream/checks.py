@@ -1,0 +1,106 @@
+"""Checks on `raw_transactions`: every message accounted for, data fresh, quarantine rare."""
+
+import dagster as dg
+
+from txstream_dagster.resources import PostgresResource
+
+FRESHNESS_MAX_MINUTES = 60
+QUARANTINE_RATE_MAX = 0.01
+QUARANTINE_WINDOW = "24 hours"
+
+RECONCILIATION = """
+WITH batches AS (
+    SELECT coalesce(sum(consumed), 0) AS consumed,
+           coalesce(sum(inserted), 0) AS inserted,
+           coalesce(sum(updated), 0) AS updated,
+           coalesce(sum(duplicates), 0) AS duplicates,
+           coalesce(sum(quarantined), 0) AS quarantined
+    FROM ops.stream_batches
+), ranges AS (
+    SELECT r.topic_id, r.partition, r."from", r."to", r.count,
+           lag(r."to") OVER (PARTITION BY b.kafka_topic, r.topic_id, r.partition ORDER BY r."from") AS previous_to
+    FROM ops.stream_batches b,
+         jsonb_to_recordset(b.offset_ranges) AS r(topic_id text, partition int, "from" bigint, "to" bigint, count bigint)
+)
+SELECT b.*,
+       (SELECT coalesce(sum(count), 0) FROM ranges) AS messages_in_ranges,
+       (SELECT count(*) FROM ranges WHERE "from" <= previous_to) AS overlapping_ranges,
+       (SELECT count(*) FROM ranges WHERE "from" > previous_to + 1) AS gaps,
+       (SELECT count(*) FROM raw.transactions) AS rows_held,
+       (SELECT count(*) FROM raw.quarantined_events) AS quarantine_held
+FROM batches b
+"""
+
+
+@dg.asset_check(asset="raw_transactions", blocking=True, description=(
+    "Every message the stream consumed is a row inserted, updated, a duplicate or quarantined; "
+    "no offset range was applied twice; the tables hold exactly what the batches say they wrote."
+))
+def every_message_is_accounted_for(postgres: PostgresResource) -> dg.AssetCheckResult:
+    with postgres.connect() as conn:
+        cur = conn.execute(RECONCILIATION)
+        figures = dict(zip([c.name for c in cur.description], cur.fetchone()))
+    figures = {k: int(v) for k, v in figures.items()}
+    problems = []
+    accounted = figures["inserted"] + figures["updated"] + figures["duplicates"] + figures["quarantined"]
+    if figures["consumed"] != accounted:
+        problems.append(f"consumed {figures['consumed']} ≠ inserted+updated+duplicates+quarantined {accounted}")
+    if figures["messages_in_ranges"] != figures["consumed"]:
+        problems.append(f"offset ranges cover {figures['messages_in_ranges']} messages, batches consumed {figures['consumed']}")
+    if figures["overlapping_ranges"]:
+        problems.append(f"{figures['overlapping_ranges']} offset ranges overlap an earlier batch")
+    if figures["rows_held"] != figures["inserted"]:
+        problems.append(f"raw.transactions holds {figures['rows_held']} rows but batches inserted {figures['inserted']}")
+    if figures["quarantine_held"] != figures["quarantined"]:
+        problems.append(f"quarantine holds {figures['quarantine_held']} rows but batches quarantined {figures['quarantined']}")
+    return dg.AssetCheckResult(
+        passed=not problems,
+        metadata={**figures, "problems": "; ".join(problems) or "none"},
+        description="; ".join(problems) or None,
+    )
+
+
+@dg.asset_check(asset="raw_transactions", description=(
+    f"The newest event landed is at most {FRESHNESS_MAX_MINUTES} minutes old."
+))
+def newest_event_is_fresh(postgres: PostgresResource) -> dg.AssetCheckResult:
+    newest, age_minutes = postgres.fetch_one(
+        "SELECT max(event_time), extract(epoch FROM now() - max(event_time)) / 60 FROM raw.transactions"
+    )
+    if newest is None:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
+                                   description="raw.transactions is empty: nothing has landed yet")
+    return dg.AssetCheckResult(
+        passed=float(age_minutes) <= FRESHNESS_MAX_MINUTES,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"newest_event_time": newest.isoformat(), "age_minutes": round(float(age_minutes), 1)},
+    )
+
+
+@dg.asset_check(asset="raw_transactions", description=(
+    f"Under {QUARANTINE_RATE_MAX:.0%} of the messages consumed in the last {QUARANTINE_WINDOW} were quarantined."
+))
+def quarantine_rate_is_low(postgres: PostgresResource) -> dg.AssetCheckResult:
+    consumed, quarantined = postgres.fetch_one(
+        "SELECT coalesce(sum(consumed), 0), coalesce(sum(quarantined), 0) FROM ops.stream_batches "
+        "WHERE committed_at > now() - %s::interval",
+        [QUARANTINE_WINDOW],
+    )
+    reasons = postgres.fetch_all(
+        "SELECT reason, count(*) FROM raw.quarantined_events WHERE quarantined_at > now() - %s::interval "
+        "GROUP BY reason ORDER BY count(*) DESC",
+        [QUARANTINE_WINDOW],
+    )
+    rate = quarantined / consumed if consumed else 0.0
+    return dg.AssetCheckResult(
+        passed=rate <= QUARANTINE_RATE_MAX,
+        metadata={
+            "consumed": int(consumed),
+            "quarantined": int(quarantined),
+            "rate": round(rate, 5),
+            "reasons": dg.MetadataValue.json({reason: n for reason, n in reasons}),
+        },
+        description=None if rate <= QUARANTINE_RATE_MAX else (
+            f"{rate:.2%} of messages were quarantined; see raw.quarantined_events for what producers sent wrong"
+        ),
+    )

@@ -1,0 +1,18 @@
+import dagster as dg
+
+from txstream_dagster.defs.stream.assets import raw_transactions
+from txstream_dagster.defs.stream.checks import (
+    every_message_is_accounted_for,
+    newest_event_is_fresh,
+    quarantine_rate_is_low,
+)
+from txstream_dagster.defs.stream.resources import SparkResource
+from txstream_dagster.defs.stream.sensors import stream_catch_up_job, stream_lag_sensor
+
+defs = dg.Definitions(
+    assets=[raw_transactions],
+    asset_checks=[every_message_is_accounted_for, newest_event_is_fresh, quarantine_rate_is_low],
+    jobs=[stream_catch_up_job],
+    sensors=[stream_lag_sensor],
+    resources={"spark": SparkResource.from_settings(), "pipes_subprocess_client": dg.PipesSubprocessClient()},
+)

@@ -1,0 +1,72 @@
+"""Where the stream is: committed offsets in PostgreSQL against the topic's end offsets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from txstream_dagster.resources import PostgresResource
+from txstream_dagster.settings import Settings
+from txstream_spark.preflight import stream_lock_key
+
+
+@dataclass(frozen=True)
+class CommittedOffsets:
+    topic_id: str | None
+    next_offsets: dict[int, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.next_offsets.values())
+
+
+def committed_offsets(postgres: PostgresResource, topic: str) -> CommittedOffsets:
+    rows = postgres.fetch_all(
+        "SELECT kafka_partition, next_offset, kafka_topic_id FROM ops.stream_offsets WHERE kafka_topic = %s",
+        [topic],
+    )
+    topic_ids = {topic_id for _, _, topic_id in rows}
+    return CommittedOffsets(
+        topic_id=topic_ids.pop() if len(topic_ids) == 1 else None,
+        next_offsets={partition: offset for partition, offset, _ in rows},
+    )
+
+
+def lag_by_partition(end_offsets: dict[int, int], committed: CommittedOffsets, topic_id: str | None) -> dict[int, int]:
+    """Messages not yet landed, per partition. Pure.
+
+    Offsets committed for another incarnation of the topic (recreated under the
+    same name) count for nothing: everything in the new topic is lag.
+    """
+    same_topic = committed.topic_id in (None, "", topic_id) or topic_id is None
+    return {
+        partition: max(0, end - (committed.next_offsets.get(partition, 0) if same_topic else 0))
+        for partition, end in sorted(end_offsets.items())
+    }
+
+
+def record_lag(postgres: PostgresResource, topic: str, end_offsets: dict[int, int], lag: dict[int, int]) -> None:
+    with postgres.connect() as conn, conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO ops.stream_lag (kafka_topic, kafka_partition, end_offset, committed_offset)
+               VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING""",
+            [(topic, p, end, end - lag[p]) for p, end in end_offsets.items()],
+        )
+        # Lag history is for dashboards; a week is plenty and keeps the table small.
+        cur.execute("DELETE FROM ops.stream_lag WHERE observed_at < now() - interval '7 days'")
+
+
+def stream_running(postgres: PostgresResource, checkpoint: str) -> bool:
+    """True when a stream query holds the checkpoint's lock (a catch-up run or continuous mode)."""
+    key = stream_lock_key(checkpoint)
+    with postgres.connect(autocommit=True) as conn:
+        acquired = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [key]).fetchone()[0]
+        if acquired:
+            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [key])
+    return not acquired
+
+
+def fail_on_data_loss(settings: Settings) -> bool:
+    """Stop on lost offsets, except with the embedded broker: it loses topics by design when it restarts."""
+    if settings.stream_fail_on_data_loss is not None:
+        return settings.stream_fail_on_data_loss
+    return bool(settings.kafka_bootstrap)

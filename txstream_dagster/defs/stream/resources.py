@@ -1,0 +1,82 @@
+"""Spark, as the stream stage uses it: how to submit the streaming job to any cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+import txstream_spark
+from txstream_dagster.settings import get_settings
+from txstream_spark.preflight import check_java
+
+JOB_SCRIPT = Path(txstream_spark.__file__).parent / "main.py"
+
+
+class SparkResource(dg.ConfigurableResource):
+    """Submits `spark/txstream_spark/main.py` with spark-submit to `master` (local[N], spark://, k8s://)."""
+
+    master: str = "local[2]"
+    kafka_source: str = "auto"
+    max_offsets_per_trigger: int = 20_000
+    checkpoint_root: str | None = None
+    driver_memory: str = "1g"
+    spark_conf: dict[str, str] = {}
+
+    @classmethod
+    def from_settings(cls) -> SparkResource:
+        settings = get_settings()
+        return cls(
+            master=settings.spark_master,
+            kafka_source=settings.spark_kafka_source,
+            max_offsets_per_trigger=settings.spark_max_offsets_per_trigger,
+            checkpoint_root=settings.spark_checkpoint_dir,
+        )
+
+    @property
+    def is_local(self) -> bool:
+        return self.master.startswith("local")
+
+    def checkpoint_for(self, topic: str) -> str:
+        root = self.checkpoint_root or str(get_settings().data_dir / "spark" / "checkpoints")
+        return f"{root.rstrip('/')}/{topic}"
+
+    def _job_package(self) -> str:
+        """txstream_spark zipped for --py-files: what a cluster's executors import."""
+        target = get_settings().data_dir / "spark" / "txstream_spark"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        package = Path(txstream_spark.__file__).parent
+        return shutil.make_archive(str(target), "zip", root_dir=package.parent, base_dir=package.name)
+
+    def submit_command(
+        self, *, bootstrap: str, topic: str, trigger: str, fail_on_data_loss: bool, interval: str = "1 second"
+    ) -> list[str]:
+        check_java()
+        spark_submit = shutil.which("spark-submit", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        if spark_submit is None:
+            raise RuntimeError("spark-submit was not found: install pyspark in this environment or put Spark's bin on PATH.")
+        command = [spark_submit, "--master", self.master, "--driver-memory", self.driver_memory,
+                   "--conf", f"spark.pyspark.python={sys.executable}" if self.is_local else "spark.submit.deployMode=client"]
+        for key, value in sorted(self.spark_conf.items()):
+            command += ["--conf", f"{key}={value}"]
+        if not self.is_local:
+            command += ["--py-files", self._job_package()]
+        command += [
+            str(JOB_SCRIPT),
+            "--bootstrap", bootstrap,
+            "--topic", topic,
+            "--checkpoint", self.checkpoint_for(topic),
+            "--trigger", trigger,
+            "--interval", interval,
+            "--source", self.kafka_source,
+            "--max-offsets-per-trigger", str(self.max_offsets_per_trigger),
+            "--fail-on-data-loss", str(fail_on_data_loss).lower(),
+        ]
+        return command
+
+    def job_env(self, postgres_url: str) -> dict[str, str]:
+        """The job reads the warehouse URL from its environment, never its command line."""
+        return {"TXSTREAM_POSTGRES_URL": postgres_url, "PYSPARK_PYTHON": sys.executable}

@@ -1,0 +1,74 @@
+"""The Kafka topic of Stripe objects, as an asset: materialising it publishes one batch.
+
+No `from __future__ import annotations` here: Dagster reads the config and resource
+types from the live annotations.
+"""
+
+import random
+
+import dagster as dg
+from pydantic import Field
+
+from txstream_dagster.defs.stripe_source.production import ProductionSummary, publish_synthetic, pull_stripe
+from txstream_dagster.defs.stripe_source.resources import StripeResource
+from txstream_dagster.resources import KafkaResource, PostgresResource
+
+
+class StripeBatchConfig(dg.Config):
+    messages: int = Field(
+        default=10_000, ge=1,
+        description="Synthetic: messages to publish (with history_days: charges, plus their refunds and disputes).",
+    )
+    rate: float = Field(default=0.0, ge=0, description="Synthetic: messages per second; 0 = as fast as Kafka takes them.")
+    seed: int | None = Field(default=None, description="Synthetic: generator seed (same seed, same objects); unset = random.")
+    history_days: int = Field(
+        default=0, ge=0, le=365, description="Synthetic: spread the charges over the last N days instead of streaming from now."
+    )
+
+
+def summary_metadata(summary: ProductionSummary) -> dict[str, dg.MetadataValue]:
+    metadata = {
+        "source": dg.MetadataValue.text(summary.source),
+        "topic": dg.MetadataValue.text(summary.topic),
+        "messages_published": dg.MetadataValue.int(summary.messages),
+        "messages_by_object_type": dg.MetadataValue.json(summary.by_object_type),
+        "events_per_second": dg.MetadataValue.float(round(summary.per_second, 1)),
+        "seconds": dg.MetadataValue.float(round(summary.seconds, 3)),
+        "resent_after_delivery_failure": dg.MetadataValue.int(summary.resent),
+        "partition_end_offsets": dg.MetadataValue.json({str(p): o for p, o in sorted(summary.end_offsets.items())}),
+    }
+    if summary.seed is not None:
+        metadata["seed"] = dg.MetadataValue.int(summary.seed)
+    if summary.cursor_created_gte is not None:
+        metadata["stripe_cursor"] = dg.MetadataValue.timestamp(float(summary.cursor_created_gte))
+        metadata["stripe_rate_limited"] = dg.MetadataValue.int(summary.rate_limited)
+    return metadata
+
+
+@dg.asset(
+    key="stripe_events_topic",
+    group_name="stripe_source",
+    kinds={"kafka", "stripe"},
+    description=(
+        "Kafka topic of Stripe charges, refunds and disputes, one message per object version "
+        "(key = object id, value = Stripe's JSON). Materialising publishes a batch: everything new in "
+        "Stripe since the cursor when STRIPE_API_KEY is set, synthetic objects otherwise."
+    ),
+)
+def stripe_events_topic(
+    context: dg.AssetExecutionContext,
+    config: StripeBatchConfig,
+    kafka: KafkaResource,
+    postgres: PostgresResource,
+    stripe: StripeResource,
+) -> dg.MaterializeResult:
+    if stripe.configured:
+        context.log.info(f"Pulling new Stripe events ({stripe.mode} mode) into {kafka.topic}")
+        summary = pull_stripe(kafka, stripe, postgres)
+    else:
+        seed = config.seed if config.seed is not None else random.randrange(2**31)
+        context.log.info(f"STRIPE_API_KEY is not set: publishing synthetic objects (seed {seed}) to {kafka.topic}")
+        summary = publish_synthetic(
+            kafka, seed=seed, count=config.messages, rate=config.rate or None, history_days=config.history_days
+        )
+    return dg.MaterializeResult(metadata=summary_metadata(summary))

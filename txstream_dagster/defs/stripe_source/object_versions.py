@@ -1,0 +1,12 @@
+"""What every source hands the publisher: one observed version of one Stripe object."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+
+class ObjectVersion(NamedTuple):
+    object_type: str        # charge | refund | dispute (event_contract.OBJECT_TYPES)
+    object_id: str          # the Kafka key: every version of an object lands on one partition
+    event_time_ms: int      # when this version was observed; later versions are later
+    payload: dict[str, Any]  # the object exactly as Stripe returns it

@@ -1,0 +1,161 @@
+"""One production run into the topic — synthetic or pulled from Stripe — and its summary.
+
+Shared by the `stripe_events_topic` asset (one batch) and `txstream produce`
+(continuous), so both publish exactly the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from itertools import islice
+
+from txstream_dagster.defs.stripe_source.cursors import CursorStore
+from txstream_dagster.defs.stripe_source.object_versions import ObjectVersion
+from txstream_dagster.defs.stripe_source.publisher import Publisher, PublishReport
+from txstream_dagster.defs.stripe_source.resources import StripeResource
+from txstream_dagster.defs.stripe_source.stripe_api import StripeApi, sync_events
+from txstream_dagster.defs.stripe_source.synthetic_charges import DAY_MS, SyntheticStripe
+from txstream_dagster.resources import KafkaResource, PostgresResource
+from txstream_dagster.settings import get_settings
+
+# Without a target rate, stream timestamps still advance as if charges came at this rate.
+UNTHROTTLED_STREAM_RATE = 5_000.0
+# Pacing and stop checks run every this many messages, not on each one.
+METER_EVERY = 64
+
+
+@dataclass
+class ProductionSummary:
+    source: str               # synthetic | stripe
+    topic: str
+    messages: int = 0
+    by_object_type: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    resent: int = 0           # deliveries Kafka failed once and that were sent again
+    end_offsets: dict[int, int] = field(default_factory=dict)
+    seed: int | None = None           # synthetic: reproduces the run
+    cursor_created_gte: int | None = None  # stripe: where the next pull starts (epoch seconds)
+    rate_limited: int = 0             # stripe: 429s absorbed by back-off
+
+    @property
+    def per_second(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+    def add(self, report: PublishReport) -> None:
+        self.messages += report.messages
+        self.resent += report.resent
+        for object_type, count in report.by_object_type.items():
+            self.by_object_type[object_type] = self.by_object_type.get(object_type, 0) + count
+
+
+def metered(
+    versions: Iterable[ObjectVersion],
+    *,
+    rate: float | None = None,
+    deadline: float | None = None,
+    stop: threading.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[ObjectVersion]:
+    """`versions` at no more than `rate` per second, until `deadline` (a `clock()` value) or `stop` is set."""
+    started = clock()
+    for sent, version in enumerate(versions):
+        if sent % METER_EVERY == 0:
+            now = clock()
+            if (deadline is not None and now >= deadline) or (stop is not None and stop.is_set()):
+                return
+            if rate:
+                ahead = started + sent / rate - now
+                if ahead > 0:
+                    sleep(ahead)
+        yield version
+
+
+def ensure_topic(kafka: KafkaResource) -> bool:
+    settings = get_settings()
+    return kafka.ensure_topic(settings.topic_partitions, settings.topic_replication)
+
+
+def publish_synthetic(
+    kafka: KafkaResource,
+    *,
+    seed: int,
+    count: int | None = None,
+    rate: float | None = None,
+    history_days: int = 0,
+    deadline: float | None = None,
+    stop: threading.Event | None = None,
+    progress: Callable[[int], None] | None = None,
+    now_ms: int | None = None,
+) -> ProductionSummary:
+    """Synthetic objects into the topic.
+
+    history_days > 0: `count` charges spread over the last `history_days` days, then
+    their refunds and disputes. Otherwise a stream from now: `count` messages, or
+    until `deadline`/`stop`. `rate` (messages/s) paces publishing; None = flat out.
+    """
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    generator = SyntheticStripe(seed)
+    if history_days > 0:
+        if not count:
+            raise ValueError("a synthetic history needs a number of charges (--count / messages)")
+        versions: Iterable[ObjectVersion] = generator.history(now_ms - history_days * DAY_MS, now_ms, count)
+    else:
+        if not count and deadline is None and stop is None:
+            raise ValueError("a synthetic stream needs an end: a message count, a duration or a stop signal")
+        versions = generator.stream(now_ms, rate or UNTHROTTLED_STREAM_RATE)
+        if count:
+            versions = islice(versions, count)
+    ensure_topic(kafka)
+    summary = ProductionSummary("synthetic", kafka.topic, seed=seed)
+    started = time.perf_counter()
+    with closing(kafka.producer()) as producer:
+        report = Publisher(producer, kafka.topic, "synthetic").publish(
+            metered(versions, rate=rate, deadline=deadline, stop=stop), progress
+        )
+    summary.seconds = time.perf_counter() - started
+    summary.add(report)
+    summary.end_offsets = kafka.end_offsets()
+    return summary
+
+
+def stripe_api(stripe: StripeResource) -> StripeApi:
+    return StripeApi(stripe.client(), stripe.api_key, stripe.api_base)
+
+
+def pull_stripe(
+    kafka: KafkaResource,
+    stripe: StripeResource,
+    postgres: PostgresResource,
+    *,
+    progress: Callable[[int], None] | None = None,
+    summary: ProductionSummary | None = None,
+) -> ProductionSummary:
+    """Everything Stripe recorded since the cursor, into the topic; the cursor moves after Kafka acknowledged.
+
+    Pass the `summary` of earlier pulls to accumulate a continuous run.
+    """
+    api = stripe_api(stripe)
+    ensure_topic(kafka)
+    summary = summary or ProductionSummary("stripe", kafka.topic)
+    started = time.perf_counter()
+    with closing(kafka.producer()) as producer:
+        publisher = Publisher(producer, kafka.topic, "stripe")
+        report = sync_events(
+            api, publisher, CursorStore(postgres, source=f"stripe-{stripe.mode}"),
+            now_s=int(time.time()),
+            backfill_days=stripe.backfill_days,
+            window_seconds=stripe.window_seconds,
+            settle_seconds=stripe.settle_seconds,
+            progress=progress,
+        )
+    summary.seconds += time.perf_counter() - started
+    summary.add(report.published)
+    summary.cursor_created_gte = report.cursor_to
+    summary.rate_limited += api.rate_limited
+    summary.end_offsets = kafka.end_offsets()
+    return summary

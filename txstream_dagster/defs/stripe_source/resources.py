@@ -1,0 +1,59 @@
+"""The Stripe account the source pulls from: its key, where its API is, how patiently to call it."""
+
+from __future__ import annotations
+
+import dagster as dg
+import stripe
+from pydantic import Field
+
+from txstream_dagster.resources import env_var_if_set
+from txstream_dagster.settings import get_settings
+
+# Stripe writes every account's test and live data apart; a cursor belongs to one of them.
+KEY_MODES = {"sk_test_": "test", "rk_test_": "test", "sk_live_": "live", "rk_live_": "live"}
+
+
+class StripeResource(dg.ConfigurableResource):
+    """A Stripe account. `api_key` comes from STRIPE_API_KEY as a Dagster EnvVar, never a literal;
+    unset means the source runs synthetic."""
+
+    api_key: str | None = Field(default=None, description="Stripe secret or restricted key (from STRIPE_API_KEY).")
+    api_base: str | None = Field(
+        default=None, description="Stripe API base URL; unset → https://api.stripe.com (TXSTREAM_STRIPE_API_BASE)."
+    )
+    max_network_retries: int = Field(
+        default=4, ge=0, description="Retries of connection errors and 5xx, with the stripe library's back-off."
+    )
+    backfill_days: int = Field(
+        default=30, ge=0, le=30, description="First pull starts this many days back (Stripe keeps events 30 days)."
+    )
+    settle_seconds: int = Field(
+        default=15, ge=0, description="Events younger than this wait for the next pull (list results settle)."
+    )
+    window_seconds: int = Field(default=3_600, ge=1, description="Events pulled and published per cursor step.")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.api_key)
+
+    @property
+    def mode(self) -> str:
+        """`test` or `live`, from the key's prefix (the same account's two separate data sets)."""
+        for prefix, mode in KEY_MODES.items():
+            if (self.api_key or "").startswith(prefix):
+                return mode
+        return "unknown"
+
+    def client(self) -> stripe.StripeClient:
+        if not self.api_key:
+            raise RuntimeError("STRIPE_API_KEY is not set: the Stripe source needs a secret or restricted key.")
+        return stripe.StripeClient(
+            self.api_key,
+            base_addresses={"api": self.api_base} if self.api_base else None,
+            max_network_retries=self.max_network_retries,
+        )
+
+
+def stripe_resource_from_env() -> StripeResource:
+    key = env_var_if_set("STRIPE_API_KEY") or env_var_if_set("TXSTREAM_STRIPE_API_KEY")
+    return StripeResource(api_key=key, api_base=get_settings().stripe_api_base)

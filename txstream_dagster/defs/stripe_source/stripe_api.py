@@ -1,0 +1,234 @@
+"""Real Stripe: an incremental pull of charge, refund and dispute versions from the Events API.
+
+Why events and not `GET /v1/charges` + `/v1/refunds` + `/v1/disputes`: the list
+endpoints return each object as it is *now*, filtered on when it was *created*,
+so a charge refunded or disputed after the last pull is never seen again and a
+dispute's outcome (won/lost) never arrives. `GET /v1/events` returns every
+version (charge.succeeded, charge.refunded, charge.dispute.closed, refund.created,
+…) with the time Stripe observed it — exactly one Kafka message each — through one
+cursor. Its limit: Stripe keeps events for 30 days, so the first pull reaches back
+at most that far.
+
+How the cursor moves: time is cut into half-open windows [gte, lt) of whole
+seconds that end at least `settle_seconds` in the past (list results settle a
+moment after a write). A window is paged through completely (`created[gte]`,
+`created[lt]`, `starting_after`), published oldest first, and only when Kafka has
+acknowledged all of it does the cursor move to its end. A crash replays at most
+one window; a clean restart publishes nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import stripe
+
+from txstream_dagster.defs.stripe_source.cursors import CursorStore
+from txstream_dagster.defs.stripe_source.object_versions import ObjectVersion
+from txstream_dagster.defs.stripe_source.publisher import Publisher, PublishReport
+from txstream_spark.event_contract import OBJECT_TYPES
+
+log = logging.getLogger(__name__)
+
+# Every event whose data.object is a charge, refund or dispute (the Events API takes up to 20 types).
+EVENT_TYPES = (
+    "charge.captured", "charge.expired", "charge.failed", "charge.pending", "charge.refunded",
+    "charge.succeeded", "charge.updated",
+    "charge.dispute.closed", "charge.dispute.created", "charge.dispute.funds_reinstated",
+    "charge.dispute.funds_withdrawn", "charge.dispute.updated",
+    "charge.refund.updated", "refund.created", "refund.updated", "refund.failed",
+)
+EVENT_RETENTION_DAYS = 30
+PAGE_SIZE = 100
+RATE_LIMIT_RETRIES = 8
+RATE_LIMIT_BACKOFF_FIRST_S = 1.0
+RATE_LIMIT_BACKOFF_MAX_S = 60.0
+
+
+class StripeSourceError(RuntimeError):
+    """Stripe refused the pull for a reason retrying will not fix (key, permission, request)."""
+
+
+class StripeUnavailable(StripeSourceError):
+    """Stripe could not be reached or kept failing after every retry; the next pull may succeed."""
+
+
+class CardDeclined(StripeSourceError):
+    """Creating a charge: the card was declined (Stripe keeps the failed charge)."""
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from a `Retry-After: <seconds>` header, if Stripe sent one."""
+    value = _header(headers, "retry-after")
+    try:
+        return max(float(value), 0.0) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to our own back-off
+
+
+class StripeApi:
+    """Calls to one Stripe account, with Stripe's failures turned into errors that say what to do.
+
+    Connection errors and 5xx are retried by the stripe library (`max_network_retries`,
+    exponential back-off). It retries a 429 only when Stripe sends `Stripe-Should-Retry:
+    true` and ignores `Retry-After`, so rate limits are retried here: `Retry-After` when
+    present, else exponential back-off with jitter.
+    """
+
+    def __init__(self, client: stripe.StripeClient, api_key: str, api_base: str | None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.client = client
+        self._api_key = api_key
+        self.api_base = api_base or stripe.DEFAULT_API_BASE
+        self.sleep = sleep
+        self.rate_limited = 0  # 429s absorbed, for the run's metadata
+
+    def request(self, method: str, path: str, **params: Any) -> dict[str, Any]:
+        for attempt in range(1, RATE_LIMIT_RETRIES + 2):
+            try:
+                return orjson.loads(self.client.raw_request(method, path, **params).body)
+            except stripe.RateLimitError as exc:
+                self.rate_limited += 1
+                if attempt > RATE_LIMIT_RETRIES or _header(exc.headers, "stripe-should-retry") == "false":
+                    raise StripeUnavailable(
+                        f"Stripe kept rate-limiting {method.upper()} {path} (HTTP 429) after {attempt} attempts: "
+                        "another integration may be using this account's request budget; try again later."
+                    ) from None
+                delay = retry_after_seconds(exc.headers)
+                if delay is None:
+                    delay = min(RATE_LIMIT_BACKOFF_FIRST_S * 2 ** (attempt - 1), RATE_LIMIT_BACKOFF_MAX_S)
+                    delay *= random.uniform(0.5, 1.0)
+                log.warning("Stripe rate limit on %s %s; retrying in %.1f s", method.upper(), path, delay)
+                self.sleep(min(delay, RATE_LIMIT_BACKOFF_MAX_S))
+            except stripe.StripeError as exc:
+                raise self._explain(exc, method, path) from None
+        raise AssertionError("unreachable")
+
+    def _explain(self, exc: stripe.StripeError, method: str, path: str) -> StripeSourceError:
+        detail = self._scrub(exc.user_message or str(exc) or type(exc).__name__)
+        call = f"{method.upper()} {path}"
+        if isinstance(exc, stripe.AuthenticationError):
+            return StripeSourceError(
+                f"Stripe rejected STRIPE_API_KEY (HTTP 401 on {call}: {detail}). "
+                "Set STRIPE_API_KEY to a valid secret key (sk_test_… / sk_live_…) of the account to ingest."
+            )
+        if isinstance(exc, stripe.PermissionError):
+            return StripeSourceError(
+                f"STRIPE_API_KEY may not call {call} (HTTP 403: {detail}). A restricted key (rk_…) needs "
+                "read access to Events, Charges, Refunds and Disputes (write access to Charges for "
+                "--create-test-charges)."
+            )
+        if isinstance(exc, stripe.CardError):
+            return CardDeclined(f"Stripe declined {call}: {detail}")
+        if isinstance(exc, stripe.InvalidRequestError):
+            param = f" (parameter {exc.param!r})" if getattr(exc, "param", None) else ""
+            return StripeSourceError(
+                f"Stripe rejected {call} as invalid{param}: {detail}. If TXSTREAM_STRIPE_API_BASE is set, "
+                "check that it points at the Stripe API."
+            )
+        if isinstance(exc, stripe.APIConnectionError):
+            return StripeUnavailable(
+                f"Cannot reach Stripe at {self.api_base} for {call} after retries: {detail}. "
+                "Check the network (or TXSTREAM_STRIPE_API_BASE); the cursor did not move."
+            )
+        return StripeUnavailable(
+            f"Stripe failed {call} (HTTP {exc.http_status}) after retries: {detail}. "
+            "The cursor did not move; the next pull tries again."
+        )
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+    def events_between(self, gte: int, lt: int) -> list[dict[str, Any]]:
+        """Every event of EVENT_TYPES created in [gte, lt), oldest first."""
+        events: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": PAGE_SIZE, "created": {"gte": gte, "lt": lt}, "types": list(EVENT_TYPES)}
+        while True:
+            page = self.request("get", "/v1/events", **params)
+            events.extend(page["data"])
+            if not page["has_more"] or not page["data"]:
+                break
+            params["starting_after"] = page["data"][-1]["id"]
+        events.reverse()  # Stripe lists newest first
+        return events
+
+
+def versions_from_events(events: list[dict[str, Any]]) -> list[ObjectVersion]:
+    """The charge, refund and dispute in each event (oldest first), with its observation time.
+
+    Stripe's `created` has whole seconds: versions observed within one second keep
+    Stripe's order and are spaced 1 ms apart, so a later version always has a later
+    event time.
+    """
+    versions = []
+    previous_second, within_second = None, 0
+    for event in events:
+        obj = event["data"]["object"]
+        if obj.get("object") not in OBJECT_TYPES:
+            continue
+        second = event["created"]
+        within_second = within_second + 1 if second == previous_second else 0
+        previous_second = second
+        versions.append(ObjectVersion(obj["object"], obj["id"], second * 1000 + min(within_second, 999), obj))
+    return versions
+
+
+def cursor_stream(topic: str) -> str:
+    return f"events:{topic}"
+
+
+@dataclass
+class SyncReport:
+    windows: int = 0
+    events: int = 0
+    published: PublishReport = field(default_factory=PublishReport)
+    cursor_from: int | None = None
+    cursor_to: int | None = None
+
+
+def sync_events(
+    api: StripeApi,
+    publisher: Publisher,
+    cursors: CursorStore,
+    *,
+    now_s: int,
+    backfill_days: int,
+    window_seconds: int,
+    settle_seconds: int,
+    progress: Callable[[int], None] | None = None,
+) -> SyncReport:
+    """Publish every event from the cursor up to `now_s - settle_seconds`, moving the cursor window by window."""
+    stream = cursor_stream(publisher.topic)
+    position = cursors.load(stream)
+    oldest_kept = now_s - EVENT_RETENTION_DAYS * 86_400
+    gte = position["created_gte"] if position else now_s - backfill_days * 86_400
+    if position and gte < oldest_kept:
+        log.warning(
+            "The Stripe cursor (%s) is older than the %d days Stripe keeps events: events before %s are gone "
+            "from the Events API and will be missing.", gte, EVENT_RETENTION_DAYS, oldest_kept,
+        )
+    horizon = now_s - settle_seconds
+    report = SyncReport(cursor_from=gte, cursor_to=gte)
+    while gte < horizon:
+        lt = min(gte + window_seconds, horizon)
+        events = api.events_between(gte, lt)
+        versions = versions_from_events(events)
+        report.published.add(publisher.publish(versions, progress))  # returns once Kafka acknowledged all
+        cursors.save(stream, {"created_gte": lt})
+        report.windows += 1
+        report.events += len(events)
+        report.cursor_to = gte = lt
+    return report
