@@ -1,0 +1,67 @@
+# syntax=docker/dockerfile:1
+# The txstream code image: the Dagster code server, webserver and daemon, and
+# every run (which is also the Spark driver: the stream asset runs spark-submit
+# in client mode, so this image carries Java, PySpark and the Kafka connector).
+#
+#   docker build -f deploy/docker/dagster.Dockerfile -t txstream-dagster .
+#
+# Build from the repository root. SPARK_VERSION must equal the Spark image's:
+# PySpark refuses executors of another version.
+ARG PYTHON_VERSION=3.12
+FROM python:${PYTHON_VERSION}-slim-bookworm
+
+ARG SPARK_VERSION=4.3.0
+ARG MAVEN_REPOSITORY=https://repo1.maven.org/maven2
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    # The same venv path as in the Spark image: PySpark tells executors to run
+    # the driver's interpreter path (PYSPARK_PYTHON = sys.executable).
+    VIRTUAL_ENV=/opt/txstream/venv \
+    PATH=/opt/txstream/venv/bin:$PATH \
+    DAGSTER_HOME=/opt/dagster/dagster_home \
+    TXSTREAM_DATA_DIR=/var/lib/txstream
+
+# Java runs the Spark driver; tini reaps the run workers Dagster forks.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends openjdk-17-jre-headless tini \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN groupadd --system --gid 10001 dagster \
+    && useradd --system --uid 10001 --gid dagster --home-dir /opt/dagster --shell /usr/sbin/nologin dagster \
+    && python -m venv "$VIRTUAL_ENV"
+
+WORKDIR /opt/txstream/app
+
+# Dependencies first, against empty packages, so a code change does not
+# rebuild PySpark (a source build of about a minute). The editable install
+# points at these folders; the code copied below is what gets imported.
+COPY pyproject.toml README.md ./
+RUN mkdir -p txstream_dagster spark/txstream_spark \
+    && touch txstream_dagster/__init__.py spark/txstream_spark/__init__.py \
+    && pip install -e . "pyspark[sql]==${SPARK_VERSION}"
+
+COPY txstream_dagster ./txstream_dagster
+COPY spark ./spark
+COPY dbt_project ./dbt_project
+
+COPY deploy/docker/fetch_kafka_connector.py /tmp/fetch_kafka_connector.py
+RUN python /tmp/fetch_kafka_connector.py --repository "$MAVEN_REPOSITORY" \
+        --jars-dir "$(python -c 'import pathlib, pyspark; print(pathlib.Path(pyspark.__file__).parent / "jars")')" \
+    && rm /tmp/fetch_kafka_connector.py
+
+COPY deploy/dagster/dagster.yaml deploy/dagster/workspace.yaml ${DAGSTER_HOME}/
+
+# The code stays root-owned (read-only for the app); only data, Dagster's
+# local files and dbt's build output are writable.
+RUN mkdir -p "$TXSTREAM_DATA_DIR" /opt/dagster/compute_logs dbt_project/target dbt_project/logs \
+    && chown -R dagster:dagster "$TXSTREAM_DATA_DIR" "$DAGSTER_HOME" /opt/dagster/compute_logs \
+        dbt_project/target dbt_project/logs
+
+USER dagster
+EXPOSE 3000 4000
+ENTRYPOINT ["tini", "--"]
+CMD ["dagster", "code-server", "start", "--host", "0.0.0.0", "--port", "4000", \
+     "--module-name", "txstream_dagster.definitions", "--location-name", "txstream"]
