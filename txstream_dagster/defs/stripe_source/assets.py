@@ -35,7 +35,7 @@ def summary_metadata(summary: ProductionSummary) -> dict[str, dg.MetadataValue]:
         "events_per_second": dg.MetadataValue.float(round(summary.per_second, 1)),
         "seconds": dg.MetadataValue.float(round(summary.seconds, 3)),
         "resent_after_delivery_failure": dg.MetadataValue.int(summary.resent),
-        "partition_end_offsets": dg.MetadataValue.json({str(p): o for p, o in sorted(summary.end_offsets.items())}),
+        "end_offsets": dg.MetadataValue.json({str(p): o for p, o in sorted(summary.end_offsets.items())}),
     }
     if summary.seed is not None:
         metadata["seed"] = dg.MetadataValue.int(summary.seed)

@@ -24,7 +24,7 @@ from txstream_dagster.settings import get_settings
 
 # Without a target rate, stream timestamps still advance as if charges came at this rate.
 UNTHROTTLED_STREAM_RATE = 5_000.0
-# Pacing and stop checks run every this many messages, not on each one.
+# Fast streams are paced, and checked for their end, every this many messages rather than each one.
 METER_EVERY = 64
 
 
@@ -63,15 +63,17 @@ def metered(
 ) -> Iterator[ObjectVersion]:
     """`versions` at no more than `rate` per second, until `deadline` (a `clock()` value) or `stop` is set."""
     started = clock()
+    # Slow rates are paced message by message, fast ones in bursts of up to METER_EVERY (≤ 50 bursts/s).
+    every = max(1, min(METER_EVERY, int(rate / 50))) if rate else METER_EVERY
     for sent, version in enumerate(versions):
-        if sent % METER_EVERY == 0:
-            now = clock()
-            if (deadline is not None and now >= deadline) or (stop is not None and stop.is_set()):
-                return
+        if sent % every == 0:
             if rate:
-                ahead = started + sent / rate - now
+                now = clock()
+                ahead = min(started + sent / rate, deadline if deadline is not None else float("inf")) - now
                 if ahead > 0:
                     sleep(ahead)
+            if (deadline is not None and clock() >= deadline) or (stop is not None and stop.is_set()):
+                return
         yield version
 
 

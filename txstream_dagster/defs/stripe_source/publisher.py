@@ -63,17 +63,11 @@ class PublishReport:
     messages: int = 0
     by_object_type: Counter = field(default_factory=Counter)
     resent: int = 0          # deliveries that failed once and were sent again
-    seconds: float = 0.0
-
-    @property
-    def per_second(self) -> float:
-        return self.messages / self.seconds if self.seconds else 0.0
 
     def add(self, other: PublishReport) -> None:
         self.messages += other.messages
         self.by_object_type.update(other.by_object_type)
         self.resent += other.resent
-        self.seconds += other.seconds
 
 
 class Publisher:
@@ -98,7 +92,6 @@ class Publisher:
     ) -> PublishReport:
         """Send every version and wait until Kafka acknowledged all of them; `progress(n)` after each chunk."""
         report = PublishReport()
-        started = time.perf_counter()
         messages = (encode(version, self.source) for version in versions)
         for chunk in _chunks(messages, self.chunk_size):
             report.resent += self._deliver(chunk)
@@ -106,7 +99,6 @@ class Publisher:
             report.by_object_type.update(message.object_type for message in chunk)
             if progress:
                 progress(len(chunk))
-        report.seconds = time.perf_counter() - started
         return report
 
     def _deliver(self, chunk: list[KafkaMessage]) -> int:

@@ -30,7 +30,9 @@ class StripeResource(dg.ConfigurableResource):
     settle_seconds: int = Field(
         default=15, ge=0, description="Events younger than this wait for the next pull (list results settle)."
     )
-    window_seconds: int = Field(default=3_600, ge=1, description="Events pulled and published per cursor step.")
+    window_seconds: int = Field(
+        default=3_600, ge=1, description="Span of the first cursor step; later steps widen when quiet, narrow when busy."
+    )
 
     @property
     def configured(self) -> bool:

@@ -14,7 +14,9 @@ seconds that end at least `settle_seconds` in the past (list results settle a
 moment after a write). A window is paged through completely (`created[gte]`,
 `created[lt]`, `starting_after`), published oldest first, and only when Kafka has
 acknowledged all of it does the cursor move to its end. A crash replays at most
-one window; a clean restart publishes nothing twice.
+one window; a clean restart publishes nothing twice. Windows widen while they
+are quiet (a 30-day backfill of a quiet account takes a dozen calls, not 720)
+and narrow when busy, which bounds the memory one window holds.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ EVENT_TYPES = (
 )
 EVENT_RETENTION_DAYS = 30
 PAGE_SIZE = 100
+MAX_WINDOW_SECONDS = 7 * 86_400
+BUSY_WINDOW_EVENTS = 20_000
 RATE_LIMIT_RETRIES = 8
 RATE_LIMIT_BACKOFF_FIRST_S = 1.0
 RATE_LIMIT_BACKOFF_MAX_S = 60.0
@@ -195,7 +199,6 @@ class SyncReport:
     windows: int = 0
     events: int = 0
     published: PublishReport = field(default_factory=PublishReport)
-    cursor_from: int | None = None
     cursor_to: int | None = None
 
 
@@ -210,7 +213,10 @@ def sync_events(
     settle_seconds: int,
     progress: Callable[[int], None] | None = None,
 ) -> SyncReport:
-    """Publish every event from the cursor up to `now_s - settle_seconds`, moving the cursor window by window."""
+    """Publish every event from the cursor up to `now_s - settle_seconds`, moving the cursor window by window.
+
+    `window_seconds` is the first window's span; later ones adapt to how busy the account is.
+    """
     stream = cursor_stream(publisher.topic)
     position = cursors.load(stream)
     oldest_kept = now_s - EVENT_RETENTION_DAYS * 86_400
@@ -221,9 +227,10 @@ def sync_events(
             "from the Events API and will be missing.", gte, EVENT_RETENTION_DAYS, oldest_kept,
         )
     horizon = now_s - settle_seconds
-    report = SyncReport(cursor_from=gte, cursor_to=gte)
+    report = SyncReport(cursor_to=gte)
+    span = window_seconds
     while gte < horizon:
-        lt = min(gte + window_seconds, horizon)
+        lt = min(gte + span, horizon)
         events = api.events_between(gte, lt)
         versions = versions_from_events(events)
         report.published.add(publisher.publish(versions, progress))  # returns once Kafka acknowledged all
@@ -231,4 +238,10 @@ def sync_events(
         report.windows += 1
         report.events += len(events)
         report.cursor_to = gte = lt
+        if len(events) < PAGE_SIZE:
+            span = min(span * 2, MAX_WINDOW_SECONDS)
+        elif len(events) > BUSY_WINDOW_EVENTS:
+            span = max(span // 2, 1)
+    log.info("Published %d Stripe events in %d windows; the next pull starts at %s",
+             report.events, report.windows, report.cursor_to)
     return report

@@ -112,7 +112,7 @@ def charge_amount(rng: random.Random, cur: Currency, units_per_usd: float) -> in
     """
     usd = min(max(rng.lognormvariate(0.0, BASKET_SIGMA) * BASKET_MEDIAN_USD, MIN_CHARGE_USD), MAX_CHARGE_USD)
     major = usd * units_per_usd
-    minimum = minor_step(cur, MIN_CHARGE_USD * units_per_usd)
+    minimum = minimum_amount(cur, MIN_CHARGE_USD * units_per_usd)
     if cur.exponent == 2:
         cents = round(major * 100)
         style = rng.random()
@@ -128,8 +128,8 @@ def charge_amount(rng: random.Random, cur: Currency, units_per_usd: float) -> in
     return max(round(major * 10**cur.exponent / step) * step, minimum)
 
 
-def minor_step(cur: Currency, major: float) -> int:
-    """`major` in minor units, rounded up to an amount Stripe accepts in `cur`."""
+def minimum_amount(cur: Currency, major: float) -> int:
+    """The smallest amount at or above `major` units that Stripe accepts in `cur`, in minor units."""
     minor = int(major * 10**cur.exponent) + 1
     if cur.exponent >= 3:
         minor = -(-minor // 10) * 10

@@ -1,0 +1,114 @@
+"""Synthetic producer throughput into the broker, beside the raw kafka-python ceiling measured in the same run.
+
+    .venv/bin/python bench/producer_throughput.py [--messages 100000] [--rounds 2]
+
+Starts its own embedded broker (temp data dir, free port) unless
+TXSTREAM_KAFKA_BOOTSTRAP is set. Each measurement gets a fresh topic with the
+default partition count, deleted afterwards (the embedded broker holds
+everything in memory).
+
+- ceiling: KafkaResource.producer() sending pre-built messages (the same bytes
+  our producer sends), then flush;
+- txstream: SyntheticStripe.stream → encode (orjson) → Publisher (chunks,
+  delivery confirmed) — what `txstream produce --rate 0` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from itertools import islice
+from pathlib import Path
+
+from txstream_dagster.defs.stripe_source.publisher import Publisher, encode
+from txstream_dagster.defs.stripe_source.synthetic_charges import SyntheticStripe
+from txstream_dagster.local_stack import LocalStack
+from txstream_dagster.local_stack.processes import free_port
+from txstream_dagster.resources import KafkaResource
+from txstream_dagster.settings import Settings
+
+START_MS = 1_780_000_000_000
+STREAM_RATE = 5_000.0
+
+
+@contextmanager
+def broker_bootstrap():
+    if os.environ.get("TXSTREAM_KAFKA_BOOTSTRAP"):
+        yield os.environ["TXSTREAM_KAFKA_BOOTSTRAP"], "TXSTREAM_KAFKA_BOOTSTRAP"
+        return
+    with tempfile.TemporaryDirectory(prefix="txstream-bench-") as data_dir:
+        stack = LocalStack(Settings(data_dir=Path(data_dir), local_kafka_port=free_port(), _env_file=None))
+        stack.broker.start()
+        try:
+            yield stack.broker.bootstrap, "embedded Tansu broker"
+        finally:
+            stack.broker.stop()
+
+
+@contextmanager
+def fresh_topic(bootstrap: str, partitions: int):
+    kafka = KafkaResource(bootstrap=bootstrap, topic=f"bench.producer.{uuid.uuid4().hex[:8]}")
+    kafka.ensure_topic(partitions, replication=1)
+    try:
+        yield kafka
+    finally:
+        with kafka.admin() as admin:
+            admin.delete_topics([kafka.topic])
+
+
+def ceiling(bootstrap: str, partitions: int, messages: list) -> float:
+    with fresh_topic(bootstrap, partitions) as kafka:
+        producer = kafka.producer()
+        started = time.perf_counter()
+        for message in messages:
+            producer.send(kafka.topic, key=message.key, value=message.value, headers=message.headers)
+        producer.flush()
+        elapsed = time.perf_counter() - started
+        producer.close()
+        assert sum(kafka.end_offsets().values()) == len(messages)
+    return len(messages) / elapsed
+
+
+def txstream_producer(bootstrap: str, partitions: int, count: int, seed: int) -> float:
+    with fresh_topic(bootstrap, partitions) as kafka:
+        producer = kafka.producer()
+        generator = SyntheticStripe(seed)  # the customer population is built here, outside the timing
+        started = time.perf_counter()
+        report = Publisher(producer, kafka.topic, "synthetic").publish(
+            islice(generator.stream(START_MS, STREAM_RATE), count)
+        )
+        elapsed = time.perf_counter() - started
+        producer.close()
+        assert report.messages == count == sum(kafka.end_offsets().values())
+    return count / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--partitions", type=int, default=Settings(_env_file=None).topic_partitions)
+    args = parser.parse_args()
+
+    prebuilt = [encode(v, "synthetic") for v in islice(SyntheticStripe(0).stream(START_MS, STREAM_RATE), args.messages)]
+    mean_bytes = sum(len(m.value) for m in prebuilt) / len(prebuilt)
+    with broker_bootstrap() as (bootstrap, where):
+        print(f"broker: {where} at {bootstrap}; {args.partitions} partitions; {args.messages} messages "
+              f"of {mean_bytes:.0f} bytes on average; {os.cpu_count()} CPUs")
+        best_ceiling = best_ours = 0.0
+        for round_no in range(1, args.rounds + 1):
+            raw = ceiling(bootstrap, args.partitions, prebuilt)
+            ours = txstream_producer(bootstrap, args.partitions, args.messages, seed=round_no)
+            best_ceiling, best_ours = max(best_ceiling, raw), max(best_ours, ours)
+            print(f"round {round_no}: raw kafka-python ceiling {raw:,.0f} msg/s; "
+                  f"txstream synthetic producer {ours:,.0f} events/s ({ours / raw:.0%})")
+        print(f"best: ceiling {best_ceiling:,.0f} msg/s, txstream {best_ours:,.0f} events/s, "
+              f"ratio {best_ours / best_ceiling:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""Real-mode ingestion: a local Stripe API (real HTTP) → the stripe library → the real broker, cursor in PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from txstream_dagster.defs.stripe_source.cursors import CursorStore
+from txstream_dagster.defs.stripe_source.production import pull_stripe, stripe_api
+from txstream_dagster.defs.stripe_source.publisher import DeliveryFailed, Publisher
+from txstream_dagster.defs.stripe_source.resources import StripeResource
+from txstream_dagster.defs.stripe_source.stripe_api import (
+    StripeSourceError,
+    StripeUnavailable,
+    cursor_stream,
+    retry_after_seconds,
+    sync_events,
+    versions_from_events,
+)
+from txstream_dagster.defs.stripe_source.stripe_test_mode import create_test_charges
+from txstream_dagster.defs.stripe_source.synthetic_charges import DAY_MS, SyntheticStripe
+from txstream_dagster.local_stack.embedded_broker import EmbeddedBroker
+from txstream_dagster.local_stack.processes import free_port
+from txstream_dagster.resources import KafkaResource, PostgresResource
+from txstream_spark.event_contract import HEADER_EVENT_TIME, HEADER_OBJECT_TYPE, HEADER_SOURCE
+from stripe_helpers import FakeStripe, events_from_versions, headers_of, read_topic
+
+
+@pytest.fixture
+def fake_stripe():
+    with FakeStripe() as fake:
+        yield fake
+
+
+def account(fake: FakeStripe, **config) -> StripeResource:
+    return StripeResource(api_key=fake.api_key, api_base=fake.url, **config)
+
+
+def published_events(kafka: KafkaResource) -> Counter:
+    """(object id, event time) of every message: one per Stripe event, so any count above 1 is a duplicate."""
+    return Counter((r.key.decode(), int(headers_of(r)[HEADER_EVENT_TIME])) for r in read_topic(kafka))
+
+
+def add_history(fake: FakeStripe, seed: int, end_ms: int, days: int, charges: int) -> Counter:
+    versions = SyntheticStripe(seed).history(end_ms - days * DAY_MS, end_ms, charges)
+    return events_from_versions(fake, versions)
+
+
+# --- pure parts -----------------------------------------------------------------------
+
+
+def test_versions_observed_in_the_same_second_are_spaced_a_millisecond_apart_in_stripes_order():
+    def event(created, obj_id, object_type="charge"):
+        return {"created": created, "data": {"object": {"id": obj_id, "object": object_type}}}
+
+    versions = versions_from_events([
+        event(100, "ch_1"), event(100, "re_1", "refund"), event(100, "ch_1"), event(101, "ch_1"),
+        event(101, "price_1", "price"),  # not ours: skipped
+    ])
+    assert [(v.object_type, v.object_id, v.event_time_ms) for v in versions] == [
+        ("charge", "ch_1", 100_000), ("refund", "re_1", 100_001), ("charge", "ch_1", 100_002),
+        ("charge", "ch_1", 101_000),
+    ]
+
+
+def test_retry_after_is_read_in_seconds_and_an_http_date_is_ignored():
+    assert retry_after_seconds({"Retry-After": "2"}) == 2.0
+    assert retry_after_seconds({"retry-after": "0.5"}) == 0.5
+    assert retry_after_seconds({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}) is None
+    assert retry_after_seconds({}) is None
+
+
+# --- end to end -------------------------------------------------------------------------
+
+
+def test_every_event_lands_once_through_pagination_a_rate_limit_and_server_errors(
+    fake_stripe: FakeStripe, kafka: KafkaResource, clean_warehouse: PostgresResource
+):
+    now_ms = int(time.time() * 1000)
+    kinds = add_history(fake_stripe, seed=31, end_ms=now_ms - 60_000, days=2, charges=400)
+    fake_stripe.fail_request(2, 429, {"Retry-After": "1"}, "invalid_request_error", "Too many requests.")
+    fake_stripe.fail_request(4, 500)
+    fake_stripe.fail_request(5, 503)
+
+    summary = pull_stripe(kafka, account(fake_stripe, backfill_days=3, window_seconds=86_400), clean_warehouse)
+
+    records = read_topic(kafka)
+    events = fake_stripe.events
+    assert summary.messages == len(records) == len(events) == sum(kinds.values())
+    assert max(published_events(kafka).values()) == 1
+    by_event = {(e["data"]["object"]["id"], e["created"]): e["data"]["object"] for e in events}
+    for record in records:
+        headers = headers_of(record)
+        assert headers[HEADER_SOURCE] == "stripe"
+        assert orjson.loads(record.value) == by_event[(record.key.decode(), int(headers[HEADER_EVENT_TIME]) // 1000)]
+        assert headers[HEADER_OBJECT_TYPE] == orjson.loads(record.value)["object"]
+    # Pages of at most 100 were followed with starting_after; the 429's Retry-After was honoured.
+    requests = fake_stripe.event_requests()
+    assert any("starting_after" in params for _, params in requests)
+    assert requests[2][0] - requests[1][0] >= 1.0
+    assert summary.rate_limited == 1
+    assert summary.cursor_created_gte == CursorStore(clean_warehouse, "stripe-test").load(
+        cursor_stream(kafka.topic))["created_gte"]
+
+
+def test_the_cursor_survives_a_restart_without_loss_or_duplicate(
+    fake_stripe: FakeStripe, kafka: KafkaResource, clean_warehouse: PostgresResource
+):
+    t0 = int(time.time())
+    add_history(fake_stripe, seed=41, end_ms=(t0 + 3600) * 1000, days=2, charges=300)  # some are "future" at t0
+
+    def pull(now_s: int):  # a fresh process each time: new client, producer and cursor store
+        stripe = account(fake_stripe)
+        producer = kafka.producer()
+        try:
+            return sync_events(
+                stripe_api(stripe), Publisher(producer, kafka.topic, "stripe"), CursorStore(clean_warehouse, "stripe-test"),
+                now_s=now_s, backfill_days=3, window_seconds=6 * 3600, settle_seconds=15,
+            )
+        finally:
+            producer.close()
+
+    first = pull(t0)
+    assert 0 < first.events < len(fake_stripe.events)
+    second = pull(t0 + 2 * 3600)
+    third = pull(t0 + 2 * 3600)  # a clean restart with nothing new publishes nothing
+
+    published = published_events(kafka)
+    expected = Counter((e["data"]["object"]["id"], e["created"]) for e in fake_stripe.events)
+    assert first.events + second.events == len(fake_stripe.events)
+    assert third.events == 0 and third.published.messages == 0
+    assert max(published.values()) == 1
+    assert Counter((object_id, ms // 1000) for object_id, ms in published) == expected
+
+
+def test_the_cursor_does_not_move_when_kafka_does_not_acknowledge(
+    fake_stripe: FakeStripe, clean_warehouse: PostgresResource, kafka: KafkaResource, tmp_path: Path
+):
+    add_history(fake_stripe, seed=43, end_ms=int(time.time() * 1000) - 60_000, days=1, charges=50)
+    first_event = min(e["created"] for e in fake_stripe.events)
+    cursors = CursorStore(clean_warehouse, "stripe-test")
+    broker = EmbeddedBroker(tmp_path / "broker", free_port())
+    broker.start()
+    down = KafkaResource(bootstrap=broker.bootstrap, topic=kafka.topic)  # the same topic, on a broker that dies
+    down.ensure_topic(partitions=1, replication=1)
+    producer = down.producer(max_block_ms=500, request_timeout_ms=500, delivery_timeout_ms=1_500)
+    broker.stop()
+    try:
+        with pytest.raises(DeliveryFailed):
+            sync_events(stripe_api(account(fake_stripe)), Publisher(producer, down.topic, "stripe", give_up_after_s=1),
+                        cursors, now_s=int(time.time()), backfill_days=2, window_seconds=86_400, settle_seconds=15)
+    finally:
+        producer.close(timeout=1)
+    position = cursors.load(cursor_stream(kafka.topic))
+    assert position is None or position["created_gte"] <= first_event
+
+    summary = pull_stripe(kafka, account(fake_stripe), clean_warehouse)  # Kafka is back: resume from the cursor
+    assert summary.messages == len(fake_stripe.events) == sum(published_events(kafka).values())
+
+
+# --- Stripe says no -----------------------------------------------------------------------------
+
+
+def test_a_rejected_key_stops_with_a_message_naming_stripe_api_key_and_never_showing_it(fake_stripe: FakeStripe):
+    wrong_key = "sk_test_wrong_1234567890"
+    api = stripe_api(StripeResource(api_key=wrong_key, api_base=fake_stripe.url))
+    with pytest.raises(StripeSourceError, match="STRIPE_API_KEY") as caught:
+        api.events_between(0, 10)
+    assert "401" in str(caught.value) and wrong_key not in str(caught.value)
+
+
+def test_a_key_without_permission_is_told_which_access_it_needs(fake_stripe: FakeStripe):
+    fake_stripe.fail_request(1, 403, error_type="invalid_request_error",
+                             message="The provided key does not have the required permissions for this endpoint.")
+    with pytest.raises(StripeSourceError, match=r"may not call GET /v1/events.*Events"):
+        stripe_api(account(fake_stripe)).events_between(0, 10)
+
+
+def test_an_invalid_request_names_the_parameter_stripe_rejected(fake_stripe: FakeStripe):
+    fake_stripe.fail_request(1, 400, error_type="invalid_request_error", message="Invalid timestamp",
+                             param="created[gte]")
+    with pytest.raises(StripeSourceError, match=r"created\[gte\].*Invalid timestamp"):
+        stripe_api(account(fake_stripe)).events_between(0, 10)
+
+
+def test_a_rate_limit_stripe_says_not_to_retry_stops_as_unavailable(fake_stripe: FakeStripe):
+    fake_stripe.fail_request(1, 429, {"Stripe-Should-Retry": "false"}, "invalid_request_error", "Too many requests.")
+    with pytest.raises(StripeUnavailable, match="429"):
+        stripe_api(account(fake_stripe)).events_between(0, 10)
+
+
+# --- write mode ---------------------------------------------------------------------------------
+
+
+def test_test_charges_are_created_only_with_a_test_key_and_only_once_per_seed(
+    fake_stripe: FakeStripe, kafka: KafkaResource, clean_warehouse: PostgresResource
+):
+    api = stripe_api(account(fake_stripe))
+    with pytest.raises(StripeSourceError, match="test-mode key"):
+        create_test_charges(api, "live", 5, seed=1)
+
+    outcome = create_test_charges(api, "test", 30, seed=1)
+    again = create_test_charges(api, "test", 30, seed=1)  # same idempotency keys: nothing new
+
+    assert outcome == again
+    assert outcome["succeeded"] + outcome["declined"] == 30 == len(fake_stripe.charges)
+    assert len({c["currency"] for c in fake_stripe.charges.values()}) > 3
+    assert len({c["payment_method_details"]["card"]["brand"] for c in fake_stripe.charges.values()}) > 3
+    time.sleep(1.1)  # the pull leaves out events younger than settle_seconds
+    summary = pull_stripe(kafka, account(fake_stripe, settle_seconds=0), clean_warehouse)
+    assert summary.by_object_type["charge"] >= 30
