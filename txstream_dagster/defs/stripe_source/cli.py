@@ -29,6 +29,7 @@ from txstream_dagster.defs.stripe_source.resources import StripeResource
 from txstream_dagster.defs.stripe_source.stripe_api import StripeUnavailable
 from txstream_dagster.defs.stripe_source.stripe_test_mode import create_test_charges
 from txstream_dagster.resources import KafkaResource, PostgresResource
+from txstream_dagster.resources.kafka import BrokerUnavailable
 from txstream_dagster.settings import get_settings
 
 console = Console()
@@ -78,7 +79,7 @@ def progress_bar() -> Progress:
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[note]}"),
         TimeElapsedColumn(),
         console=console,
         transient=False,
@@ -158,13 +159,13 @@ def produce_synthetic(kafka, rate, deadline, count, seed, history_days, stop) ->
     what = f"{count:,} charges over {history_days} days" if history_days else "synthetic stream"
     console.print(f"[cyan]Publishing {what} to {kafka.topic} (seed {seed})")
     with progress_bar() as bar:
-        task = bar.add_task("messages", total=total, rate="")
+        task = bar.add_task("messages", total=total, note="")
         started = time.monotonic()
 
         def advance(n: int) -> None:
             bar.advance(task, n)
             done = bar.tasks[task].completed
-            bar.update(task, rate=f"{done / max(time.monotonic() - started, 1e-6):,.0f}/s")
+            bar.update(task, note=f"{done / max(time.monotonic() - started, 1e-6):,.0f}/s")
 
         return publish_synthetic(
             kafka, seed=seed, count=count, rate=rate or None, history_days=history_days,
@@ -177,15 +178,16 @@ def produce_from_stripe(kafka, stripe, deadline, poll_interval, stop) -> Product
     postgres = PostgresResource()
     summary = ProductionSummary("stripe", kafka.topic)
     with progress_bar() as bar:
-        task = bar.add_task("messages", total=None, rate="")
+        task = bar.add_task("messages", total=None, note="")
         while True:
             try:
-                pull_stripe(kafka, stripe, postgres, progress=lambda n: bar.advance(task, n), summary=summary)
-            except StripeUnavailable as exc:  # transient: the cursor did not move, the next pull retries
+                pull_stripe(kafka, stripe, postgres, progress=lambda n: bar.advance(task, n), summary=summary,
+                            stop=stop)
+            except (StripeUnavailable, BrokerUnavailable) as exc:  # the cursor did not move: the next pull retries
                 console.print(f"[yellow]! {exc}")
             if summary.cursor_created_gte is not None:
-                cursor = time.strftime("%H:%M:%S", time.gmtime(summary.cursor_created_gte))
-                bar.update(task, rate=f"events up to {cursor} UTC published")
+                cursor = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(summary.cursor_created_gte))
+                bar.update(task, note=f"events up to {cursor} UTC published")
             next_pull = time.monotonic() + poll_interval
             if deadline is not None and next_pull > deadline:
                 return summary
@@ -197,7 +199,7 @@ def produce_from_stripe(kafka, stripe, deadline, poll_interval, stop) -> Product
 def make_test_charges(stripe: StripeResource, count: int, seed: int | None) -> None:
     seed = seed if seed is not None else random.randrange(2**31)
     with progress_bar() as bar:
-        task = bar.add_task("test charges", total=count, rate="")
+        task = bar.add_task("test charges", total=count, note="")
         outcome = create_test_charges(stripe_api(stripe), stripe.mode, count, seed, lambda n: bar.advance(task, n))
     console.print(
         f"[green]✓[/green] created {count} test charges (seed {seed}): "

@@ -136,6 +136,7 @@ def pull_stripe(
     *,
     progress: Callable[[int], None] | None = None,
     summary: ProductionSummary | None = None,
+    stop: threading.Event | None = None,
 ) -> ProductionSummary:
     """Everything Stripe recorded since the cursor, into the topic; the cursor moves after Kafka acknowledged.
 
@@ -154,6 +155,7 @@ def pull_stripe(
             window_seconds=stripe.window_seconds,
             settle_seconds=stripe.settle_seconds,
             progress=progress,
+            stop=stop,
         )
     summary.seconds += time.perf_counter() - started
     summary.add(report.published)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -212,10 +213,12 @@ def sync_events(
     window_seconds: int,
     settle_seconds: int,
     progress: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> SyncReport:
     """Publish every event from the cursor up to `now_s - settle_seconds`, moving the cursor window by window.
 
     `window_seconds` is the first window's span; later ones adapt to how busy the account is.
+    `stop` ends the pull between windows (the cursor stays consistent).
     """
     stream = cursor_stream(publisher.topic)
     position = cursors.load(stream)
@@ -229,7 +232,7 @@ def sync_events(
     horizon = now_s - settle_seconds
     report = SyncReport(cursor_to=gte)
     span = window_seconds
-    while gte < horizon:
+    while gte < horizon and not (stop and stop.is_set()):
         lt = min(gte + span, horizon)
         events = api.events_between(gte, lt)
         versions = versions_from_events(events)
