@@ -193,32 +193,47 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
 
 def read_range(part: KafkaRange) -> Iterator[pa.RecordBatch]:
-    """Every message of one partition in [start, end), as Arrow record batches."""
-    from kafka import KafkaConsumer, TopicPartition
+    """Every message of one partition in [start, end), as Arrow record batches.
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=part.bootstrap,
-        enable_auto_commit=False,
-        group_id=None,
-        max_partition_fetch_bytes=16 * 1024 * 1024,
-        fetch_max_bytes=64 * 1024 * 1024,
-        bootstrap_timeout_ms=10_000,
+    Reading uses confluent-kafka (librdkafka): its C record decoding reads ~3x
+    faster than kafka-python's pure-Python one, and reading is this job's hot
+    path. The partition is assigned explicitly; no consumer group is joined.
+    """
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": part.bootstrap,
+            "group.id": "txstream-spark-reader",  # required by librdkafka; never joined with assign()
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",  # offsets removed by retention: start at the oldest kept
+            "enable.partition.eof": True,  # tells us the end even when it is a transaction marker
+            "fetch.max.bytes": 64 * 1024 * 1024,
+            "max.partition.fetch.bytes": 16 * 1024 * 1024,
+            "socket.timeout.ms": 10_000,
+        }
     )
-    tp = TopicPartition(part.topic, part.partition)
     try:
-        consumer.assign([tp])
-        consumer.seek(tp, part.start)
-        position = part.start
+        consumer.assign([TopicPartition(part.topic, part.partition, part.start)])
         rows = _Rows(part)
+        position = part.start
         last_progress = time.monotonic()
         while position < part.end:
-            fetched = consumer.poll(timeout_ms=500, max_records=RECORDS_PER_ARROW_BATCH).get(tp, [])
-            for record in fetched:
-                if record.offset >= part.end:
+            messages = consumer.consume(num_messages=RECORDS_PER_ARROW_BATCH, timeout=0.5)
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        position = max(position, message.offset())
+                        continue
+                    raise RuntimeError(f"Kafka error reading {part.topic}[{part.partition}]: {error.str()}")
+                if message.offset() >= part.end:
+                    position = part.end
                     break
-                rows.add(record)
-            position = consumer.position(tp)
-            if fetched:
+                rows.add(message)
+                position = message.offset() + 1
+            if messages:
                 last_progress = time.monotonic()
             elif time.monotonic() - last_progress > STALL_TIMEOUT_S:
                 raise TimeoutError(
@@ -247,13 +262,14 @@ class _Rows:
     def __len__(self) -> int:
         return len(self.offsets)
 
-    def add(self, record) -> None:
-        self.keys.append(record.key)
-        self.values.append(record.value)
-        self.offsets.append(record.offset)
-        self.timestamps.append(record.timestamp)
-        self.timestamp_types.append(record.timestamp_type)
-        for key, value in record.headers or ():
+    def add(self, message) -> None:
+        self.keys.append(message.key())
+        self.values.append(message.value())
+        self.offsets.append(message.offset())
+        timestamp_type, timestamp_ms = message.timestamp()
+        self.timestamps.append(timestamp_ms * 1000)
+        self.timestamp_types.append(timestamp_type - 1)  # librdkafka counts from 1; Spark, like Kafka, from 0
+        for key, value in message.headers() or ():
             self.header_keys.append(key)
             self.header_values.append(value)
         self.header_offsets.append(len(self.header_keys))
@@ -272,13 +288,13 @@ class _Rows:
             [
                 pa.array(self.keys, pa.binary()),
                 pa.array(self.values, pa.binary()),
-                pa.array([self.part.topic] * n, pa.string()),
-                pa.array([self.part.partition] * n, pa.int32()),
+                pa.repeat(pa.scalar(self.part.topic, pa.string()), n),
+                pa.repeat(pa.scalar(self.part.partition, pa.int32()), n),
                 pa.array(self.offsets, pa.int64()),
-                pa.array([t * 1000 for t in self.timestamps], pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+                pa.array(self.timestamps, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
                 pa.array(self.timestamp_types, pa.int32()),
                 headers,
-                pa.array([self.part.topic_id] * n, pa.string()),
+                pa.repeat(pa.scalar(self.part.topic_id, pa.string()), n),
             ],
             schema=KAFKA_SOURCE_SCHEMA,
         )

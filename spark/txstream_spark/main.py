@@ -84,7 +84,7 @@ def build_session(config: StreamConfig):
 def run(config: StreamConfig, postgres_url: str, reporter: JobReporter) -> int:
     from txstream_spark.sink import PostgresSink
     from txstream_spark.source import choose_format, read_kafka_stream
-    from txstream_spark.transform import OUTPUT_DDL, transform_batches
+    from txstream_spark.transform import transform_batches
 
     check_warehouse(postgres_url)
     check_broker(config.bootstrap, config.topic)
@@ -104,9 +104,10 @@ def run(config: StreamConfig, postgres_url: str, reporter: JobReporter) -> int:
             starting_offsets=config.starting_offsets, max_offsets_per_trigger=config.max_offsets_per_trigger,
             fail_on_data_loss=config.fail_on_data_loss,
         )
-        rows = messages.mapInArrow(transform_batches, OUTPUT_DDL)
-        sink = PostgresSink(postgres_url, on_batch=reporter.batch_committed)
-        writer = rows.writeStream.foreachBatch(sink).option("checkpointLocation", config.checkpoint)
+        # source → transform → sink: the sink runs the transform in its Spark tasks, which COPY the
+        # result straight to PostgreSQL (see sink.py), so rows never gather on the driver.
+        sink = PostgresSink(postgres_url, config.topic, transform_batches, on_batch=reporter.batch_committed)
+        writer = messages.writeStream.foreachBatch(sink).option("checkpointLocation", config.checkpoint)
         if config.trigger == "available-now":
             writer = writer.trigger(availableNow=True)
         else:

@@ -1,11 +1,15 @@
 """One micro-batch → PostgreSQL, exactly once in effect.
 
-In one transaction: COPY the typed rows into a temporary table and upsert them
-into `raw.transactions` (the latest version of each object wins), insert the
-quarantined messages, advance `ops.stream_offsets` and record the batch in
-`ops.stream_batches`. The batch is keyed by the Kafka offset ranges it covers,
-so a batch replayed after a crash (same ranges) is recognised and changes
-nothing.
+1. Stage: every Spark task COPYs its transformed rows into the topic's UNLOGGED
+   staging table, in parallel, streaming (PostgreSQL parses while Python
+   transforms). The driver never holds the batch.
+2. Apply, in one transaction on the driver: upsert the staged rows into
+   `raw.transactions` (the latest version of each object wins), insert the
+   quarantined messages, advance `ops.stream_offsets`, record the batch in
+   `ops.stream_batches`, empty the staging table.
+
+The batch is keyed by the Kafka offset ranges it covers, so a batch replayed
+after a crash (same ranges) is recognised and changes nothing.
 """
 
 from __future__ import annotations
@@ -13,49 +17,86 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import orjson
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
-
 from psycopg import sql
 
-from txstream_spark.transform import TYPED_COLUMNS
+from txstream_spark.transform import OUTPUT_SCHEMA, TYPED_COLUMNS
 
 KAFKA_COLUMNS = ["kafka_topic", "kafka_topic_id", "kafka_partition", "kafka_offset", "kafka_timestamp"]
 ROW_COLUMNS = TYPED_COLUMNS + KAFKA_COLUMNS
-QUARANTINE_COLUMNS = KAFKA_COLUMNS + ["kafka_key", "raw_value", "headers", "reason", "detail"]
+STAGED_COLUMNS = ["spark_batch_id", *OUTPUT_SCHEMA.names]
+BYTEA_COLUMNS = ("kafka_key", "raw_value")
 
 
-def _columns(names: list[str]) -> sql.Composed:
+def _columns(names: Iterable[str]) -> sql.Composed:
     return sql.SQL(", ").join(map(sql.Identifier, names))
 
 
-# Later versions win; an identical payload is a duplicate, not an update.
-UPSERT = sql.SQL("""
-WITH latest AS (
-    SELECT DISTINCT ON (object_id) *
-    FROM incoming
-    ORDER BY object_id, event_time DESC, kafka_offset DESC
-), upserted AS (
-    INSERT INTO raw.transactions AS t ({columns})
-    SELECT {columns} FROM latest
-    ON CONFLICT (object_id) DO UPDATE SET {assignments}, ingested_at = now()
-    WHERE (excluded.event_time, excluded.kafka_offset) > (t.event_time, t.kafka_offset)
-      AND excluded.payload IS DISTINCT FROM t.payload
-    RETURNING (xmax = 0) AS inserted
-)
-SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
-""").format(
-    columns=_columns(ROW_COLUMNS),
-    assignments=sql.SQL(", ").join(
-        sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in ROW_COLUMNS if c != "object_id"
-    ),
-)
+def staging_table(topic: str) -> sql.Identifier:
+    """ops.stream_staging_<hash of the topic>: one per topic, so two streams never share one."""
+    return sql.Identifier("ops", f"stream_staging_{hashlib.sha1(topic.encode()).hexdigest()[:16]}")
+
+
+# --- 1. stage ----------------------------------------------------------------
+
+
+def prepare_staging(conn: psycopg.Connection, topic: str) -> None:
+    """An empty staging table for the topic (a crashed attempt may have left rows)."""
+    table = staging_table(topic)
+    with conn.transaction():
+        conn.execute(sql.SQL("CREATE UNLOGGED TABLE IF NOT EXISTS {} (LIKE ops.stream_staging_template)").format(table))
+        conn.execute(sql.SQL("TRUNCATE {}").format(table))
+
+
+def _csv_ready(batch: pa.RecordBatch, spark_batch_id: int) -> pa.Table:
+    """The batch as COPY … (FORMAT csv) takes it: bytea as \\x-hex text (only quarantined rows carry any)."""
+    columns = [pa.repeat(pa.scalar(spark_batch_id, pa.int64()), len(batch))]
+    for name in OUTPUT_SCHEMA.names:
+        column = batch.column(name)
+        if name in BYTEA_COLUMNS:
+            column = pa.array([None if v is None else "\\x" + v.hex() for v in column.to_pylist()], pa.string())
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=STAGED_COLUMNS)
+
+
+def copy_to_staging(conn: psycopg.Connection, topic: str, spark_batch_id: int, batches: Iterable[pa.RecordBatch]) -> int:
+    """Stream transformed batches into the staging table; returns the rows staged."""
+    staged = 0
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+        staging_table(topic), _columns(STAGED_COLUMNS)
+    )
+    with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as copy:
+        for batch in batches:
+            if len(batch) == 0:
+                continue
+            buffer = io.BytesIO()
+            pa_csv.write_csv(_csv_ready(batch, spark_batch_id), buffer, pa_csv.WriteOptions(include_header=False))
+            copy.write(buffer.getbuffer())
+            staged += len(batch)
+    return staged
+
+
+def stage_in_tasks(
+    url: str, topic: str, spark_batch_id: int, transform: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """A `mapInArrow` function: each Spark task transforms its messages and COPYs them to staging."""
+
+    def stage(messages: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        with psycopg.connect(url, connect_timeout=10, application_name="txstream-stream-stage") as conn:
+            staged = copy_to_staging(conn, topic, spark_batch_id, transform(messages))
+        yield pa.RecordBatch.from_pydict({"staged": [staged]})
+
+    return stage
+
+
+# --- 2. apply ----------------------------------------------------------------
 
 
 @dataclass
@@ -77,83 +118,104 @@ class BatchResult:
         )
 
 
-def offset_ranges(table: pa.Table) -> list[dict]:
-    """Per partition: the first and last offset in the batch, and how many messages."""
-    grouped = table.group_by(["kafka_topic", "kafka_topic_id", "kafka_partition"]).aggregate(
-        [("kafka_offset", "min"), ("kafka_offset", "max"), ("kafka_offset", "count")]
-    )
-    ranges = [
-        {
-            "topic": row["kafka_topic"],
-            "topic_id": row["kafka_topic_id"],
-            "partition": row["kafka_partition"],
-            "from": row["kafka_offset_min"],
-            "to": row["kafka_offset_max"],
-            "count": row["kafka_offset_count"],
-        }
-        for row in grouped.to_pylist()
-    ]
-    return sorted(ranges, key=lambda r: (r["topic"], r["partition"]))
-
-
 def range_key(ranges: list[dict]) -> str:
     canonical = orjson.dumps([[r["topic"], r["topic_id"], r["partition"], r["from"], r["to"]] for r in ranges])
     return hashlib.sha256(canonical).hexdigest()
 
 
-def _copy_csv(cur: psycopg.Cursor, target: sql.Composable, table: pa.Table) -> None:
-    """COPY through Arrow's CSV writer: far faster than row-by-row Python for wide JSON rows."""
-    buffer = io.BytesIO()
-    pa_csv.write_csv(table, buffer, pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
-    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(target, _columns(table.column_names))
-    with cur.copy(statement) as copy:
-        copy.write(buffer.getbuffer())
+# Later versions win; an identical payload is a duplicate, not an update.
+UPSERT = sql.SQL("""
+WITH upserted AS (
+    INSERT INTO raw.transactions AS t ({columns})
+    SELECT {columns} FROM {staging} WHERE quarantine_reason IS NULL
+    ON CONFLICT (object_id) DO UPDATE SET {assignments}, ingested_at = now()
+    WHERE (excluded.event_time, excluded.kafka_offset) > (t.event_time, t.kafka_offset)
+      AND excluded.payload IS DISTINCT FROM t.payload
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
+""")
+
+# A task Spark retried after it had staged its rows leaves them twice.
+DROP_REPEATED_MESSAGES = sql.SQL("""
+DELETE FROM {staging} a USING {staging} b
+WHERE a.kafka_partition = b.kafka_partition AND a.kafka_offset = b.kafka_offset AND a.ctid > b.ctid
+""")
+
+# Several versions of one object in a batch: only the latest can be upserted.
+DROP_SUPERSEDED_VERSIONS = sql.SQL("""
+DELETE FROM {staging} s USING (
+    SELECT ctid, row_number() OVER (
+        PARTITION BY object_id ORDER BY event_time DESC, kafka_offset DESC) AS rank
+    FROM {staging} WHERE quarantine_reason IS NULL
+) ranked
+WHERE s.ctid = ranked.ctid AND ranked.rank > 1
+""")
+
+QUARANTINE = sql.SQL("""
+INSERT INTO raw.quarantined_events (kafka_topic, kafka_topic_id, kafka_partition, kafka_offset,
+    kafka_timestamp, kafka_key, raw_value, headers, reason, detail)
+SELECT kafka_topic, kafka_topic_id, kafka_partition, kafka_offset, kafka_timestamp, kafka_key, raw_value,
+       headers, quarantine_reason, quarantine_detail
+FROM {staging} WHERE quarantine_reason IS NOT NULL
+ON CONFLICT DO NOTHING
+""")
 
 
-def write_batch(conn: psycopg.Connection, table: pa.Table, spark_batch_id: int | None = None) -> BatchResult:
-    """Apply one transformed micro-batch (transform.OUTPUT_SCHEMA) in a single transaction."""
+def apply_staged(conn: psycopg.Connection, topic: str, spark_batch_id: int | None, started_at: datetime) -> BatchResult:
+    """Move the staged batch into the raw tables, in one transaction."""
     started = time.perf_counter()
-    started_at = datetime.now(timezone.utc)
-    result = BatchResult(consumed=table.num_rows)
-    if table.num_rows == 0:
-        return result
-    result.offset_ranges = offset_ranges(table)
-    key = range_key(result.offset_ranges)
-    topics = sorted({r["topic"] for r in result.offset_ranges})
-    quarantined_mask = pc.is_valid(table.column("quarantine_reason"))
-    rows = table.filter(pc.invert(quarantined_mask)).select(ROW_COLUMNS)
-    quarantined = table.filter(quarantined_mask)
-
+    staging = staging_table(topic)
+    result = BatchResult()
     with conn.transaction(), conn.cursor() as cur:
         # One writer per topic at a time, so the replay check below cannot race.
-        for topic in topics:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"txstream-sink:{topic}"])
-        cur.execute("SELECT 1 FROM ops.stream_batches WHERE range_key = %s", [key])
-        if cur.fetchone():
+        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"txstream-sink:{topic}"])
+        total, distinct_messages = cur.execute(
+            sql.SQL("SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)) FROM {}").format(staging)
+        ).fetchone()
+        if total == 0:
+            return result
+        if distinct_messages < total:
+            cur.execute(DROP_REPEATED_MESSAGES.format(staging=staging))
+        result.offset_ranges = [
+            {"topic": t, "topic_id": tid, "partition": p, "from": lo, "to": hi, "count": n}
+            for t, tid, p, lo, hi, n in cur.execute(
+                sql.SQL(
+                    "SELECT kafka_topic, kafka_topic_id, kafka_partition, min(kafka_offset), max(kafka_offset), "
+                    "count(*) FROM {} GROUP BY 1, 2, 3 ORDER BY 1, 3"
+                ).format(staging)
+            ).fetchall()
+        ]
+        result.consumed = distinct_messages
+        key = range_key(result.offset_ranges)
+        if cur.execute("SELECT 1 FROM ops.stream_batches WHERE range_key = %s", [key]).fetchone():
             result.replayed = True
             result.duplicates = result.consumed
+            cur.execute(sql.SQL("TRUNCATE {}").format(staging))
             result.seconds = time.perf_counter() - started
             return result
 
-        if rows.num_rows:
-            cur.execute(
-                sql.SQL("CREATE TEMP TABLE incoming ON COMMIT DROP AS SELECT {} FROM raw.transactions WITH NO DATA")
-                .format(_columns(ROW_COLUMNS))
+        quarantined, accepted, distinct_objects = cur.execute(
+            sql.SQL(
+                "SELECT count(*) FILTER (WHERE quarantine_reason IS NOT NULL), "
+                "count(*) FILTER (WHERE quarantine_reason IS NULL), count(DISTINCT object_id) FROM {}"
+            ).format(staging)
+        ).fetchone()
+        if distinct_objects < accepted:
+            cur.execute(DROP_SUPERSEDED_VERSIONS.format(staging=staging))
+        result.inserted, result.updated = cur.execute(
+            UPSERT.format(
+                columns=_columns(ROW_COLUMNS),
+                staging=staging,
+                assignments=sql.SQL(", ").join(
+                    sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in ROW_COLUMNS if c != "object_id"
+                ),
             )
-            _copy_csv(cur, sql.Identifier("incoming"), rows)
-            cur.execute(UPSERT)
-            result.inserted, result.updated = cur.fetchone()
-        result.duplicates = rows.num_rows - result.inserted - result.updated
-
-        if quarantined.num_rows:
-            result.quarantined = quarantined.num_rows
-            with cur.copy(
-                sql.SQL("COPY raw.quarantined_events ({}) FROM STDIN").format(_columns(QUARANTINE_COLUMNS))
-            ) as copy:
-                for row in quarantined.select(
-                    KAFKA_COLUMNS + ["kafka_key", "raw_value", "headers", "quarantine_reason", "quarantine_detail"]
-                ).to_pylist():
-                    copy.write_row(list(row.values()))
+        ).fetchone()
+        result.duplicates = accepted - result.inserted - result.updated
+        result.quarantined = quarantined
+        if quarantined:
+            cur.execute(QUARANTINE.format(staging=staging))
 
         for r in result.offset_ranges:
             cur.execute(
@@ -168,17 +230,30 @@ def write_batch(conn: psycopg.Connection, table: pa.Table, spark_batch_id: int |
                 {**r, "next": r["to"] + 1},
             )
         cur.execute(
+            # clock_timestamp(), not now(): the moment the batch is done, for latency figures.
             """INSERT INTO ops.stream_batches (range_key, kafka_topic, kafka_topic_id, spark_batch_id,
-                   offset_ranges, consumed, inserted, updated, duplicates, quarantined, started_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                   offset_ranges, consumed, inserted, updated, duplicates, quarantined, started_at, committed_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp())""",
             [
-                key, topics[0], result.offset_ranges[0]["topic_id"], spark_batch_id,
+                key, topic, result.offset_ranges[0]["topic_id"], spark_batch_id,
                 orjson.dumps(result.offset_ranges).decode(), result.consumed, result.inserted,
                 result.updated, result.duplicates, result.quarantined, started_at,
             ],
         )
+        cur.execute(sql.SQL("TRUNCATE {}").format(staging))
     result.seconds = time.perf_counter() - started
     return result
+
+
+def write_batch(conn: psycopg.Connection, table: pa.Table, spark_batch_id: int | None = None) -> BatchResult:
+    """Stage and apply an already transformed batch from this process (what the Spark tasks do, in one)."""
+    if table.num_rows == 0:
+        return BatchResult()
+    started_at = datetime.now(timezone.utc)
+    topic = table.column("kafka_topic")[0].as_py()
+    prepare_staging(conn, topic)
+    copy_to_staging(conn, topic, spark_batch_id or 0, table.to_batches())
+    return apply_staged(conn, topic, spark_batch_id, started_at)
 
 
 class SinkUnavailable(RuntimeError):
@@ -186,17 +261,20 @@ class SinkUnavailable(RuntimeError):
 
 
 class PostgresSink:
-    """The `foreachBatch` callable: one connection for the job, a batch retried while PostgreSQL is away.
+    """The `foreachBatch` callable: stage in the tasks, apply on the driver; retry while PostgreSQL is away.
 
-    A batch is one transaction, so a retry after a dropped connection starts
-    from nothing; if PostgreSQL stays away the query fails and the next run
-    replays the batch from Spark's checkpoint.
+    Each attempt starts from an empty staging table, and applying is one
+    transaction, so a retry after a dropped connection starts from nothing; if
+    PostgreSQL stays away the query fails and the next run replays the batch
+    from Spark's checkpoint.
     """
 
     RETRY_DELAYS_S = (1, 2, 4, 8, 15, 30)
 
-    def __init__(self, url: str, on_batch=None):
+    def __init__(self, url: str, topic: str, transform, on_batch=None):
         self.url = url
+        self.topic = topic
+        self.transform = transform
         self.on_batch = on_batch
         self.conn: psycopg.Connection | None = None
 
@@ -205,19 +283,36 @@ class PostgresSink:
             self.conn = psycopg.connect(self.url, connect_timeout=5, application_name="txstream-stream-sink")
         return self.conn
 
+    def _reachable(self) -> bool:
+        try:
+            with psycopg.connect(self.url, connect_timeout=5) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def write(self, batch_df, batch_id: int) -> BatchResult:
+        started_at = datetime.now(timezone.utc)
+        conn = self._connection()
+        prepare_staging(conn, self.topic)
+        stage = stage_in_tasks(self.url, self.topic, batch_id, self.transform)
+        batch_df.mapInArrow(stage, "staged long").collect()
+        return apply_staged(conn, self.topic, batch_id, started_at)
+
     def __call__(self, batch_df, batch_id: int) -> None:
-        table = batch_df.toArrow()
         for attempt, delay in enumerate((*self.RETRY_DELAYS_S, None)):
             try:
-                result = write_batch(self._connection(), table, batch_id)
+                result = self.write(batch_df, batch_id)
                 break
-            except psycopg.OperationalError as exc:
+            except Exception as exc:  # noqa: BLE001 - task failures reach us as Py4J errors
                 self.close()
+                if self._reachable():
+                    raise
                 if delay is None:
                     raise SinkUnavailable(
-                        f"PostgreSQL stayed unavailable while writing batch {batch_id} ({table.num_rows} messages) "
-                        f"after {attempt + 1} attempts: {str(exc).strip().splitlines()[0]}. Nothing of this batch "
-                        "was committed; the next run replays it from the checkpoint."
+                        f"PostgreSQL stayed unavailable while writing batch {batch_id} after {attempt + 1} "
+                        f"attempts ({type(exc).__name__}). Nothing of this batch was applied; the next run "
+                        "replays it from the checkpoint."
                     ) from None
                 time.sleep(delay)
         if self.on_batch is not None:

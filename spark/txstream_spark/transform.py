@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from txstream_spark.event_contract import (
     HEADER_EVENT_TIME,
@@ -57,14 +58,6 @@ OUTPUT_SCHEMA = pa.schema(
         ("quarantine_detail", pa.string()),
     ]
 )
-# The same, as Spark DDL, for mapInArrow.
-OUTPUT_DDL = (
-    "object_id string, object_type string, amount long, currency string, status string, "
-    "created_at timestamp, charge_id string, customer_id string, livemode boolean, source string, "
-    "event_time timestamp, payload string, kafka_topic string, kafka_topic_id string, "
-    "kafka_partition int, kafka_offset long, kafka_timestamp timestamp, kafka_key binary, "
-    "raw_value binary, headers string, quarantine_reason string, quarantine_detail string"
-)
 TYPED_COLUMNS = [
     "object_id", "object_type", "amount", "currency", "status", "created_at", "charge_id",
     "customer_id", "livemode", "source", "event_time", "payload",
@@ -93,7 +86,7 @@ class StripeObjectRow:
     livemode: bool | None
     source: str
     event_time: datetime
-    payload: str
+    payload: bytes  # the message value, exactly as sent
 
 
 def _field(obj: dict, name: str, kinds: type | tuple[type, ...], kind_name: str, required: bool = True) -> Any:
@@ -139,17 +132,17 @@ def parse_message(value: bytes | None, headers: dict[str, bytes], kafka_timestam
     if len(value) > MAX_MESSAGE_BYTES:
         raise Rejected("oversized", f"{len(value)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit for a Stripe object")
     try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Rejected("invalid_utf8", f"byte {exc.start} is not valid UTF-8 ({exc.reason})") from None
-    try:
-        obj = orjson.loads(value)
+        obj = orjson.loads(value)  # also rejects invalid UTF-8
     except orjson.JSONDecodeError as exc:
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise Rejected("invalid_utf8", f"byte {bad.start} is not valid UTF-8 ({bad.reason})") from None
         raise Rejected("invalid_json", str(exc)[:200]) from None
     if not isinstance(obj, dict):
         raise Rejected("not_an_object", f"the value is a JSON {type(obj).__name__}, not an object")
     # PostgreSQL's jsonb cannot store NUL characters.
-    if "\\u0000" in text:
+    if b"\\u0000" in value:
         raise Rejected("unsupported_json", "contains \\u0000, which PostgreSQL jsonb cannot store")
 
     object_type = obj.get("object")
@@ -205,7 +198,7 @@ def parse_message(value: bytes | None, headers: dict[str, bytes], kafka_timestam
         livemode=livemode,
         source=source,
         event_time=event_time,
-        payload=text,
+        payload=value,
     )
 
 
@@ -221,34 +214,72 @@ def _event_time(header: bytes | None, kafka_timestamp: datetime | None, created:
     return kafka_timestamp or _utc(created)
 
 
+def _header_dicts(batch: pa.RecordBatch) -> list[dict[str, bytes]]:
+    """Per row, its headers as a dict; built from the flat child arrays (far cheaper than to_pylist)."""
+    if "headers" not in batch.schema.names:
+        return [{} for _ in range(len(batch))]
+    headers = batch.column("headers")
+    offsets = headers.offsets.to_pylist()
+    entries = headers.flatten()
+    keys = entries.field("key").to_pylist()
+    values = entries.field("value").to_pylist()
+    valid = headers.is_valid().to_pylist()
+    return [
+        dict(zip(keys[offsets[i]:offsets[i + 1]], values[offsets[i]:offsets[i + 1]])) if valid[i] else {}
+        for i in range(len(batch))
+    ]
+
+
+def _only_where(mask: pa.Array, column: pa.Array) -> pa.Array:
+    return pc.if_else(mask, column, pa.nulls(len(column), column.type))
+
+
 def transform_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Kafka source rows (Spark's kafka schema, plus optional `topicId`) → OUTPUT_SCHEMA rows."""
-    columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
+    """Kafka source rows (Spark's kafka schema, plus optional `topicId`) → OUTPUT_SCHEMA rows.
+
+    Only what must be decided per message runs in Python; the Kafka columns and
+    the payload bytes pass through as Arrow arrays, untouched.
+    """
     rows = len(batch)
-    topic_ids = columns.get("topicId") or [""] * rows
-    header_lists = columns.get("headers") or [None] * rows
-    out: dict[str, list] = {name: [None] * rows for name in OUTPUT_SCHEMA.names}
+    values = batch.column("value").to_pylist()
+    kafka_timestamps = batch.column("timestamp").to_pylist()
+    headers = _header_dicts(batch)
+    typed: dict[str, list] = {name: [None] * rows for name in TYPED_COLUMNS if name != "payload"}
+    reasons: list[str | None] = [None] * rows
+    details: list[str | None] = [None] * rows
 
     for i in range(rows):
-        headers = {h["key"]: h["value"] for h in header_lists[i] or ()}
-        out["kafka_topic"][i] = columns["topic"][i]
-        out["kafka_topic_id"][i] = topic_ids[i] or ""
-        out["kafka_partition"][i] = columns["partition"][i]
-        out["kafka_offset"][i] = columns["offset"][i]
-        out["kafka_timestamp"][i] = columns["timestamp"][i]
         try:
-            row = parse_message(columns["value"][i], headers, columns["timestamp"][i])
+            row = parse_message(values[i], headers[i], kafka_timestamps[i])
         except Rejected as rejection:
-            out["kafka_key"][i] = columns["key"][i]
-            out["raw_value"][i] = columns["value"][i]
-            out["headers"][i] = _headers_json(headers)
-            out["quarantine_reason"][i] = rejection.reason
-            out["quarantine_detail"][i] = rejection.detail
+            reasons[i] = rejection.reason
+            details[i] = rejection.detail
             continue
-        for name in TYPED_COLUMNS:
-            out[name][i] = getattr(row, name)
+        for name, column in typed.items():
+            column[i] = getattr(row, name)
 
-    return pa.RecordBatch.from_pydict(out, schema=OUTPUT_SCHEMA)
+    reason_array = pa.array(reasons, pa.string())
+    quarantined = reason_array.is_valid()
+    accepted = pc.invert(quarantined)
+    topic_id = (
+        batch.column("topicId") if "topicId" in batch.schema.names else pa.repeat(pa.scalar("", pa.string()), rows)
+    )
+    columns = {
+        **{name: pa.array(column, OUTPUT_SCHEMA.field(name).type) for name, column in typed.items()},
+        # Accepted values are valid UTF-8 JSON (orjson checked), so the bytes are the payload text.
+        "payload": _only_where(accepted, batch.column("value")).cast(pa.string()),
+        "kafka_topic": batch.column("topic"),
+        "kafka_topic_id": pc.fill_null(topic_id, ""),
+        "kafka_partition": batch.column("partition"),
+        "kafka_offset": batch.column("offset"),
+        "kafka_timestamp": batch.column("timestamp").cast(UTC_MICROS),
+        "kafka_key": _only_where(quarantined, batch.column("key")),
+        "raw_value": _only_where(quarantined, batch.column("value")),
+        "headers": pa.array([_headers_json(headers[i]) if reasons[i] else None for i in range(rows)], pa.string()),
+        "quarantine_reason": reason_array,
+        "quarantine_detail": pa.array(details, pa.string()),
+    }
+    return pa.RecordBatch.from_arrays([columns[name] for name in OUTPUT_SCHEMA.names], schema=OUTPUT_SCHEMA)
 
 
 def _headers_json(headers: dict[str, bytes]) -> str:

@@ -14,6 +14,8 @@ from txstream_dagster.settings import get_settings
 from txstream_spark.preflight import check_java
 
 JOB_SCRIPT = Path(txstream_spark.__file__).parent / "main.py"
+# log4j2.properties for local runs (Spark's INFO logs would bury the job's own progress lines).
+LOCAL_SPARK_CONF_DIR = Path(txstream_spark.__file__).parents[1] / "conf"
 
 
 class SparkResource(dg.ConfigurableResource):
@@ -79,4 +81,7 @@ class SparkResource(dg.ConfigurableResource):
 
     def job_env(self, postgres_url: str) -> dict[str, str]:
         """The job reads the warehouse URL from its environment, never its command line."""
-        return {"TXSTREAM_POSTGRES_URL": postgres_url, "PYSPARK_PYTHON": sys.executable}
+        env = {"TXSTREAM_POSTGRES_URL": postgres_url, "PYSPARK_PYTHON": sys.executable}
+        if self.is_local and LOCAL_SPARK_CONF_DIR.is_dir() and "SPARK_CONF_DIR" not in os.environ:
+            env["SPARK_CONF_DIR"] = str(LOCAL_SPARK_CONF_DIR)
+        return env

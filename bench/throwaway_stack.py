@@ -1,0 +1,39 @@
+"""A throwaway embedded stack for benchmarks: temp data dir, free ports, stopped at the end.
+
+With TXSTREAM_POSTGRES_URL / TXSTREAM_KAFKA_BOOTSTRAP set, those are used instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from txstream_dagster.local_stack import LocalStack
+from txstream_dagster.local_stack.processes import free_port
+from txstream_dagster.resources import KafkaResource, PostgresResource
+from txstream_dagster.settings import get_settings
+
+
+@contextmanager
+def throwaway_stack(topic: str = "bench.events", partitions: int = 4) -> Iterator[tuple[PostgresResource, KafkaResource]]:
+    with tempfile.TemporaryDirectory(prefix="txstream-bench-") as data_dir:
+        os.environ.setdefault("TXSTREAM_DATA_DIR", data_dir)
+        os.environ.setdefault("TXSTREAM_LOCAL_POSTGRES_PORT", str(free_port()))
+        os.environ.setdefault("TXSTREAM_LOCAL_KAFKA_PORT", str(free_port()))
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+        get_settings.cache_clear()
+        stack = LocalStack(get_settings())
+        stack.up()
+        try:
+            postgres = PostgresResource()
+            postgres.migrate()
+            kafka = KafkaResource(topic=topic)
+            kafka.ensure_topic(partitions=partitions, replication=1)
+            yield postgres, kafka
+        finally:
+            stack.down()
