@@ -176,7 +176,10 @@ def test_the_same_rates_again_are_unchanged():
 
 
 def test_a_fetch_missing_a_stored_currency_leaves_that_row_alone():
-    stored = {"usd": StoredRate(D("1.27"), "currency_api", FRIDAY), "kwd": StoredRate(D("0.39"), "currency_api", FRIDAY)}
+    stored = {
+        "usd": StoredRate(D("1.27"), "currency_api", FRIDAY),
+        "kwd": StoredRate(D("0.39"), "currency_api", FRIDAY),
+    }
     plan = plan_write(stored, published("currency_api", {"usd": "1.28"}))
     assert plan.write == {"usd": D("1.28")} and "kwd" not in plan.write and "kwd" not in plan.kept
 

@@ -135,7 +135,9 @@ def test_malformed_or_partial_answers_are_rejected_naming_the_source_and_the_pro
         currency_api(api, client).published_rates(WEDNESDAY)
 
 
-@pytest.mark.parametrize(("value", "problem"), [(0, "is 0, not a positive"), (-1.27, "is -1.27"), ("1.27", "is '1.27'")])
+@pytest.mark.parametrize(
+    ("value", "problem"), [(0, "is 0, not a positive"), (-1.27, "is -1.27"), ("1.27", "is '1.27'")]
+)
 def test_one_bad_rate_rejects_the_whole_answer(api, client, value, problem):
     api.serve(api.currency_api_path(WEDNESDAY), Reply(body=currency_api_payload(WEDNESDAY, {"usd": value})))
     with pytest.raises(ForexSourceError, match=f"rate for usd {problem}"):

@@ -1,15 +1,19 @@
 """`forex_rates`: 1 GBP in every currency a source publishes, one daily partition per calendar date."""
 
 from collections import Counter
-from collections.abc import Sequence
-from datetime import date, timedelta
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from datetime import date
 
 import dagster as dg
+import psycopg
 
 from txstream_dagster.defs.forex.resources import ForexApiResource
 from txstream_dagster.defs.forex.sources import ForexSourceError
 from txstream_dagster.defs.forex.store import FOREX_TABLE, PartitionWrite, save_published_rates
+from txstream_dagster.local_stack import StackNotRunning
 from txstream_dagster.resources import PostgresResource
+from txstream_dagster.resources.postgres import WarehouseUnavailable
 
 # 2020 covers every charge we expect to backfill from Stripe while keeping the
 # partition bar and a full backfill (~2,500 days, one single run) quick; the
@@ -26,8 +30,10 @@ FOREX_RETRY_POLICY = dg.RetryPolicy(
     max_retries=3, delay=600, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 
-# Per-day detail in the metadata table is capped so a multi-year backfill stays readable.
+# Per-date detail (log lines, the metadata table) is kept for runs of up to two
+# months; a multi-year backfill logs its progress instead and stays readable.
 DETAIL_ROWS = 62
+PROGRESS_EVERY = 250
 
 FOREX_COLUMNS = dg.TableSchema(
     columns=[
@@ -35,16 +41,17 @@ FOREX_COLUMNS = dg.TableSchema(
         dg.TableColumn("base", "text", description="always gbp"),
         dg.TableColumn("quote", "text", description="lower-case ISO 4217 code, as Stripe writes it"),
         dg.TableColumn("rate", "numeric", description="units of `quote` for 1 GBP"),
-        dg.TableColumn("effective_date", "date", description="business day whose published rates apply"),
+        dg.TableColumn(
+            "effective_date", "date", description="day whose published rates apply (ECB: the last business day)"
+        ),
         dg.TableColumn("source", "text", description="currency_api | frankfurter | ecb_bundled"),
         dg.TableColumn("fetched_at", "timestamptz"),
     ]
 )
 
 
-def partition_days(window: dg.TimeWindow) -> list[date]:
-    first, end = window.start.date(), window.end.date()
-    return [first + timedelta(days=offset) for offset in range((end - first).days)]
+def partition_days(partition_keys: Sequence[str]) -> list[date]:
+    return sorted(date.fromisoformat(key) for key in partition_keys)
 
 
 @dg.asset(
@@ -68,26 +75,46 @@ def forex_rates(
     """
     writes: list[PartitionWrite] = []
     failures: list[tuple[date, ForexSourceError]] = []
-    with forex.rates_source() as source, postgres.connect() as conn:
-        for day in partition_days(context.partition_time_window):
+    fallbacks: dict[str, None] = {}  # distinct reasons, in order: an offline backfill logs each once
+    days = partition_days(context.partition_keys)
+    with warehouse_connection(postgres) as conn, forex.rates_source() as source:
+        for number, day in enumerate(days, start=1):
             try:
                 fetched = source.published_rates(day)
             except ForexSourceError as exc:
                 context.log.error(f"{day}: {exc}")
                 failures.append((day, exc))
                 continue
-            for fallback in fetched.fallbacks:
-                context.log.warning(f"{day}: fell back from {fallback}")
+            for fallback in map(str, fetched.fallbacks):
+                if fallback not in fallbacks:
+                    context.log.warning(f"{day}: fell back from {fallback}")
+                    fallbacks[fallback] = None
             write = save_published_rates(conn, day, fetched.published)
-            context.log.info(describe_write(write))
             writes.append(write)
+            # Each log line is an event in Dagster's storage: a multi-year backfill logs progress only.
+            if len(days) <= DETAIL_ROWS:
+                context.log.info(describe_write(write))
+            elif number % PROGRESS_EVERY == 0 or number == len(days):
+                context.log.info(f"{number}/{len(days)} dates done, up to {day}")
     if failures:
         raise dg.Failure(
             description=describe_failures(failures, written=len(writes)),
             metadata={"failed_dates": [day.isoformat() for day, _ in failures], "dates_written": len(writes)},
             allow_retries=any(exc.retryable for _, exc in failures),
         )
-    return dg.MaterializeResult(metadata=materialization_metadata(writes))
+    return dg.MaterializeResult(metadata=materialization_metadata(writes, list(fallbacks)))
+
+
+@contextmanager
+def warehouse_connection(postgres: PostgresResource) -> Iterator[psycopg.Connection]:
+    """The retry policy is for rate sources; a warehouse that cannot be reached fails the run at
+    once with its own explanation rather than retrying silently for an hour."""
+    with ExitStack() as stack:
+        try:
+            conn = stack.enter_context(postgres.connect())
+        except (WarehouseUnavailable, StackNotRunning) as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        yield conn
 
 
 def describe_write(write: PartitionWrite) -> str:
@@ -112,11 +139,13 @@ def describe_failures(failures: Sequence[tuple[date, ForexSourceError]], written
     return "\n".join(lines)
 
 
-def materialization_metadata(writes: Sequence[PartitionWrite]) -> dict[str, dg.MetadataValue | int | str]:
+def materialization_metadata(
+    writes: Sequence[PartitionWrite], fallbacks: Sequence[str]
+) -> dict[str, dg.MetadataValue | int | str | list[str]]:
     sources = Counter(write.published.source for write in writes)
     effective_dates = sorted({write.published.effective_date for write in writes})
     quotes = sorted({quote for write in writes for quote in write.published.rates})
-    metadata: dict[str, dg.MetadataValue | int | str] = {
+    metadata: dict[str, dg.MetadataValue | int | str | list[str]] = {
         "source": ", ".join(f"{source} ({n} days)" for source, n in sources.most_common()),
         "effective_date": effective_dates[0].isoformat()
         if len(effective_dates) == 1
@@ -127,6 +156,8 @@ def materialization_metadata(writes: Sequence[PartitionWrite]) -> dict[str, dg.M
         "rows_unchanged": sum(len(write.plan.unchanged) for write in writes),
         "rows_kept_from_better_sources": sum(len(write.plan.kept) for write in writes),
     }
+    if fallbacks:
+        metadata["fell_back_from"] = list(fallbacks[:10])
     if len(writes) > 1:
         rows = [
             f"| {w.rate_date} | {w.published.effective_date} | {w.published.source} | {w.currencies_stored} "

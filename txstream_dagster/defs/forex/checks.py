@@ -34,8 +34,8 @@ class CheckedDates:
 
 
 def checked_dates(context: dg.AssetCheckExecutionContext) -> CheckedDates:
-    if context.has_partition_key_range:
-        days = partition_days(context.partition_time_window)
+    if context.has_partition_key or context.has_partition_key_range:
+        days = partition_days(context.partition_keys)
         return CheckedDates(days[0], days[-1])
     return CheckedDates(None, None)
 
