@@ -8,6 +8,8 @@ import click
 from pydantic import ValidationError
 from rich.console import Console
 
+from txstream_dagster.defs.stream.cli import stream
+from txstream_dagster.defs.stripe_source.cli import produce
 from txstream_dagster.local_stack import LocalStack
 from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_dagster.settings import get_settings
@@ -103,8 +105,26 @@ def status() -> None:
     sys.exit(0 if healthy else 1)
 
 
+@main.group()
+def topic() -> None:
+    """Manage the event topic."""
+
+
+@topic.command("create")
+def topic_create() -> None:
+    """Create TXSTREAM_TOPIC with TXSTREAM_TOPIC_PARTITIONS / _REPLICATION (no-op when it exists)."""
+    settings = _settings()
+    created = event_log().ensure_topic(settings.topic_partitions, settings.topic_replication)
+    console.print(f"[green]✓[/green] topic {settings.topic} {'created' if created else 'already exists'}")
+
+
 @main.command()
 def migrate() -> None:
     """Apply pending database migrations (idempotent)."""
     applied = warehouse().migrate()
     console.print(f"[green]✓[/green] applied: {', '.join(applied)}" if applied else "[green]✓[/green] up to date")
+
+
+# Each stage's own commands.
+main.add_command(produce)
+main.add_command(stream)
