@@ -110,31 +110,48 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self.fail_on_data_loss = options.get("failOnDataLoss", "true").lower() == "true"
         self.target: dict | None = None
         self.last_latest: dict | None = None
+        self._clients = None  # (admin, consumer), kept between micro-batches on the driver
+
+    def __getstate__(self) -> dict:
+        # The reader travels to executors with the plan; its Kafka connections stay behind.
+        return {**self.__dict__, "_clients": None}
 
     # --- planning (driver) -----------------------------------------------
-    def _topic_state(self) -> dict:
+    def _connected(self):
         from kafka import KafkaAdminClient
 
-        from txstream_spark.kafka_offsets import end_offsets, end_offsets_consumer
+        from txstream_spark.kafka_offsets import end_offsets_consumer
 
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, bootstrap_timeout_ms=10_000)
+        if self._clients is None:
+            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, bootstrap_timeout_ms=10_000)
+            self._clients = (admin, end_offsets_consumer(self.bootstrap))
+        return self._clients
+
+    def _topic_state(self) -> dict:
+        """The topic's id and end offsets, asked on every trigger (cheap: two small requests)."""
+        from txstream_spark.kafka_offsets import end_offsets
+
         try:
+            admin, consumer = self._connected()
             [description] = admin.describe_topics([self.topic])
-        finally:
-            admin.close()
-        if description["error_code"] != 0:
-            raise RuntimeError(
-                f"Kafka topic {self.topic!r} is not available on {self.bootstrap} "
-                f"(error {description['error_code']}): create it, or check the topic option."
-            )
-        consumer = end_offsets_consumer(self.bootstrap)
-        try:
+            if description["error_code"] != 0:
+                raise RuntimeError(
+                    f"Kafka topic {self.topic!r} is not available on {self.bootstrap} "
+                    f"(error {description['error_code']}): create it, or check the topic option."
+                )
             ends = end_offsets(consumer, self.topic)
-        finally:
-            consumer.close()
+        except Exception:
+            self.stop()  # reconnect on the next trigger
+            raise
         latest = {"topicId": str(description["topic_id"]), "partitions": {str(p): o for p, o in ends.items()}}
         self.last_latest = latest
         return latest
+
+    def stop(self) -> None:
+        if self._clients is not None:
+            for client in self._clients:
+                client.close()
+            self._clients = None
 
     def initialOffset(self) -> dict:
         latest = self._topic_state()
