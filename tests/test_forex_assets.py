@@ -20,6 +20,7 @@ from txstream_dagster.defs.forex.assets import FOREX_PARTITIONS_START, forex_rat
 from txstream_dagster.defs.forex.checks import FOREX_CHECKS
 from txstream_dagster.defs.forex.definitions import defs as forex_defs
 from txstream_dagster.defs.forex.resources import ForexApiResource
+from txstream_dagster.defs.forex.sources import load_ecb_history
 from txstream_dagster.defs.forex.schedules import forex_rates_daily
 from txstream_dagster.resources import PostgresResource, shared_resources
 
@@ -309,6 +310,21 @@ def test_a_nan_rate_fails_the_positive_check(clean_warehouse):
     assert positive.metadata["first_implausible"].value == ["2024-01-05 usd=NaN (ecb_bundled)"]
 
 
+def test_rates_carried_past_the_bundled_file_are_flagged_stale(clean_warehouse):
+    history_end = load_ecb_history().dates[-1]
+    later = history_end + timedelta(days=12)
+    allowed = ForexApiResource(source="ecb_bundled", bundled_max_days_past_end=30)
+
+    result = materialize(clean_warehouse, allowed, checks=True, partition_key=later.isoformat())
+
+    assert clean_warehouse.fetch_one(
+        "SELECT DISTINCT effective_date FROM raw.forex_rates WHERE rate_date = %s", [later]
+    ) == (history_end,)
+    current = check_results(result)["forex_rates_are_current"]
+    assert not current.passed and current.severity == dg.AssetCheckSeverity.WARN
+    assert current.metadata["oldest_rates_days"].value == 12
+
+
 # --- definitions and schedule ---------------------------------------------------------------------
 
 
@@ -329,6 +345,7 @@ def test_forex_definitions_snapshot():
         "charge_currencies_have_forex_rates",
         "charge_dates_have_forex_rates",
         "forex_day_over_day_moves_are_plausible",
+        "forex_rates_are_current",
         "forex_rates_are_positive",
     ]
     schedule = location.resolve_schedule_def("forex_rates_daily")

@@ -337,3 +337,14 @@ def test_forex_url_setting_configures_the_source_it_belongs_to(source, url, expe
 def test_a_forex_url_that_cannot_work_names_the_setting(source, url, problem):
     with pytest.raises(ValueError, match=f"TXSTREAM_FOREX_URL=.*{problem}"):
         forex_resource(Settings(forex_source=source, forex_url=url))
+
+
+def test_the_bundled_files_last_rates_stand_for_later_dates_only_when_allowed():
+    history_end = load_ecb_history().dates[-1]
+    later = history_end + timedelta(days=20)
+    with pytest.raises(ForexSourceError, match="TXSTREAM_FOREX_BUNDLED_MAX_DAYS_PAST_END"):
+        BundledEcbSource().published_rates(later)
+    published = BundledEcbSource(max_days_past_end=30).published_rates(later)
+    assert published.effective_date == history_end
+    with pytest.raises(ForexSourceError):
+        BundledEcbSource(max_days_past_end=10).published_rates(later)

@@ -64,7 +64,20 @@ class Settings(BaseSettings):
 
     # --- Forex ------------------------------------------------------------
     forex_source: Literal["auto", "currency_api", "frankfurter", "ecb_bundled"] = "auto"
-    forex_url: str | None = Field(default=None, description="Base URL of the forex API.")
+    forex_url: str | None = Field(
+        default=None,
+        description="URL of the chosen forex source: with currency_api a template containing {date} "
+        "(…/currency-api@{date}/v1); with frankfurter a base URL (…/v1); with auto, a URL with {date} "
+        "replaces the currency-api hosts, otherwise it is a Frankfurter API tried after the currency-api; "
+        "ignored by ecb_bundled.",
+    )
+    forex_bundled_max_days_past_end: int = Field(
+        default=0,
+        ge=0,
+        le=366,
+        description="Days the bundled ECB file's last rates may stand for after the file ends (offline use; "
+        "0 = never). effective_date shows their age and a check warns.",
+    )
 
     # --- Spark ------------------------------------------------------------
     spark_master: str = Field(default="local[2]", description="local[N], spark://host:7077 or k8s://…")

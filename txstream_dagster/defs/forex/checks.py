@@ -208,9 +208,47 @@ def forex_day_over_day_moves_are_plausible(
     )
 
 
+# The longest honest gap: a TARGET holiday run next to a weekend (Good Friday to Easter Monday).
+MAX_HONEST_CARRY_FORWARD_DAYS = 4
+
+STALE_RATES = """
+SELECT rate_date, effective_date, rate_date - effective_date AS days_old, count(*) AS quotes, min(source)
+FROM raw.forex_rates
+WHERE base = %(base)s AND rate_date - effective_date > %(max_days)s
+  AND (%(first)s::date IS NULL OR rate_date >= %(first)s::date)
+  AND (%(last)s::date IS NULL OR rate_date <= %(last)s::date)
+GROUP BY 1, 2 ORDER BY 1
+"""
+
+
+@dg.asset_check(
+    asset=forex_rates,
+    description=f"No date uses rates published more than {MAX_HONEST_CARRY_FORWARD_DAYS} days before it "
+    "(the longest weekend-and-holiday gap); older rates were carried past the end of the bundled ECB file.",
+)
+def forex_rates_are_current(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
+    dates = checked_dates(context)
+    stale = postgres.fetch_all(STALE_RATES, {**dates.params(), "base": BASE, "max_days": MAX_HONEST_CARRY_FORWARD_DAYS})
+    return dg.AssetCheckResult(
+        passed=not stale,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "checked_dates": dates.describe(),
+            "stale_dates": len(stale),
+            "oldest_rates_days": max((days for _, _, days, _, _ in stale), default=0),
+            "first_stale": [f"{day} uses {effective} ({days} days old, {source})" for day, effective, days, _, source in stale[:LISTED]],
+        },
+        description=None if not stale else (
+            f"{len(stale)} dates use rates more than {MAX_HONEST_CARRY_FORWARD_DAYS} days old: configure an online "
+            "forex source (TXSTREAM_FOREX_SOURCE/TXSTREAM_FOREX_URL) and re-run those partitions"
+        ),
+    )
+
+
 FOREX_CHECKS = [
     charge_dates_have_forex_rates,
     charge_currencies_have_forex_rates,
     forex_rates_are_positive,
     forex_day_over_day_moves_are_plausible,
+    forex_rates_are_current,
 ]

