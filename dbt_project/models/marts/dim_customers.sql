@@ -1,0 +1,78 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy='merge',
+        on_schema_change='fail',
+        indexes=[{'columns': ['customer_id'], 'unique': True}],
+    )
+}}
+
+{#- One row per Stripe customer seen on a charge (guest checkouts have none).
+    No names or e-mail addresses: the marts are readable by the dashboards. -#}
+
+with
+
+charges as (
+
+    select * from {{ ref('stg_stripe__charges') }}
+    where customer_id is not null
+    {% if is_incremental() %}
+      and ingested_at > {{ changed_since('transformed_at') }}
+    {% endif %}
+
+),
+
+customers as (
+
+    select
+        customer_id,
+        min(created_at) as first_charge_at,
+        max(created_at) as last_charge_at,
+        (array_agg(billing_country order by created_at desc, charge_id desc)
+            filter (where billing_country is not null))[1] as billing_country,
+        bool_or(is_livemode) as is_livemode
+
+    from charges
+    group by customer_id
+
+),
+
+{% if is_incremental() %}
+widened as (
+
+    select
+        customers.customer_id,
+        least(customers.first_charge_at, existing.first_charge_at) as first_charge_at,
+        greatest(customers.last_charge_at, existing.last_charge_at) as last_charge_at,
+        case
+            when existing.customer_id is null or customers.last_charge_at >= existing.last_charge_at
+                then coalesce(customers.billing_country, existing.billing_country)
+            else coalesce(existing.billing_country, customers.billing_country)
+        end as billing_country,
+        customers.is_livemode or coalesce(existing.is_livemode, false) as is_livemode
+
+    from customers
+    left join {{ this }} as existing
+        on existing.customer_id = customers.customer_id
+
+),
+{% else %}
+widened as (
+
+    select * from customers
+
+),
+{% endif %}
+
+final as (
+
+    select
+        *,
+        now() as transformed_at
+
+    from widened
+
+)
+
+select * from final

@@ -1,0 +1,112 @@
+"""Build the dbt marts through Dagster, and make the Stripe objects and forex rows the tests need.
+
+Objects are Stripe's own example objects (tests/fixtures/stripe) with only the
+fields a test is about changed, landed through the stream's real transform and
+sink (stream_helpers.land_objects). Forex rows are written as the forex asset
+writes them: one row per calendar date, weekends carrying Friday's rate.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import dagster as dg
+from psycopg.rows import dict_row
+
+from stripe_helpers import stripe_fixture
+from txstream_dagster.defs.dbt.assets import DbtBuildConfig, txstream_dbt_models
+from txstream_dagster.defs.dbt.checks import fx_rate_missing_charges
+from txstream_dagster.defs.dbt.definitions import defs as dbt_defs
+from txstream_dagster.resources import PostgresResource
+
+# Every table the stream, the forex asset and dbt's hook write: a test's data is its own.
+WRITTEN_TABLES = (
+    "raw.transactions, raw.quarantined_events, raw.forex_rates, "
+    "ops.stream_offsets, ops.stream_batches, ops.stream_lag, ops.dbt_node_runs"
+)
+
+
+def empty_warehouse(postgres: PostgresResource) -> None:
+    with postgres.connect() as conn:
+        conn.execute(f"TRUNCATE {WRITTEN_TABLES}")
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=timezone.utc)
+
+
+def charge(
+    charge_id: str, amount: int, currency: str, created: datetime, *,
+    status: str = "succeeded", customer: str | None = None, **changes: Any,
+) -> dict[str, Any]:
+    """Stripe's example charge, captured in full when it succeeded."""
+    obj = copy.deepcopy(stripe_fixture("charge"))
+    succeeded = status == "succeeded"
+    obj.update(
+        id=charge_id, amount=amount, currency=currency, created=int(created.timestamp()), status=status,
+        customer=customer, captured=succeeded, paid=succeeded, amount_captured=amount if succeeded else 0,
+    )
+    obj["refunds"]["url"] = f"/v1/charges/{charge_id}/refunds"
+    obj.update(changes)
+    return obj
+
+
+def declined(obj: dict[str, Any], decline_code: str) -> dict[str, Any]:
+    obj = {**obj, "status": "failed", "captured": False, "paid": False, "amount_captured": 0,
+           "failure_code": "card_declined", "failure_message": "Your card was declined."}
+    obj["outcome"] = {**obj["outcome"], "type": "issuer_declined", "network_status": "declined_by_network",
+                      "reason": decline_code, "risk_level": "normal"}
+    return obj
+
+
+def refund(refund_id: str, of: dict[str, Any], amount: int, created: datetime, status: str = "succeeded") -> dict[str, Any]:
+    obj = copy.deepcopy(stripe_fixture("refund"))
+    obj.update(id=refund_id, charge=of["id"], amount=amount, currency=of["currency"],
+               created=int(created.timestamp()), status=status)
+    return obj
+
+
+def dispute(dispute_id: str, of: dict[str, Any], amount: int, created: datetime, status: str) -> dict[str, Any]:
+    obj = copy.deepcopy(stripe_fixture("dispute"))
+    obj.update(id=dispute_id, charge=of["id"], amount=amount, currency=of["currency"],
+               created=int(created.timestamp()), status=status)
+    return obj
+
+
+def write_rates(postgres: PostgresResource, rows: Iterable[tuple[date, str, Decimal | str, date]], source: str = "test") -> None:
+    """(rate_date, quote, units of quote per 1 GBP, effective_date) → raw.forex_rates, replacing what was there."""
+    with postgres.connect() as conn, conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO raw.forex_rates (rate_date, base, quote, rate, effective_date, source, fetched_at)
+               VALUES (%s, 'gbp', %s, %s, %s, %s, now())
+               ON CONFLICT (rate_date, base, quote) DO UPDATE
+               SET rate = excluded.rate, effective_date = excluded.effective_date, fetched_at = excluded.fetched_at""",
+            [(rate_date, quote, Decimal(rate), effective, source) for rate_date, quote, rate, effective in rows],
+        )
+
+
+def build_marts(postgres: PostgresResource, *, full_refresh: bool = False) -> dg.ExecuteInProcessResult:
+    """Materialise every dbt model (running its tests as checks) and the fx-rate check, as Dagster would."""
+    return dg.materialize(
+        [txstream_dbt_models, fx_rate_missing_charges],
+        resources={"dbt": dbt_defs.resources["dbt"], "postgres": postgres},
+        run_config=dg.RunConfig(ops={"txstream_dbt_models": DbtBuildConfig(full_refresh=full_refresh)}),
+        raise_on_error=False,
+    )
+
+
+def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
+    return [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in result.get_asset_check_evaluations() if not e.passed]
+
+
+def rows(postgres: PostgresResource, query: str, params: Any = None) -> list[dict[str, Any]]:
+    with postgres.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def facts_by_charge(postgres: PostgresResource) -> dict[str, dict[str, Any]]:
+    return {row["charge_id"]: row for row in rows(postgres, "SELECT * FROM marts.fct_transactions")}

@@ -1,0 +1,161 @@
+"""The dbt stage as Dagster sees it: the asset graph, checks, and when models are rebuilt.
+
+No database needed: the graph comes from the dbt manifest, and automation is
+evaluated against an ephemeral Dagster instance with reported materialisations.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from txstream_dagster.defs.dbt.assets import txstream_dbt_models
+from txstream_dagster.defs.dbt.definitions import dbt_automation_sensor, defs as dbt_defs
+from txstream_dagster.defs.dbt.project import txstream_dbt_project
+from txstream_dagster.resources import shared_resources
+
+# As the code location merges it: the warehouse resource is shared, not the stage's own.
+defs = dg.Definitions.merge(dg.Definitions(resources=shared_resources()), dbt_defs)
+
+# The whole lineage, reviewed as one piece: a change here is a change to what the
+# dashboards and analysts get. asset → its upstream assets.
+EXPECTED_GRAPH = {
+    "seeds/currencies": set(),
+    "staging/stg_stripe__charges": {"raw_transactions"},
+    "staging/stg_stripe__refunds": {"raw_transactions"},
+    "staging/stg_stripe__disputes": {"raw_transactions"},
+    "staging/stg_forex__rates": {"forex_rates"},
+    "marts/dim_currencies": {"seeds/currencies"},
+    "marts/dim_dates": set(),
+    "marts/dim_customers": {"staging/stg_stripe__charges"},
+    "marts/dim_payment_methods": {"staging/stg_stripe__charges"},
+    "marts/dim_outcomes": {"staging/stg_stripe__charges"},
+    "marts/fct_transactions": {
+        "staging/stg_stripe__charges", "staging/stg_stripe__refunds", "staging/stg_stripe__disputes",
+        "staging/stg_forex__rates", "marts/dim_currencies",
+    },
+    "marts/agg_daily_revenue": {"marts/fct_transactions", "marts/dim_payment_methods"},
+    "monitoring/fx_rate_missing_by_currency": {"marts/fct_transactions"},
+    "monitoring/stream_ingestion_per_minute": {"ops/stream_batches"},
+    "monitoring/stream_quarantine_by_reason": {"raw/quarantined_events"},
+    "monitoring/stream_quarantine_per_minute": {"raw/quarantined_events"},
+    "monitoring/stream_lag_latest": {"ops/stream_lag"},
+    "monitoring/stream_lag_history": {"ops/stream_lag"},
+    "monitoring/pipeline_freshness": {"raw_transactions", "forex_rates", "ops/stream_batches"},
+    "monitoring/dbt_model_freshness": {"ops/dbt_node_runs"},
+}
+UPSTREAM = ["raw_transactions", "forex_rates", "ops/stream_batches", "ops/stream_lag", "ops/dbt_node_runs",
+            "raw/quarantined_events"]
+REBUILT_ON_EVERY_BATCH = {
+    "staging/stg_stripe__charges", "staging/stg_stripe__refunds", "staging/stg_stripe__disputes",
+    "marts/dim_customers", "marts/dim_payment_methods", "marts/dim_outcomes", "marts/fct_transactions",
+    "marts/agg_daily_revenue", "monitoring/fx_rate_missing_by_currency",
+}
+
+
+def test_asset_graph_matches_the_reviewed_lineage():
+    graph = defs.resolve_asset_graph()
+    actual = {
+        key.to_user_string(): {parent.to_user_string() for parent in graph.get(key).parent_keys}
+        for key in graph.materializable_asset_keys
+    }
+    assert actual == EXPECTED_GRAPH
+
+
+def test_models_are_grouped_by_their_folder():
+    graph = defs.resolve_asset_graph()
+    for key in graph.materializable_asset_keys:
+        assert graph.get(key).group_name == key.path[0]
+
+
+def test_every_dbt_test_is_an_asset_check_and_errors_block_downstream():
+    manifest = json.loads(txstream_dbt_project().manifest_path.read_text())
+    manifest_tests = [node for node in manifest["nodes"].values() if node["resource_type"] == "test"]
+    check_specs = list(txstream_dbt_models.check_specs)
+    assert len(check_specs) == len(manifest_tests) > 50
+    assert all(spec.blocking for spec in check_specs)  # every test is severity error
+    checked = {spec.asset_key.to_user_string() for spec in check_specs}
+    assert {"marts/fct_transactions", "marts/agg_daily_revenue", "staging/stg_stripe__charges"} <= checked
+
+
+def test_fact_has_the_singular_money_tests_and_the_fx_rate_check():
+    checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys
+              if key.asset_key == dg.AssetKey(["marts", "fct_transactions"])}
+    assert {
+        "fct_transactions_gbp_amounts_reconcile_with_raw_amounts_and_rates",
+        "fct_transactions_every_charge_with_a_rate_has_a_gbp_amount",
+        "fx_rate_missing_charges",
+    } <= checks
+
+
+def test_dbt_runs_from_the_venv_next_to_the_interpreter():
+    assert dbt_defs.resources["dbt"].dbt_executable == str(Path(sys.executable).parent / "dbt")
+
+
+def test_the_automation_sensor_runs_by_default_and_targets_every_model_and_check():
+    graph = defs.resolve_asset_graph()
+    assert dbt_automation_sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert dbt_automation_sensor.asset_selection.resolve(graph) == {
+        dg.AssetKey.from_user_string(key) for key in EXPECTED_GRAPH
+    }
+    assert dbt_automation_sensor.asset_selection.resolve_checks(graph) == set(graph.asset_check_keys)
+
+
+@pytest.fixture
+def automation():
+    """Evaluate ticks the way the sensor does, against an instance where everything was built once."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        graph_defs = dg.Definitions.merge(
+            defs, dg.Definitions(assets=[dg.AssetSpec(dg.AssetKey.from_user_string(k)) for k in UPSTREAM]),
+        )
+        state = {"cursor": None}
+
+        def tick() -> set[str]:
+            result = dg.evaluate_automation_conditions(defs=graph_defs, instance=instance, cursor=state["cursor"])
+            state["cursor"] = result.cursor
+            return {
+                evaluation.key.to_user_string()
+                for evaluation in result.results
+                if isinstance(evaluation.key, dg.AssetKey) and result.get_num_requested(evaluation.key)
+            }
+
+        def report(*keys: str) -> None:
+            for key in keys:
+                instance.report_runless_asset_event(dg.AssetMaterialization(dg.AssetKey.from_user_string(key)))
+
+        yield tick, report
+
+
+def built_once(automation) -> tuple:
+    """Every model requested on the first tick and built; nothing pending."""
+    tick, report = automation
+    tick()
+    report(*EXPECTED_GRAPH)
+    assert tick() == set()
+    return tick, report
+
+
+def test_a_fresh_deployment_builds_every_model_once(automation):
+    tick, report = automation
+    assert tick() == set(EXPECTED_GRAPH)
+    report(*EXPECTED_GRAPH)
+    assert tick() == set()
+
+
+def test_a_micro_batch_rebuilds_the_charge_models_and_not_the_static_ones(automation):
+    tick, report = built_once(automation)
+    report("raw_transactions")
+    assert tick() == REBUILT_ON_EVERY_BATCH
+    report(*REBUILT_ON_EVERY_BATCH)
+    assert tick() == set()
+
+
+def test_new_forex_rates_rebuild_the_fact_through_the_rates_view(automation):
+    tick, report = built_once(automation)
+    report("forex_rates")
+    assert tick() == {"staging/stg_forex__rates", "marts/fct_transactions", "marts/agg_daily_revenue",
+                      "monitoring/fx_rate_missing_by_currency"}

@@ -1,0 +1,37 @@
+"""Every dbt model and seed as a Dagster asset; every dbt test as an asset check."""
+
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, dbt_assets
+from pydantic import Field
+
+from txstream_dagster.defs.dbt.project import txstream_dbt_project
+from txstream_dagster.defs.dbt.resources import dbt_connection
+from txstream_dagster.defs.dbt.translator import TxstreamDbtTranslator
+from txstream_dagster.resources import PostgresResource
+
+
+class DbtBuildConfig(dg.Config):
+    full_refresh: bool = Field(
+        default=False,
+        description="Rebuild the incremental models from all of history (dbt --full-refresh).",
+    )
+
+
+def dbt_build_args(config: DbtBuildConfig) -> list[str]:
+    return ["build", *(["--full-refresh"] if config.full_refresh else [])]
+
+
+@dbt_assets(
+    manifest=txstream_dbt_project().manifest_path,
+    project=txstream_dbt_project(),
+    dagster_dbt_translator=TxstreamDbtTranslator(),
+    name="txstream_dbt_models",
+)
+def txstream_dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource, config: DbtBuildConfig
+):
+    # `build` runs each selected model's tests right after it, so a failing
+    # error-severity test stops the models downstream of it in the same run.
+    with dbt_connection(postgres.resolved_url()):
+        yield from dbt.cli(dbt_build_args(config), context=context).stream().fetch_row_counts()

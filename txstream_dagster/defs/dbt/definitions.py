@@ -1,0 +1,26 @@
+"""The dbt stage: models as assets, tests as checks, rebuilt by declarative automation."""
+
+import dagster as dg
+
+from txstream_dagster.defs.dbt.assets import txstream_dbt_models
+from txstream_dagster.defs.dbt.checks import fx_rate_missing_charges
+from txstream_dagster.defs.dbt.project import txstream_dbt_project
+from txstream_dagster.defs.dbt.resources import dbt_cli_resource
+
+# Evaluates the models' and checks' automation conditions (translator.py): when
+# the stream lands a micro-batch or forex rates arrive, the affected models and
+# their tests are requested in one run. Running by default, so a fresh
+# deployment keeps the marts current without anyone switching it on.
+dbt_automation_sensor = dg.AutomationConditionSensorDefinition(
+    "dbt_automation_sensor",
+    target=dg.AssetSelection.assets(txstream_dbt_models),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+)
+
+defs = dg.Definitions(
+    assets=[txstream_dbt_models],
+    asset_checks=[fx_rate_missing_charges],
+    sensors=[dbt_automation_sensor],
+    resources={"dbt": dbt_cli_resource(txstream_dbt_project())},
+)
