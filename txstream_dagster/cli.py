@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import sys
 
 import click
 from pydantic import ValidationError
 from rich.console import Console
 
+from txstream_dagster.defs.dbt.cli import dbt_command
 from txstream_dagster.defs.stream.cli import stream
 from txstream_dagster.defs.stripe_source.cli import produce
 from txstream_dagster.local_stack import LocalStack
@@ -105,6 +107,26 @@ def status() -> None:
     sys.exit(0 if healthy else 1)
 
 
+@main.command()
+@click.option("--charges", default=20_000, show_default=True, help="Synthetic charges to publish.")
+@click.option("--days", default=7, show_default=True, help="Days of history they are spread over.")
+@click.option("--seed", type=int, default=None, help="Generator seed (default: random, printed).")
+@click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
+@click.option("--no-ui", is_flag=True, help="Stop Dagster after the summary instead of serving the UI.")
+def demo(charges: int, days: int, seed: int | None, port: int, no_ui: bool) -> None:
+    """Everything end to end: embedded stack, synthetic charges, Spark, forex, dbt, a summary, the UI."""
+    from txstream_dagster.demo import Waited, run_demo
+
+    try:
+        run_demo(_settings(), charges=charges, days=days, seed=seed if seed is not None else random.randrange(10**6),
+                 port=port, console=console, serve=not no_ui)
+    except Waited as exc:
+        console.print(f"[red]✗[/red] {exc}. The Dagster UI shows what the runs did.")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console.print("stopped")
+
+
 @main.group()
 def topic() -> None:
     """Manage the event topic."""
@@ -128,3 +150,4 @@ def migrate() -> None:
 # Each stage's own commands.
 main.add_command(produce)
 main.add_command(stream)
+main.add_command(dbt_command)

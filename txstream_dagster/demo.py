@@ -1,0 +1,234 @@
+"""`txstream demo`: the whole product on this machine, end to end, in one command.
+
+Start the embedded stack and `dagster dev`; publish a few days of synthetic
+Stripe charges (and a handful of malformed messages); backfill forex for those
+days; let the stream sensor's Spark runs land the events and declarative
+automation build the dbt models; print a summary; keep the Dagster UI up.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import requests
+from rich.console import Console
+from rich.table import Table
+
+from txstream_dagster.currencies import REPO_ROOT
+from txstream_dagster.defs.stripe_source.production import ProductionSummary, publish_synthetic
+from txstream_dagster.local_stack import LocalStack
+from txstream_dagster.resources import KafkaResource, PostgresResource
+from txstream_dagster.settings import Settings
+
+# Messages no Stripe object looks like: the stream must quarantine them, with a reason, and go on.
+MALFORMED_MESSAGES = [
+    b"{not json",
+    b"[1, 2, 3]",
+    b"\xff\xfe not utf-8",
+    b'{"object": "invoice", "id": "in_demo", "amount": 100, "currency": "gbp"}',
+    b'{"object": "charge", "id": "ch_demo_bad", "amount": "12.50", "currency": "gbp", "created": 1700000000}',
+]
+# Offline, the bundled ECB file ends a few weeks before today: the demo lets its last
+# rates stand for recent dates (the forex_rates_are_current check says so).
+DEMO_FOREX_DAYS_PAST_END = 60
+
+
+@dataclass
+class DemoResult:
+    produced: ProductionSummary
+    malformed: int
+    landed: int
+    quarantined: int
+    charges: int
+    fx_missing: int
+    revenue: list[tuple]
+    seconds: float
+
+
+class Waited(RuntimeError):
+    pass
+
+
+def wait_until(what: str, condition: Callable[[], bool], timeout_s: float, on_tick: Callable[[], None] = lambda: None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        on_tick()
+        if time.monotonic() > deadline:
+            raise Waited(f"gave up after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(2)
+
+
+class DagsterDev:
+    """`dagster dev` in its own process group: webserver, daemon (sensors, schedules, automation)."""
+
+    def __init__(self, settings: Settings, port: int, env: dict[str, str]):
+        self.home = settings.data_dir / "dagster"
+        self.port = port
+        self.env = env
+        self.log_path = self.home / "dagster-dev.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        if not (self.home / "dagster.yaml").exists():
+            shutil.copy(REPO_ROOT / "dagster.yaml", self.home / "dagster.yaml")
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
+                 "-h", "127.0.0.1", "-p", str(self.port)],
+                cwd=REPO_ROOT, env={**self.env, "DAGSTER_HOME": str(self.home)},
+                stdout=log, stderr=log, start_new_session=True,
+            )
+        wait_until(f"the Dagster UI on {self.url} (log: {self.log_path})", self.answering, 180, self._still_running)
+
+    def answering(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/server_info", timeout=2).ok
+        except requests.RequestException:
+            return False
+
+    def _still_running(self) -> None:
+        if self.process.poll() is not None:
+            raise Waited(f"dagster dev exited with code {self.process.returncode}; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            self.process.wait(90)  # its code servers can take ~50 s to go
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def backfill_forex(first: date, last: date, env: dict[str, str], home: Path) -> None:
+    """One run over the range (the asset's backfill policy), recorded in the same Dagster instance."""
+    subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "txstream_dagster.definitions",
+         "--select", "forex_rates", "--partition-range", f"{first.isoformat()}...{last.isoformat()}"],
+        cwd=REPO_ROOT, env={**env, "DAGSTER_HOME": str(home)}, check=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def publish_malformed(kafka: KafkaResource) -> int:
+    producer = kafka.producer()
+    for value in MALFORMED_MESSAGES:
+        producer.send(kafka.topic, key=b"demo-malformed", value=value).get(timeout=30)
+    producer.close()
+    return len(MALFORMED_MESSAGES)
+
+
+def stream_caught_up(postgres: PostgresResource, kafka: KafkaResource) -> bool:
+    committed = postgres.fetch_one(
+        "SELECT coalesce(sum(next_offset), 0) FROM ops.stream_offsets WHERE kafka_topic = %s", [kafka.topic]
+    )[0]
+    return committed >= sum(kafka.end_offsets().values())
+
+
+def marts_caught_up(postgres: PostgresResource) -> bool:
+    if postgres.fetch_one("SELECT to_regclass('marts.fct_transactions')")[0] is None:
+        return False
+    charges, facts = postgres.fetch_one(
+        "SELECT (SELECT count(*) FROM raw.transactions WHERE object_type = 'charge'), "
+        "(SELECT count(*) FROM marts.fct_transactions)"
+    )
+    return charges > 0 and facts == charges
+
+
+def summarise(postgres: PostgresResource) -> tuple[int, int, int, int, list[tuple]]:
+    landed, quarantined = postgres.fetch_one(
+        "SELECT (SELECT count(*) FROM raw.transactions), (SELECT count(*) FROM raw.quarantined_events)"
+    )
+    charges, fx_missing = postgres.fetch_one(
+        "SELECT count(*), count(*) FILTER (WHERE fx_rate_missing) FROM marts.fct_transactions"
+    )
+    revenue = postgres.fetch_all(
+        """SELECT currency_code, count(*) FILTER (WHERE is_successful),
+                  sum(amount) FILTER (WHERE is_successful), sum(net_amount_gbp) FILTER (WHERE is_successful),
+                  bool_or(fx_rate_missing)
+           FROM marts.fct_transactions GROUP BY 1
+           ORDER BY sum(net_amount_gbp) FILTER (WHERE is_successful) DESC NULLS LAST LIMIT 12"""
+    )
+    return landed, quarantined, charges, fx_missing, revenue
+
+
+def print_summary(console: Console, result: DemoResult) -> None:
+    produced = result.produced
+    console.rule("[bold]txstream demo: summary")
+    console.print(
+        f"events produced   {produced.messages:,} ({', '.join(f'{n:,} {t}' for t, n in sorted(produced.by_object_type.items()))}) "
+        f"+ {result.malformed} malformed, seed {produced.seed}"
+    )
+    console.print(f"rows landed       {result.landed:,} in raw.transactions (one per Stripe object, latest version)")
+    console.print(f"quarantined       {result.quarantined:,} in raw.quarantined_events, each with its reason")
+    console.print(f"charges in marts  {result.charges:,} in marts.fct_transactions, {result.fx_missing:,} without a GBP rate (fx_rate_missing)")
+    table = Table(title="Net revenue of successful charges, by currency", title_justify="left")
+    for column in ("currency", "charges", "net amount", "net GBP"):
+        table.add_column(column, justify="right" if column != "currency" else "left")
+    for currency, count, amount, gbp, missing in result.revenue:
+        table.add_row(currency.upper(), f"{count:,}", f"{amount:,.3f}".rstrip("0").rstrip("."),
+                      "no rate" if missing and gbp is None else f"£{gbp:,.2f}")
+    console.print(table)
+    console.print(f"time taken        {result.seconds:.0f} s")
+
+
+def run_demo(settings: Settings, *, charges: int, days: int, seed: int, port: int, console: Console,
+             serve: bool = True) -> DemoResult:
+    started = time.monotonic()
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.setdefault("TXSTREAM_FOREX_BUNDLED_MAX_DAYS_PAST_END", str(DEMO_FOREX_DAYS_PAST_END))
+
+    with console.status("starting PostgreSQL and the Kafka broker"):
+        for line in LocalStack(settings).up():
+            console.print(f"[green]✓[/green] {line}")
+        postgres, kafka = PostgresResource(), KafkaResource(topic=settings.topic)
+        postgres.migrate()
+        kafka.ensure_topic(settings.topic_partitions, settings.topic_replication)
+    dagster = DagsterDev(settings, port, env)
+    with console.status(f"starting dagster dev (webserver + daemon) on {dagster.url}"):
+        dagster.start()
+    console.print(f"[green]✓[/green] Dagster UI on {dagster.url}; the stream sensor and dbt automation are on")
+    try:
+        with console.status(f"publishing {charges:,} synthetic charges over {days} days, with refunds and disputes"):
+            produced = publish_synthetic(kafka, seed=seed, count=charges, history_days=days)
+            malformed = publish_malformed(kafka)
+        console.print(f"[green]✓[/green] published {produced.messages:,} events + {malformed} malformed messages")
+
+        today = datetime.now(timezone.utc).date()
+        with console.status(f"backfilling forex_rates {today - timedelta(days=days)} … {today}"):
+            backfill_forex(today - timedelta(days=days), today, env, dagster.home)
+        console.print("[green]✓[/green] forex rates for every day of the window")
+
+        with console.status("waiting for the stream sensor's Spark run to land every event") as status:
+            wait_until("the stream to land every event (is the stream_lag_sensor on?)",
+                       lambda: stream_caught_up(postgres, kafka), 900,
+                       lambda: status.update(f"Spark: {postgres.fetch_one('SELECT count(*) FROM raw.transactions')[0]:,} rows landed"))
+        console.print("[green]✓[/green] every event landed in raw.transactions")
+
+        with console.status("waiting for declarative automation to build the dbt models"):
+            wait_until("dbt to build marts.fct_transactions", lambda: marts_caught_up(postgres), 900)
+        console.print("[green]✓[/green] dbt models built: staging → dimensions and facts → daily aggregates")
+
+        result = DemoResult(produced, malformed, *summarise(postgres), seconds=time.monotonic() - started)
+        print_summary(console, result)
+        if serve:
+            console.print(f"\nDagster UI: [bold]{dagster.url}[/bold] (runs, asset graph, checks). Ctrl-C stops it.")
+            dagster.process.wait()
+        return result
+    finally:
+        dagster.stop()
