@@ -74,15 +74,8 @@ TYPES_WHERE_EXAMPLE_IS_NULL: dict[str, dict[str, type]] = {
     },
     "dispute": {
         "payment_intent": S,
-        **{f"evidence.{name}": S for name in (
-            "access_activity_log", "billing_address", "cancellation_policy", "cancellation_policy_disclosure",
-            "cancellation_rebuttal", "customer_communication", "customer_email_address", "customer_name",
-            "customer_purchase_ip", "customer_signature", "duplicate_charge_documentation",
-            "duplicate_charge_explanation", "duplicate_charge_id", "product_description", "receipt",
-            "refund_policy", "refund_policy_disclosure", "refund_refusal_explanation", "service_date",
-            "service_documentation", "shipping_address", "shipping_carrier", "shipping_date",
-            "shipping_documentation", "shipping_tracking_number", "uncategorized_file", "uncategorized_text",
-        )},
+        # Every piece of dispute evidence is text or a file id.
+        **{f"evidence.{name}": S for name, value in stripe_fixture("dispute")["evidence"].items() if value is None},
     },
 }
 # Fields Stripe documents as nullable although its example has a value.

@@ -21,6 +21,7 @@ and narrow when busy, which bounds the memory one window holds.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import threading
@@ -93,16 +94,14 @@ class StripeApi:
     present, else exponential back-off with jitter.
     """
 
-    def __init__(self, client: stripe.StripeClient, api_key: str, api_base: str | None,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, client: stripe.StripeClient, api_key: str, api_base: str | None):
         self.client = client
         self._api_key = api_key
         self.api_base = api_base or stripe.DEFAULT_API_BASE
-        self.sleep = sleep
         self.rate_limited = 0  # 429s absorbed, for the run's metadata
 
     def request(self, method: str, path: str, **params: Any) -> dict[str, Any]:
-        for attempt in range(1, RATE_LIMIT_RETRIES + 2):
+        for attempt in itertools.count(1):
             try:
                 return orjson.loads(self.client.raw_request(method, path, **params).body)
             except stripe.RateLimitError as exc:
@@ -117,10 +116,9 @@ class StripeApi:
                     delay = min(RATE_LIMIT_BACKOFF_FIRST_S * 2 ** (attempt - 1), RATE_LIMIT_BACKOFF_MAX_S)
                     delay *= random.uniform(0.5, 1.0)
                 log.warning("Stripe rate limit on %s %s; retrying in %.1f s", method.upper(), path, delay)
-                self.sleep(min(delay, RATE_LIMIT_BACKOFF_MAX_S))
+                time.sleep(min(delay, RATE_LIMIT_BACKOFF_MAX_S))
             except stripe.StripeError as exc:
                 raise self._explain(exc, method, path) from None
-        raise AssertionError("unreachable")
 
     def _explain(self, exc: stripe.StripeError, method: str, path: str) -> StripeSourceError:
         detail = self._scrub(exc.user_message or str(exc) or type(exc).__name__)

@@ -276,7 +276,7 @@ class SyntheticStripe:
 
     # --- the two shapes of output ---------------------------------------------
     def history(self, start_ms: int, end_ms: int, charges: int) -> Iterator[ObjectVersion]:
-        """`charges` charges in [start_ms, end_ms), then every refund and dispute due before end_ms."""
+        """`charges` charges in [start_ms, end_ms) with the refunds and disputes that came before end_ms."""
         if end_ms <= start_ms:
             raise ValueError(f"history window is empty: start {start_ms} ≥ end {end_ms}")
         arrivals = sorted(self._history_arrival(start_ms, end_ms) for _ in range(charges))
@@ -352,6 +352,8 @@ class SyntheticStripe:
     def _follow_up(self, entry, pending: list, scale: float) -> Iterator[ObjectVersion]:
         due_ms, _, kind, history, detail = entry
         charge = history.latest
+        if kind == "refund" and charge["disputed"]:
+            return  # a charge under dispute is settled by the dispute, not refunded
         if kind == "refund":
             cur = currency(charge["currency"])
             full = self.rng.random() >= ref.SHARE_REFUNDS_PARTIAL
