@@ -18,6 +18,7 @@ import time
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+from psycopg import sql
 
 from throwaway_stack import throwaway_stack
 from bench_data import charge_messages
@@ -51,7 +52,10 @@ def copy_baseline(postgres, messages) -> float:
     data = buffer.getvalue()
     with postgres.connect() as conn:
         started = time.perf_counter()
-        with conn.cursor().copy(f"COPY raw.transactions ({', '.join(ROW_COLUMNS)}) FROM STDIN WITH (FORMAT csv)") as copy:
+        statement = sql.SQL("COPY raw.transactions ({}) FROM STDIN WITH (FORMAT csv)").format(
+            sql.SQL(", ").join(map(sql.Identifier, ROW_COLUMNS))
+        )
+        with conn.cursor().copy(statement) as copy:
             copy.write(data)
         conn.commit()
         seconds = time.perf_counter() - started
