@@ -23,7 +23,7 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
-from txstream_dagster.currencies import REPO_ROOT
+from txstream_dagster.currencies import REPO_ROOT, currency
 from txstream_dagster.defs.stripe_source.production import ProductionSummary, publish_synthetic
 from txstream_dagster.local_stack import LocalStack
 from txstream_dagster.resources import KafkaResource, PostgresResource
@@ -158,7 +158,7 @@ def summarise(postgres: PostgresResource) -> tuple[int, int, int, int, list[tupl
     )
     revenue = postgres.fetch_all(
         """SELECT currency_code, count(*) FILTER (WHERE is_successful),
-                  sum(amount) FILTER (WHERE is_successful), sum(net_amount_gbp) FILTER (WHERE is_successful),
+                  sum(net_amount) FILTER (WHERE is_successful), sum(net_amount_gbp) FILTER (WHERE is_successful),
                   bool_or(fx_rate_missing)
            FROM marts.fct_transactions GROUP BY 1
            ORDER BY sum(net_amount_gbp) FILTER (WHERE is_successful) DESC NULLS LAST LIMIT 12"""
@@ -179,8 +179,8 @@ def print_summary(console: Console, result: DemoResult) -> None:
     table = Table(title="Net revenue of successful charges, by currency", title_justify="left")
     for column in ("currency", "charges", "net amount", "net GBP"):
         table.add_column(column, justify="right" if column != "currency" else "left")
-    for currency, count, amount, gbp, missing in result.revenue:
-        table.add_row(currency.upper(), f"{count:,}", f"{amount:,.3f}".rstrip("0").rstrip("."),
+    for code, count, amount, gbp, missing in result.revenue:
+        table.add_row(code.upper(), f"{count:,}", f"{amount:,.{currency(code).exponent}f}",
                       "no rate" if missing and gbp is None else f"£{gbp:,.2f}")
     console.print(table)
     console.print(f"time taken        {result.seconds:.0f} s")
