@@ -89,13 +89,16 @@ def write_rates(postgres: PostgresResource, rows: Iterable[tuple[date, str, Deci
         )
 
 
-def build_marts(postgres: PostgresResource, *, full_refresh: bool = False) -> dg.ExecuteInProcessResult:
+def build_marts(
+    postgres: PostgresResource, *, full_refresh: bool = False, instance: dg.DagsterInstance | None = None
+) -> dg.ExecuteInProcessResult:
     """Materialise every dbt model (running its tests as checks) and the fx-rate check, as Dagster would."""
     return dg.materialize(
         [txstream_dbt_models, fx_rate_missing_charges],
         resources={"dbt": dbt_defs.resources["dbt"], "postgres": postgres},
         run_config=dg.RunConfig(ops={"txstream_dbt_models": DbtBuildConfig(full_refresh=full_refresh)}),
         raise_on_error=False,
+        instance=instance,
     )
 
 
