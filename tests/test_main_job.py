@@ -1,0 +1,45 @@
+"""The README's first command, `txstream demo`, on a machine of its own: stack, Dagster, sensor, automation."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import dagster as dg
+import pytest
+
+from txstream_dagster.local_stack.processes import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_main_job_streams_synthetic_charges_end_to_end_and_prints_a_summary(tmp_path):
+    env = {
+        **os.environ,
+        "TXSTREAM_DATA_DIR": str(tmp_path / "data"),
+        "TXSTREAM_LOCAL_POSTGRES_PORT": str(free_port()),
+        "TXSTREAM_LOCAL_KAFKA_PORT": str(free_port()),
+        "COLUMNS": "200",
+    }
+    try:
+        demo = subprocess.run(
+            ["txstream", "demo", "--no-ui", "--charges", "1500", "--days", "3", "--seed", "5", "--port", str(free_port())],
+            env=env, capture_output=True, text=True, timeout=1200,
+        )
+        assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+        summary = demo.stdout
+        assert "every event landed in raw.transactions" in summary
+        assert "quarantined       5 in raw.quarantined_events" in summary
+        assert "charges in marts  1,500 in marts.fct_transactions" in summary
+        assert "GBP" in summary and "£" in summary
+
+        # The runs were the sensor's and the automation's, and Dagster recorded them.
+        with dg.DagsterInstance.from_config(str(tmp_path / "data" / "dagster")) as instance:
+            stream_runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": "stream_lag_sensor"}))
+            dbt_runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/from_automation_condition": "true"}))
+            assert stream_runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in stream_runs)
+            assert any(r.status == dg.DagsterRunStatus.SUCCESS for r in dbt_runs)
+            fact = instance.get_latest_materialization_event(dg.AssetKey(["marts", "fct_transactions"]))
+            assert fact is not None
+    finally:
+        subprocess.run(["txstream", "down"], env=env, capture_output=True, timeout=120)
