@@ -4,6 +4,7 @@ import dagster as dg
 
 from txstream_dagster.defs.dbt import definitions as dbt
 from txstream_dagster.defs.forex import definitions as forex
+from txstream_dagster.defs.reporting import definitions as reporting
 from txstream_dagster.defs.stream import definitions as stream
 from txstream_dagster.defs.stripe_source import definitions as stripe_source
 from txstream_dagster.resources import shared_resources
@@ -12,6 +13,7 @@ defs = dg.Definitions.merge(
     dg.Definitions(resources=shared_resources()),
     dbt.defs,
     forex.defs,
+    reporting.defs,
     stream.defs,
     stripe_source.defs,
 )

@@ -1,0 +1,345 @@
+"""The Grafana dashboards (grafana/dashboards/*.json): valid for the Grafana we deploy, wired to
+the provisioned warehouse datasource, and every panel's SQL — expanded as Grafana expands it —
+returns rows of the columns the panel shows, read as the read-only role from a warehouse the
+pipeline built.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import psycopg
+import pytest
+import yaml
+from psycopg.rows import dict_row
+
+from grafana_helpers import (
+    REPO, ExpansionError, Selection, TimeRange, all_panels, dashboard_files, datasource_refs, expand,
+    go_float, go_rfc3339_nano, load_dashboard, provisioned_datasource, query_panels, referenced_variables,
+)
+from warehouse_helpers import BuiltWarehouse, build_pipeline_warehouse
+
+# The dashboard JSON schema version each Grafana release writes (apps/dashboard/pkg/migration/
+# schemaversion: v41 shipped in 12.0 and 12.1, v42 arrived in 12.2). Bump both together.
+SCHEMA_VERSION_OF_GRAFANA = {"12.0": 41, "12.1": 41}
+# Views that describe the pipeline *now*: a panel reading only these has nothing to filter by time.
+CURRENT_STATE_VIEWS = {
+    "monitoring.stream_lag_latest", "monitoring.pipeline_freshness", "monitoring.dbt_model_freshness",
+    "monitoring.fx_rate_missing_by_currency",
+}
+TIME_MACROS = ("$__timeFilter(", "$__timeGroupAlias(", "$__timeGroup(", "$__timeFrom()", "$__timeTo()")
+GRAFANA_BUILTIN_ANNOTATIONS = {"type": "grafana", "uid": "-- Grafana --"}
+NUMERIC_TYPES = (int, float, Decimal)
+
+DASHBOARDS = {path.stem: load_dashboard(path) for path in dashboard_files()}
+PANELS = [
+    pytest.param(name, panel, id=f"{name}/{panel['title']}")
+    for name, dashboard in DASHBOARDS.items()
+    for panel in query_panels(dashboard)
+]
+
+
+def panel_sql(panel: dict) -> list[str]:
+    return [target["rawSql"] for target in panel["targets"]]
+
+
+def variable_sql(variable: dict) -> str:
+    query = variable["query"]
+    return query if isinstance(query, str) else query["rawSql"]
+
+
+def every_sql(dashboard: dict) -> list[str]:
+    return [sql for panel in query_panels(dashboard) for sql in panel_sql(panel)] + [
+        variable_sql(v) for v in dashboard["templating"]["list"] if v["type"] == "query"
+    ]
+
+
+def pinned_grafana_version() -> str:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    image = compose["services"]["grafana"]["image"]
+    return image.rpartition(":")[2]
+
+
+# --- the JSON itself ---------------------------------------------------------------------------------
+
+
+def test_the_payments_and_pipeline_dashboards_exist():
+    titles = {dashboard["title"] for dashboard in DASHBOARDS.values()}
+    assert titles == {"txstream · Payments overview", "txstream · Pipeline health"}
+    assert not (REPO / "grafana" / "dashboards" / ".gitkeep").exists()
+
+
+@pytest.mark.parametrize("name", DASHBOARDS)
+def test_dashboard_has_the_schema_version_of_the_grafana_compose_deploys(name):
+    major_minor = ".".join(pinned_grafana_version().split(".")[:2])
+    assert major_minor in SCHEMA_VERSION_OF_GRAFANA, (
+        f"docker-compose.yml pins Grafana {pinned_grafana_version()}: add its dashboard schema version to "
+        "SCHEMA_VERSION_OF_GRAFANA and update the dashboards' schemaVersion"
+    )
+    assert DASHBOARDS[name]["schemaVersion"] == SCHEMA_VERSION_OF_GRAFANA[major_minor]
+
+
+@pytest.mark.parametrize("name", DASHBOARDS)
+def test_dashboard_has_a_stable_uid_a_title_and_refreshes_itself(name):
+    dashboard = DASHBOARDS[name]
+    assert re.fullmatch(r"[a-zA-Z0-9_-]{1,40}", dashboard["uid"])
+    assert dashboard["title"].strip()
+    assert dashboard["id"] is None  # Grafana assigns ids; a fixed one clashes across instances
+    assert dashboard["refresh"] == "30s"
+    assert dashboard["time"]["to"] == "now"
+
+
+def test_dashboard_uids_are_unique():
+    uids = [dashboard["uid"] for dashboard in DASHBOARDS.values()]
+    assert len(uids) == len(set(uids))
+
+
+@pytest.mark.parametrize("name", DASHBOARDS)
+def test_panel_ids_are_unique_and_every_panel_fits_the_24_column_grid_without_overlap(name):
+    panels = list(all_panels(DASHBOARDS[name]))
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids)), f"duplicate panel ids in {name}: {sorted(ids)}"
+    boxes = []
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["w"] > 0 and grid["h"] > 0 and grid["x"] >= 0 and grid["y"] >= 0, panel["title"]
+        assert grid["x"] + grid["w"] <= 24, f"{panel['title']} runs off the grid"
+        boxes.append((panel["title"], grid["x"], grid["y"], grid["x"] + grid["w"], grid["y"] + grid["h"]))
+    for i, (title, x0, y0, x1, y1) in enumerate(boxes):
+        for other, u0, v0, u1, v1 in boxes[i + 1:]:
+            assert x1 <= u0 or u1 <= x0 or y1 <= v0 or v1 <= y0, f"{title} overlaps {other}"
+
+
+@pytest.mark.parametrize("name", DASHBOARDS)
+def test_every_datasource_reference_is_the_provisioned_warehouse(name):
+    warehouse = provisioned_datasource()
+    expected = {"type": warehouse["type"], "uid": warehouse["uid"]}
+    refs = list(datasource_refs(DASHBOARDS[name]))
+    assert refs
+    for ref in refs:
+        assert ref in (expected, GRAFANA_BUILTIN_ANNOTATIONS), f"{name}: datasource {ref} is not {expected}"
+    for panel in query_panels(DASHBOARDS[name]):
+        assert panel["datasource"] == expected
+        assert all(target["datasource"] == expected for target in panel["targets"])
+
+
+@pytest.mark.parametrize("name", DASHBOARDS)
+def test_every_variable_the_sql_uses_is_defined_on_the_dashboard(name):
+    dashboard = DASHBOARDS[name]
+    defined = {variable["name"] for variable in dashboard["templating"]["list"]}
+    used = set().union(*(referenced_variables(sql) for sql in every_sql(dashboard)))
+    assert used <= defined, f"{name} uses undefined variables {used - defined}"
+
+
+def test_payments_dashboard_filters_by_any_set_of_currencies():
+    [currency] = DASHBOARDS["payments-overview"]["templating"]["list"]
+    assert (currency["name"], currency["multi"], currency["includeAll"]) == ("currency", True, True)
+    assert currency["current"]["value"] == ["$__all"]
+    for panel in query_panels(DASHBOARDS["payments-overview"]):
+        for sql in panel_sql(panel):
+            # A multi-value selection expands to 'gbp','usd': valid only inside an IN list.
+            assert sql.count("$currency") == sql.count("IN ($currency)") > 0, panel["title"]
+
+
+@pytest.mark.parametrize("name", DASHBOARDS)
+def test_no_sql_reads_raw_ops_or_staging_only_marts_and_monitoring(name):
+    for sql in every_sql(DASHBOARDS[name]):
+        assert not re.search(r"\b(raw|ops|staging)\.", sql, re.IGNORECASE), sql
+        assert re.search(r"\b(marts|monitoring)\.", sql), sql
+
+
+@pytest.mark.parametrize("name", DASHBOARDS)
+def test_panel_sql_follows_the_time_range_unless_it_shows_the_current_state(name):
+    for panel in query_panels(DASHBOARDS[name]):
+        for sql in panel_sql(panel):
+            if any(macro in sql for macro in TIME_MACROS):
+                continue
+            relations = set(re.findall(r"\b(?:marts|monitoring)\.\w+", sql))
+            assert relations <= CURRENT_STATE_VIEWS, (
+                f"{panel['title']} reads {relations - CURRENT_STATE_VIEWS} without a Grafana time macro"
+            )
+
+
+@pytest.mark.parametrize("name", DASHBOARDS)
+def test_time_series_panels_ask_for_time_series_and_the_rest_for_tables(name):
+    for panel in query_panels(DASHBOARDS[name]):
+        expected = "time_series" if panel["type"] == "timeseries" else "table"
+        assert {target["format"] for target in panel["targets"]} == {expected}, panel["title"]
+        if panel["type"] == "timeseries":
+            assert all(re.search(r"\$__timeGroupAlias\(", sql) for sql in panel_sql(panel)), panel["title"]
+
+
+# --- the expander against Grafana's own expectations (macros_test.go) -------------------------------
+
+GRAFANA_TEST_RANGE = TimeRange(datetime(2018, 4, 12, 18, tzinfo=timezone.utc),
+                               datetime(2018, 4, 12, 18, 5, tzinfo=timezone.utc), timedelta(minutes=1))
+
+
+@pytest.mark.parametrize(("sql", "expanded"), [
+    ("WHERE $__timeFilter(time_column)",
+     "WHERE time_column BETWEEN '2018-04-12T18:00:00Z' AND '2018-04-12T18:05:00Z'"),
+    ("select $__timeFrom()", "select '2018-04-12T18:00:00Z'"),
+    ("select $__timeTo()", "select '2018-04-12T18:05:00Z'"),
+    ("SELECT $__timeGroup(time_column,'5m')", "SELECT floor(extract(epoch from time_column)/300)*300"),
+    ("SELECT $__timeGroupAlias(time_column,'5m')", 'SELECT floor(extract(epoch from time_column)/300)*300 AS "time"'),
+    ("$__timeGroup(time_column , '5m')", "floor(extract(epoch from time_column)/300)*300"),
+    # pre-5.3 compatibility: followed by a comma, $__timeGroup gets the alias
+    ("SELECT $__timeGroup(time_column,'5m'), value",
+     'SELECT floor(extract(epoch from time_column)/300)*300 AS "time", value'),
+    ("SELECT $__timeGroupAlias(t, $__interval), $__interval_ms",
+     'SELECT floor(extract(epoch from t)/60)*60 AS "time", 60000'),
+])
+def test_macros_expand_exactly_as_grafana_postgres_expands_them(sql, expanded):
+    assert expand(sql, GRAFANA_TEST_RANGE) == expanded
+
+
+def test_rfc3339_nano_drops_trailing_zeros_like_go():
+    assert go_rfc3339_nano(datetime(1960, 2, 1, 7, 0, 0, 500_000, tzinfo=timezone.utc)) == "1960-02-01T07:00:00.5Z"
+
+
+def test_bucket_widths_print_as_go_prints_floats():
+    assert [go_float(s) for s in (60.0, 86400.0, 0.02, 1e6, 2592000.0)] == ["60", "86400", "0.02", "1e+06", "2.592e+06"]
+
+
+def test_multi_value_variables_become_quoted_literals_with_quotes_doubled():
+    currency = Selection(["gbp", "o'brien"], multi=True, include_all=True)
+    assert expand("x IN ($currency) OR y IN (${currency})", GRAFANA_TEST_RANGE, {"currency": currency}) == (
+        "x IN ('gbp','o''brien') OR y IN ('gbp','o''brien')"
+    )
+
+
+def test_unknown_macros_fail_rather_than_reach_postgres():
+    with pytest.raises(ExpansionError, match="unknown macro"):
+        expand("SELECT $__timeBucket(x)", GRAFANA_TEST_RANGE)
+
+
+# --- every panel against a warehouse the pipeline built --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def warehouse(postgres) -> BuiltWarehouse:
+    return build_pipeline_warehouse(postgres)
+
+
+@pytest.fixture(scope="module")
+def reader(warehouse, postgres):
+    url = postgres.reader_url()
+    assert url, "the read-only role has no password: PostgresResource.migrate() sets it"
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        yield conn
+
+
+def run(reader, sql: str) -> tuple[list[str], list[dict]]:
+    cursor = reader.execute(sql)
+    return [column.name for column in cursor.description], cursor.fetchall()
+
+
+def currency_options(reader, time_range: TimeRange) -> list[str]:
+    [variable] = DASHBOARDS["payments-overview"]["templating"]["list"]
+    _, rows = run(reader, expand(variable_sql(variable), time_range))
+    return [row["__value"] for row in rows]
+
+
+def variables_for(name: str, reader, time_range: TimeRange, currencies: list[str] | None = None) -> dict:
+    if name != "payments-overview":
+        return {}
+    # "All" without a custom all-value: Grafana sends every option of the variable.
+    return {"currency": Selection(currencies or currency_options(reader, time_range), multi=True, include_all=True)}
+
+
+def whole_history(warehouse: BuiltWarehouse) -> TimeRange:
+    return TimeRange(warehouse.start - timedelta(hours=1), warehouse.end + timedelta(minutes=1), timedelta(hours=1))
+
+
+def assert_panel_columns(panel: dict, columns: list[str], rows: list[dict]) -> None:
+    title = panel["title"]
+    assert len(columns) == len(set(columns)), f"{title}: duplicate column names {columns}"
+    if panel["type"] == "timeseries":
+        assert "time" in columns, f"{title}: a time series needs a `time` column, got {columns}"
+        times = [row["time"] for row in rows]
+        assert times == sorted(times), f"{title}: Grafana wants time series ordered by time"
+        values = [c for c in columns if c != "time" and any(isinstance(row[c], NUMERIC_TYPES) for row in rows)]
+        assert values, f"{title}: no numeric value column in {columns}"
+    else:
+        assert "time" not in columns
+    for override in panel["fieldConfig"]["overrides"]:
+        if override["matcher"]["id"] == "byName":
+            assert override["matcher"]["options"] in columns, (
+                f"{title}: an override styles column {override['matcher']['options']!r}, the query returns {columns}"
+            )
+    label = re.fullmatch(r"\$\{__field\.labels\.(\w+)\}", panel["fieldConfig"]["defaults"].get("displayName", ""))
+    if label:
+        assert label.group(1) in columns and all(isinstance(row[label.group(1)], str) for row in rows), (
+            f"{title}: series are named after label {label.group(1)!r}, which must be a text column"
+        )
+
+
+@pytest.mark.slow
+def test_the_read_only_role_cannot_read_raw_ops_or_staging(reader):
+    for relation in ("raw.transactions", "ops.stream_batches", "staging.stg_stripe__charges"):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            reader.execute(f"SELECT 1 FROM {relation} LIMIT 1")
+
+
+@pytest.mark.slow
+def test_currency_variable_offers_every_currency_charged_in(reader, warehouse, postgres):
+    charged = {row[0] for row in postgres.fetch_all("SELECT DISTINCT currency_code FROM marts.fct_transactions")}
+    assert set(currency_options(reader, whole_history(warehouse))) == charged
+    assert {"gbp", "usd", "eur", "aed"} <= charged
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "panel"), PANELS)
+def test_panel_query_returns_rows_of_its_columns_over_the_whole_history(name, panel, reader, warehouse):
+    time_range = whole_history(warehouse)
+    for sql in panel_sql(panel):
+        columns, rows = run(reader, expand(sql, time_range, variables_for(name, reader, time_range)))
+        assert rows, f"{panel['title']} shows nothing for a warehouse the pipeline built"
+        assert_panel_columns(panel, columns, rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "panel"), PANELS)
+def test_panel_query_runs_for_the_last_six_hours_and_two_currencies(name, panel, reader, warehouse):
+    time_range = TimeRange(warehouse.end - timedelta(hours=6), warehouse.end, timedelta(minutes=1))
+    for sql in panel_sql(panel):
+        expanded = expand(sql, time_range, variables_for(name, reader, time_range, ["gbp", "usd"]))
+        columns, rows = run(reader, expanded)
+        if rows:
+            assert_panel_columns(panel, columns, rows)
+
+
+@pytest.mark.slow
+def test_revenue_stat_for_one_currency_and_day_is_that_days_captured_gbp(reader, warehouse, postgres):
+    [revenue] = [p for p in query_panels(DASHBOARDS["payments-overview"]) if p["title"] == "Revenue (GBP)"]
+    day = warehouse.end.date() - timedelta(days=3)
+    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    time_range = TimeRange(start, start + timedelta(days=1) - timedelta(microseconds=1), timedelta(hours=1))
+    _, [row] = run(reader, expand(panel_sql(revenue)[0], time_range,
+                                  {"currency": Selection(["usd"], multi=True, include_all=True)}))
+    [(expected,)] = postgres.fetch_all(
+        "SELECT coalesce(sum(captured_amount_gbp), 0) FROM marts.fct_transactions "
+        "WHERE charge_date = %s AND currency_code = 'usd' AND is_successful",
+        [day],
+    )
+    assert expected > 0
+    assert row["revenue_gbp"] == expected
+
+
+@pytest.mark.slow
+def test_charges_without_a_rate_are_counted_not_hidden(reader, warehouse, postgres):
+    [missing] = [p for p in query_panels(DASHBOARDS["payments-overview"])
+                 if p["title"] == "Charges without a GBP rate" and p["type"] == "stat"]
+    time_range = whole_history(warehouse)
+    variables = variables_for("payments-overview", reader, time_range)
+    _, [row] = run(reader, expand(panel_sql(missing)[0], time_range, variables))
+    [(without_rate, aed_without_rate)] = postgres.fetch_all(
+        """SELECT count(*) FILTER (WHERE fx_rate_missing),
+                  count(*) FILTER (WHERE fx_rate_missing AND currency_code = 'aed')
+           FROM marts.fct_transactions WHERE created_at BETWEEN %s AND %s""",
+        [time_range.start, time_range.end],
+    )
+    assert aed_without_rate > 0  # ECB publishes no AED rate
+    assert row["charges_without_gbp_rate"] == without_rate
