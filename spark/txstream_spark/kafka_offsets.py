@@ -60,3 +60,15 @@ def end_offsets(consumer: KafkaConsumer, topic: str, timeout: float = 15.0) -> d
                 f"Kafka returned no high watermark for {topic} partitions {missing} within {timeout:.0f} s"
             )
     return known
+
+
+def topic_id(bootstrap: str, topic: str) -> str | None:
+    """The id of the topic's current incarnation (a deleted and recreated topic gets a new one); None if absent."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=10_000)
+    try:
+        [description] = admin.describe_topics([topic])
+    finally:
+        admin.close()
+    return str(description["topic_id"]) if description["error_code"] == 0 else None

@@ -22,6 +22,8 @@ import pyarrow as pa
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows, SupportsTriggerAvailableNow
 
+from txstream_spark.kafka_offsets import topic_id
+
 SOURCE_NAME = "txstream_kafka"
 
 KAFKA_SOURCE_SCHEMA = pa.schema(
@@ -44,6 +46,7 @@ KAFKA_SOURCE_DDL = (
 )
 RECORDS_PER_ARROW_BATCH = 10_000
 STALL_TIMEOUT_S = 60
+BROKER_WAIT_S = 120
 
 
 class DataLossError(RuntimeError):
@@ -53,7 +56,8 @@ class DataLossError(RuntimeError):
 class KafkaRange(InputPartition):
     """Messages [start, end) of one Kafka partition: one Spark task."""
 
-    def __init__(self, bootstrap: str, topic: str, topic_id: str, partition: int, start: int, end: int):
+    def __init__(self, bootstrap: str, topic: str, topic_id: str, partition: int, start: int, end: int,
+                 fail_on_data_loss: bool = True):
         super().__init__((partition, start, end))
         self.bootstrap = bootstrap
         self.topic = topic
@@ -61,6 +65,7 @@ class KafkaRange(InputPartition):
         self.partition = partition
         self.start = start
         self.end = end
+        self.fail_on_data_loss = fail_on_data_loss
 
 
 def plan_ranges(start: dict, end: dict) -> list[tuple[int, int, int]]:
@@ -128,24 +133,34 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return self._clients
 
     def _topic_state(self) -> dict:
-        """The topic's id and end offsets, asked on every trigger (cheap: two small requests)."""
+        """The topic's id and end offsets, asked on every trigger (cheap: two small requests).
+
+        A broker that is briefly away (a restart) is waited for, up to BROKER_WAIT_S.
+        """
+        deadline = time.monotonic() + BROKER_WAIT_S
+        while True:
+            try:
+                latest = self._ask_topic_state()
+                self.last_latest = latest
+                return latest
+            except Exception:  # noqa: BLE001 - kafka-python raises many kinds; all mean "not now"
+                self.stop()  # reconnect on the next attempt
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(2)
+
+    def _ask_topic_state(self) -> dict:
         from txstream_spark.kafka_offsets import end_offsets
 
-        try:
-            admin, consumer = self._connected()
-            [description] = admin.describe_topics([self.topic])
-            if description["error_code"] != 0:
-                raise RuntimeError(
-                    f"Kafka topic {self.topic!r} is not available on {self.bootstrap} "
-                    f"(error {description['error_code']}): create it, or check the topic option."
-                )
-            ends = end_offsets(consumer, self.topic)
-        except Exception:
-            self.stop()  # reconnect on the next trigger
-            raise
-        latest = {"topicId": str(description["topic_id"]), "partitions": {str(p): o for p, o in ends.items()}}
-        self.last_latest = latest
-        return latest
+        admin, consumer = self._connected()
+        [description] = admin.describe_topics([self.topic])
+        if description["error_code"] != 0:
+            raise RuntimeError(
+                f"Kafka topic {self.topic!r} is not available on {self.bootstrap} "
+                f"(error {description['error_code']}): create it, or check the topic option."
+            )
+        ends = end_offsets(consumer, self.topic)
+        return {"topicId": str(description["topic_id"]), "partitions": {str(p): o for p, o in ends.items()}}
 
     def stop(self) -> None:
         if self._clients is not None:
@@ -197,7 +212,7 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
 
     def partitions(self, start: dict, end: dict) -> list[KafkaRange]:
         return [
-            KafkaRange(self.bootstrap, self.topic, end["topicId"], partition, begin, stop)
+            KafkaRange(self.bootstrap, self.topic, end["topicId"], partition, begin, stop, self.fail_on_data_loss)
             for partition, begin, stop in plan_ranges(start, end)
         ]
 
@@ -229,40 +244,78 @@ def read_range(part: KafkaRange) -> Iterator[pa.RecordBatch]:
             "fetch.max.bytes": 64 * 1024 * 1024,
             "max.partition.fetch.bytes": 16 * 1024 * 1024,
             "socket.timeout.ms": 10_000,
+            # Connection failures while a broker restarts are expected; the stall timeout reports the last one.
+            "log_level": 2,
         }
     )
     try:
+        if not _same_incarnation(part):
+            return  # allowed data loss: the planned messages are gone with the old topic
         consumer.assign([TopicPartition(part.topic, part.partition, part.start)])
         rows = _Rows(part)
         position = part.start
         last_progress = time.monotonic()
+        last_error = None
         while position < part.end:
             messages = consumer.consume(num_messages=RECORDS_PER_ARROW_BATCH, timeout=0.5)
+            progressed = False
             for message in messages:
                 error = message.error()
                 if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        position = max(position, message.offset())
+                    if error.fatal():
+                        raise RuntimeError(f"Kafka error reading {part.topic}[{part.partition}]: {error.str()}")
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        last_error = error.str()  # a broker away, a topic not there yet: librdkafka retries
                         continue
-                    raise RuntimeError(f"Kafka error reading {part.topic}[{part.partition}]: {error.str()}")
+                    progressed = True
+                    if message.offset() < part.end:
+                        # The partition ends before offsets planned from its high watermark: they are gone.
+                        if part.fail_on_data_loss:
+                            raise DataLossError(
+                                f"{part.topic}[{part.partition}] ends at offset {message.offset()} but this batch was "
+                                f"planned up to {part.end}: the topic lost messages (recreated or truncated)."
+                            )
+                        position = part.end
+                        break
+                    position = max(position, message.offset())
+                    continue
+                progressed = True
                 if message.offset() >= part.end:
                     position = part.end
                     break
                 rows.add(message)
                 position = message.offset() + 1
-            if messages:
+            if progressed:
                 last_progress = time.monotonic()
             elif time.monotonic() - last_progress > STALL_TIMEOUT_S:
                 raise TimeoutError(
                     f"Kafka returned nothing for {part.topic}[{part.partition}] at offset {position} for "
-                    f"{STALL_TIMEOUT_S} s (expected messages up to {part.end}); is the broker up?"
+                    f"{STALL_TIMEOUT_S} s (expected messages up to {part.end}; last error: {last_error}); "
+                    "is the broker up?"
                 )
             if len(rows) >= RECORDS_PER_ARROW_BATCH:
                 yield rows.flush()
+        # Recreated while we read? Then some rows may be the new topic's under the old offsets:
+        # fail, so the batch is tried again (and finds the old incarnation gone).
+        if part.topic_id and topic_id(part.bootstrap, part.topic) != part.topic_id:
+            raise DataLossError(f"Kafka topic {part.topic!r} was recreated while partition {part.partition} was read")
         if len(rows):
             yield rows.flush()
     finally:
         consumer.close()
+
+
+def _same_incarnation(part: KafkaRange) -> bool:
+    """Is the topic still the one the range was planned on? If not: fail, or skip when data loss is allowed."""
+    current = topic_id(part.bootstrap, part.topic)
+    if not part.topic_id or current == part.topic_id:
+        return True
+    if part.fail_on_data_loss:
+        raise DataLossError(
+            f"Kafka topic {part.topic!r} was deleted or recreated (id {part.topic_id} → {current}) before "
+            f"partition {part.partition} offsets {part.start}…{part.end} were read: those messages are gone."
+        )
+    return False
 
 
 class _Rows:

@@ -15,6 +15,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -106,7 +107,8 @@ def run(config: StreamConfig, postgres_url: str, reporter: JobReporter) -> int:
         )
         # source → transform → sink: the sink runs the transform in its Spark tasks, which COPY the
         # result straight to PostgreSQL (see sink.py), so rows never gather on the driver.
-        sink = PostgresSink(postgres_url, config.topic, transform_batches, on_batch=reporter.batch_committed)
+        sink = PostgresSink(postgres_url, config.topic, transform_batches, on_batch=reporter.batch_committed,
+                            log=reporter.log)
         writer = messages.writeStream.foreachBatch(sink).option("checkpointLocation", config.checkpoint)
         if config.trigger == "available-now":
             writer = writer.trigger(availableNow=True)
@@ -122,10 +124,14 @@ def run(config: StreamConfig, postgres_url: str, reporter: JobReporter) -> int:
 
 
 def _stop_on_signals(query) -> None:
-    """SIGTERM/SIGINT stop the query between batches (a batch in flight is replayed on restart)."""
+    """SIGTERM/SIGINT stop the query (a batch in flight is replayed on restart).
+
+    The handler runs on the main thread, which is inside a Py4J call
+    (awaitTermination): the stop goes through another thread's connection.
+    """
 
     def stop(signum, _frame):
-        query.stop()
+        threading.Thread(target=query.stop, name="txstream-stop", daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

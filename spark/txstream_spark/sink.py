@@ -257,39 +257,32 @@ def write_batch(conn: psycopg.Connection, table: pa.Table, spark_batch_id: int |
 
 
 class SinkUnavailable(RuntimeError):
-    pass
+    """A batch could not be written after every retry."""
 
 
 class PostgresSink:
-    """The `foreachBatch` callable: stage in the tasks, apply on the driver; retry while PostgreSQL is away.
+    """The `foreachBatch` callable: stage in the tasks, apply on the driver; a failed batch is tried again.
 
-    Each attempt starts from an empty staging table, and applying is one
-    transaction, so a retry after a dropped connection starts from nothing; if
-    PostgreSQL stays away the query fails and the next run replays the batch
-    from Spark's checkpoint.
+    Each attempt starts from an empty staging table and applying is one
+    transaction, so an attempt that failed half-way (PostgreSQL restarting, a
+    broker away, a task lost) left nothing behind. After the last attempt the
+    query fails, and the next run replays the batch from Spark's checkpoint.
     """
 
     RETRY_DELAYS_S = (1, 2, 4, 8, 15, 30)
 
-    def __init__(self, url: str, topic: str, transform, on_batch=None):
+    def __init__(self, url: str, topic: str, transform, on_batch=None, log=print):
         self.url = url
         self.topic = topic
         self.transform = transform
         self.on_batch = on_batch
+        self.log = log
         self.conn: psycopg.Connection | None = None
 
     def _connection(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed:
             self.conn = psycopg.connect(self.url, connect_timeout=5, application_name="txstream-stream-sink")
         return self.conn
-
-    def _reachable(self) -> bool:
-        try:
-            with psycopg.connect(self.url, connect_timeout=5) as conn:
-                conn.execute("SELECT 1")
-            return True
-        except psycopg.Error:
-            return False
 
     def write(self, batch_df, batch_id: int) -> BatchResult:
         started_at = datetime.now(timezone.utc)
@@ -300,20 +293,19 @@ class PostgresSink:
         return apply_staged(conn, self.topic, batch_id, started_at)
 
     def __call__(self, batch_df, batch_id: int) -> None:
-        for attempt, delay in enumerate((*self.RETRY_DELAYS_S, None)):
+        for attempt, delay in enumerate((*self.RETRY_DELAYS_S, None), start=1):
             try:
                 result = self.write(batch_df, batch_id)
                 break
             except Exception as exc:  # noqa: BLE001 - task failures reach us as Py4J errors
                 self.close()
-                if self._reachable():
-                    raise
+                reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
                 if delay is None:
                     raise SinkUnavailable(
-                        f"PostgreSQL stayed unavailable while writing batch {batch_id} after {attempt + 1} "
-                        f"attempts ({type(exc).__name__}). Nothing of this batch was applied; the next run "
-                        "replays it from the checkpoint."
-                    ) from None
+                        f"batch {batch_id} failed {attempt} times, last: {reason}. Nothing of it was applied; "
+                        "the next run replays it from the checkpoint."
+                    ) from exc
+                self.log(f"batch {batch_id} attempt {attempt} failed ({reason}); trying again in {delay} s")
                 time.sleep(delay)
         if self.on_batch is not None:
             self.on_batch(batch_id, result)

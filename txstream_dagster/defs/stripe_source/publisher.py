@@ -28,6 +28,9 @@ from txstream_spark.event_contract import MAX_MESSAGE_BYTES, message_headers
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 5_000
+# A chunk is sent when full or when its first message has waited this long: at low rates
+# (a paced stream) messages must not sit in a half-full chunk.
+CHUNK_MAX_WAIT_S = 0.1
 RETRY_BACKOFF_FIRST_S = 1.0
 RETRY_BACKOFF_MAX_S = 30.0
 
@@ -79,13 +82,16 @@ class Publisher:
         *,
         chunk_size: int = CHUNK_SIZE,
         give_up_after_s: float | None = None,
+        redelivery: "RedeliveryBuffer | None" = None,
     ):
-        """`give_up_after_s`: None (the default) retries a failed delivery forever."""
+        """`give_up_after_s`: None (the default) retries a failed delivery forever.
+        `redelivery`: keep acknowledged messages until they landed, for a broker that can lose them."""
         self.producer = producer
         self.topic = topic
         self.source = source
         self.chunk_size = chunk_size
         self.give_up_after_s = give_up_after_s
+        self.redelivery = redelivery
 
     def publish(
         self, versions: Iterable[ObjectVersion], progress: Callable[[int], None] | None = None
@@ -94,6 +100,12 @@ class Publisher:
         report = PublishReport()
         messages = (encode(version, self.source) for version in versions)
         for chunk in _chunks(messages, self.chunk_size):
+            if self.redelivery is not None:
+                lost = self.redelivery.lost_messages()
+                if lost:
+                    log.warning("the broker lost %d acknowledged messages not yet landed; sending them again", len(lost))
+                    report.resent += len(lost)
+                    self._deliver(lost)
             report.resent += self._deliver(chunk)
             report.messages += len(chunk)
             report.by_object_type.update(message.object_type for message in chunk)
@@ -116,6 +128,10 @@ class Publisher:
                     send_error = exc
                     break
             self.producer.flush()
+            if self.redelivery is not None:
+                self.redelivery.retain(
+                    (message, future.value) for message, future in zip(remaining, futures) if future.succeeded()
+                )
             failed = [message for message, future in zip(remaining, futures) if future.failed()]
             failed += remaining[len(futures):]  # never sent: keep their order behind the failed ones
             if not failed:
@@ -140,6 +156,77 @@ class Publisher:
             remaining = failed
 
 
-def _chunks(items: Iterator, size: int) -> Iterator[list]:
-    while chunk := list(islice(items, size)):
+def _chunks(items: Iterator, size: int, max_wait_s: float = CHUNK_MAX_WAIT_S) -> Iterator[list]:
+    """Lists of up to `size` items; a list is closed early once its first item waited `max_wait_s`."""
+    chunk: list = []
+    opened = 0.0
+    for item in items:
+        if not chunk:
+            opened = time.monotonic()
+        chunk.append(item)
+        if len(chunk) >= size or time.monotonic() - opened >= max_wait_s:
+            yield chunk
+            chunk = []
+    if chunk:
         yield chunk
+
+
+class RedeliveryBuffer:
+    """Acknowledged messages, kept until the stream has landed them, to send again if the broker loses them.
+
+    Kafka replicates what it acknowledged; the embedded broker keeps everything
+    in memory and loses it when it restarts. The producer is then the only one
+    still holding the messages: when the topic comes back with another id, the
+    ones not landed yet (by ops.stream_offsets) are published again; the stream
+    dedupes on object id and version, so sending one twice changes nothing.
+    """
+
+    CHECK_EVERY_S = 1.0
+
+    def __init__(self, describe_topic_id: Callable[[], str], landed_offsets: Callable[[str], dict[int, int]],
+                 max_messages: int = 2_000_000):
+        self._topic_id = describe_topic_id
+        self._landed = landed_offsets
+        self.max_messages = max_messages
+        self.topic_id = describe_topic_id()
+        self.retained: dict[int, list[tuple[int, KafkaMessage]]] = {}
+        self.size = 0
+        self.checked_at = 0.0
+
+    def retain(self, acknowledged: Iterable[tuple[KafkaMessage, object]]) -> None:
+        for message, metadata in acknowledged:
+            self.retained.setdefault(metadata.partition, []).append((metadata.offset, message))
+            self.size += 1
+        if self.size > self.max_messages:
+            self._forget_landed()
+            if self.size > self.max_messages:
+                log.warning("%d acknowledged messages are not landed yet: the oldest are no longer kept for "
+                            "redelivery (is the stream running?)", self.size)
+                for partition, kept in self.retained.items():
+                    self.retained[partition] = kept[len(kept) // 2:]
+                self.size = sum(len(kept) for kept in self.retained.values())
+
+    def _forget_landed(self) -> None:
+        landed = self._landed(self.topic_id)
+        for partition, kept in self.retained.items():
+            below = landed.get(partition, 0)
+            self.retained[partition] = [(offset, m) for offset, m in kept if offset >= below]
+        self.size = sum(len(kept) for kept in self.retained.values())
+
+    def lost_messages(self) -> list[KafkaMessage]:
+        """Messages to publish again because the topic was recreated (checked at most once a second)."""
+        now = time.monotonic()
+        if now - self.checked_at < self.CHECK_EVERY_S:
+            return []
+        self.checked_at = now
+        try:
+            current = self._topic_id()
+        except Exception:  # noqa: BLE001 - a broker still away: the next chunk's delivery waits for it
+            return []
+        if current == self.topic_id:
+            self._forget_landed()
+            return []
+        self._forget_landed()  # what landed from the old topic is safe
+        lost = [message for kept in self.retained.values() for _, message in sorted(kept, key=lambda k: k[0])]
+        self.retained, self.size, self.topic_id = {}, 0, current
+        return lost
