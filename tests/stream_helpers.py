@@ -12,7 +12,6 @@ import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
 import orjson
 import pyarrow as pa
@@ -23,13 +22,7 @@ from txstream_spark.kafka_source import KAFKA_SOURCE_SCHEMA
 from txstream_spark.sink import BatchResult, write_batch
 from txstream_spark.transform import transform_batch
 
-STRIPE_FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
 _offsets = itertools.count()
-
-
-def stripe_fixture(name: str) -> dict:
-    """One of Stripe's own published example objects (tests/fixtures/stripe/<name>.json)."""
-    return orjson.loads((STRIPE_FIXTURES / f"{name}.json").read_bytes())
 
 
 @dataclass

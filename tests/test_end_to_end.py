@@ -18,7 +18,7 @@ import pytest
 from kafka import TopicPartition
 
 from dbt_helpers import build_marts, empty_warehouse, facts_by_charge
-from stream_helpers import stripe_fixture
+from stripe_helpers import stripe_fixture
 from txstream_dagster.currencies import currency
 from txstream_dagster.defs.forex.assets import forex_rates
 from txstream_dagster.defs.forex.resources import ForexApiResource

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from txstream_dagster.settings import Settings, redact_url
@@ -27,3 +29,20 @@ def test_invalid_topic_names_are_refused_with_the_setting_named(topic):
 def test_stripe_key_is_read_from_its_conventional_env_var(monkeypatch):
     monkeypatch.setenv("STRIPE_API_KEY", "sk_test_xyz")
     assert Settings().stripe_api_key.get_secret_value() == "sk_test_xyz"
+
+
+def test_an_empty_value_means_unset(monkeypatch):
+    monkeypatch.setenv("STRIPE_API_KEY", "")
+    monkeypatch.setenv("TXSTREAM_POSTGRES_URL", " ")
+    settings = Settings()
+    assert settings.stripe_api_key is None and settings.postgres_url is None
+
+
+def test_every_setting_is_documented_in_the_readme():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    undocumented = [name for name in env_names() if f"`{name}`" not in readme]
+    assert not undocumented, f"README.md's configuration table lacks {undocumented}"
+
+
+def env_names() -> list[str]:
+    return ["STRIPE_API_KEY" if name == "stripe_api_key" else f"TXSTREAM_{name.upper()}" for name in Settings.model_fields]

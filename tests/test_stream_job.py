@@ -10,7 +10,7 @@ import time
 import dagster as dg
 import pytest
 
-from stream_helpers import stripe_fixture
+from stripe_helpers import stripe_fixture
 from txstream_dagster.defs.stream.assets import raw_transactions
 from txstream_dagster.defs.stream.checks import every_message_is_accounted_for, quarantine_rate_is_low
 from txstream_dagster.defs.stream.resources import SparkResource

@@ -6,7 +6,8 @@ import dagster as dg
 import orjson
 from kafka import TopicPartition
 
-from stream_helpers import Message, land_messages, stripe_fixture
+from stream_helpers import Message, land_messages
+from stripe_helpers import stripe_fixture
 from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.defs.stream.sensors import next_cursor, stream_lag_sensor
 from txstream_dagster.resources import KafkaResource, PostgresResource

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from stream_helpers import Message, kafka_batch, land_messages, message_for, stripe_fixture
+from stream_helpers import Message, kafka_batch, land_messages, message_for
+from stripe_helpers import stripe_fixture
 from txstream_dagster.resources import PostgresResource
 from txstream_spark.sink import write_batch
 from txstream_spark.transform import transform_batch

@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from stream_helpers import Message, kafka_batch, message_for, stripe_fixture
+from stream_helpers import Message, kafka_batch, message_for
+from stripe_helpers import stripe_fixture
 from txstream_spark.event_contract import HEADER_EVENT_TIME, HEADER_OBJECT_TYPE, MAX_MESSAGE_BYTES
 from txstream_spark.transform import OUTPUT_SCHEMA, Rejected, parse_message, transform_batch
 

@@ -22,7 +22,8 @@ from datetime import date, datetime, timedelta, timezone
 import dagster as dg
 
 from dbt_helpers import build_marts, empty_warehouse
-from stream_helpers import Message, land_messages, land_objects, message_for, stripe_fixture
+from stream_helpers import Message, land_messages, land_objects, message_for
+from stripe_helpers import stripe_fixture
 from txstream_dagster.defs.forex.assets import forex_rates
 from txstream_dagster.defs.forex.resources import ForexApiResource
 from txstream_dagster.defs.forex.sources import load_ecb_history

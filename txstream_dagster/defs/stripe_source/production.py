@@ -22,6 +22,7 @@ from txstream_dagster.defs.stripe_source.stripe_api import StripeApi, sync_event
 from txstream_dagster.defs.stripe_source.synthetic_charges import DAY_MS, SyntheticStripe
 from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_dagster.settings import get_settings
+from txstream_spark.kafka_offsets import topic_id
 
 # Without a target rate, stream timestamps still advance as if charges came at this rate.
 UNTHROTTLED_STREAM_RATE = 5_000.0
@@ -95,7 +96,9 @@ def redelivery_buffer(kafka: KafkaResource, postgres: PostgresResource | None) -
             return {}
         return committed.next_offsets if committed.topic_id == topic_id else {}
 
-    return RedeliveryBuffer(lambda: kafka.describe_topic().topic_id, landed)
+    return RedeliveryBuffer(
+        lambda: topic_id(kafka.resolved_bootstrap(), kafka.topic), landed, create_topic=lambda: ensure_topic(kafka)
+    )
 
 
 def publish_synthetic(

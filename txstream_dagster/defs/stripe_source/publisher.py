@@ -100,18 +100,24 @@ class Publisher:
         report = PublishReport()
         messages = (encode(version, self.source) for version in versions)
         for chunk in _chunks(messages, self.chunk_size):
-            if self.redelivery is not None:
-                lost = self.redelivery.lost_messages()
-                if lost:
-                    log.warning("the broker lost %d acknowledged messages not yet landed; sending them again", len(lost))
-                    report.resent += len(lost)
-                    self._deliver(lost)
+            report.resent += self._redeliver_lost()
             report.resent += self._deliver(chunk)
             report.messages += len(chunk)
             report.by_object_type.update(message.object_type for message in chunk)
             if progress:
                 progress(len(chunk))
+        # A restart during the last chunks is only seen now: resend before returning.
+        report.resent += self._redeliver_lost(now=True)
         return report
+
+    def _redeliver_lost(self, now: bool = False) -> int:
+        if self.redelivery is None:
+            return 0
+        lost = self.redelivery.lost_messages(now=now)
+        if lost:
+            log.warning("the broker lost %d acknowledged messages not yet landed; sending them again", len(lost))
+            self._deliver(lost)
+        return len(lost)
 
     def _deliver(self, chunk: list[KafkaMessage]) -> int:
         """Send `chunk` until every message is acknowledged; returns how many had to be sent again."""
@@ -176,17 +182,24 @@ class RedeliveryBuffer:
 
     Kafka replicates what it acknowledged; the embedded broker keeps everything
     in memory and loses it when it restarts. The producer is then the only one
-    still holding the messages: when the topic comes back with another id, the
-    ones not landed yet (by ops.stream_offsets) are published again; the stream
-    dedupes on object id and version, so sending one twice changes nothing.
+    still holding the messages: when the topic comes back with another id, every
+    message not known to have landed is published again (the stream dedupes on
+    object id and version, so a message sent twice changes nothing).
+
+    Two Tansu facts shape this: it acknowledges produce requests for a topic
+    that does not exist (the acknowledgement means nothing until the topic is
+    created again), and it loses topics on restart. So what landed is only
+    forgotten at a check that found the topic unchanged, a missing topic is
+    created again here, and on a change everything still kept is sent again.
     """
 
     CHECK_EVERY_S = 1.0
 
-    def __init__(self, describe_topic_id: Callable[[], str], landed_offsets: Callable[[str], dict[int, int]],
-                 max_messages: int = 2_000_000):
+    def __init__(self, describe_topic_id: Callable[[], str | None], landed_offsets: Callable[[str], dict[int, int]],
+                 create_topic: Callable[[], object], max_messages: int = 2_000_000):
         self._topic_id = describe_topic_id
         self._landed = landed_offsets
+        self._create_topic = create_topic
         self.max_messages = max_messages
         self.topic_id = describe_topic_id()
         self.retained: dict[int, list[tuple[int, KafkaMessage]]] = {}
@@ -198,13 +211,11 @@ class RedeliveryBuffer:
             self.retained.setdefault(metadata.partition, []).append((metadata.offset, message))
             self.size += 1
         if self.size > self.max_messages:
-            self._forget_landed()
-            if self.size > self.max_messages:
-                log.warning("%d acknowledged messages are not landed yet: the oldest are no longer kept for "
-                            "redelivery (is the stream running?)", self.size)
-                for partition, kept in self.retained.items():
-                    self.retained[partition] = kept[len(kept) // 2:]
-                self.size = sum(len(kept) for kept in self.retained.values())
+            log.warning("%d acknowledged messages are not landed yet: the oldest half is no longer kept for "
+                        "redelivery (is the stream running?)", self.size)
+            for partition, kept in self.retained.items():
+                self.retained[partition] = kept[len(kept) // 2:]
+            self.size = sum(len(kept) for kept in self.retained.values())
 
     def _forget_landed(self) -> None:
         landed = self._landed(self.topic_id)
@@ -213,20 +224,21 @@ class RedeliveryBuffer:
             self.retained[partition] = [(offset, m) for offset, m in kept if offset >= below]
         self.size = sum(len(kept) for kept in self.retained.values())
 
-    def lost_messages(self) -> list[KafkaMessage]:
-        """Messages to publish again because the topic was recreated (checked at most once a second)."""
-        now = time.monotonic()
-        if now - self.checked_at < self.CHECK_EVERY_S:
+    def lost_messages(self, now: bool = False) -> list[KafkaMessage]:
+        """Messages to publish again because the topic was recreated (checked at most once a second, or `now`)."""
+        if not now and time.monotonic() - self.checked_at < self.CHECK_EVERY_S:
             return []
-        self.checked_at = now
+        self.checked_at = time.monotonic()
         try:
             current = self._topic_id()
+            if current is None:  # lost with the broker's memory: create it, with our partitions
+                self._create_topic()
+                current = self._topic_id()
         except Exception:  # noqa: BLE001 - a broker still away: the next chunk's delivery waits for it
             return []
         if current == self.topic_id:
             self._forget_landed()
             return []
-        self._forget_landed()  # what landed from the old topic is safe
         lost = [message for kept in self.retained.values() for _, message in sorted(kept, key=lambda k: k[0])]
         self.retained, self.size, self.topic_id = {}, 0, current
         return lost
