@@ -41,6 +41,17 @@ FROM (
 """
 
 
+# The sink's share (staging in the tasks + applying) and how often batches commit.
+BATCHES = """
+SELECT count(*),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM committed_at - started_at)),
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY gap)
+FROM (SELECT committed_at, started_at,
+             extract(epoch FROM committed_at - lag(committed_at) OVER (ORDER BY committed_at)) AS gap
+      FROM ops.stream_batches) b
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=1000)
@@ -83,6 +94,7 @@ def main() -> None:
         count, (p50, p95, p99), worst = postgres.fetch_one(
             LATENCIES, [datetime.fromtimestamp(started + WARM_UP_S, timezone.utc)]
         )
+        batches, sink_s, interval_s = postgres.fetch_one(BATCHES)
 
     print(f"rate sent             {sent_rate:>8,.0f} events/s for {args.seconds + WARM_UP_S:.0f} s "
           f"(trigger every {args.interval})")
@@ -91,6 +103,7 @@ def main() -> None:
     print(f"latency p95           {p95:>8.3f} s  (goal ≤ 2 s)")
     print(f"latency p99           {p99:>8.3f} s")
     print(f"latency max           {worst:>8.3f} s")
+    print(f"micro-batches         {batches:>8,}  (median {interval_s:.3f} s apart; sink {sink_s:.3f} s each)")
     print(f"job memory (RSS)      {rss / 2**20:>8,.0f} MiB  (JVM + Python workers)")
 
 

@@ -1,6 +1,6 @@
 """Sustained ingest Kafka → raw.transactions, beside a plain COPY of the same rows into the same table.
 
-    python bench/stream_throughput.py [--messages 200000] [--max-offsets-per-trigger 20000]
+    python bench/stream_throughput.py [--messages 200000] [--max-offsets-per-trigger 50000]
 
 Both figures come from one run on one machine. The Spark job runs exactly as
 Dagster runs it (spark-submit, local[2], trigger availableNow). Sustained rate
@@ -24,6 +24,7 @@ from throwaway_stack import throwaway_stack
 from bench_data import charge_messages
 from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_spark.sink import ROW_COLUMNS
+from txstream_spark import DEFAULT_MAX_OFFSETS_PER_TRIGGER
 from txstream_spark.transform import transform_batch
 from txstream_spark.kafka_source import KAFKA_SOURCE_SCHEMA
 
@@ -78,7 +79,7 @@ def run_stream(postgres, kafka, max_offsets: int, checkpoint_root: str) -> float
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=200_000)
-    parser.add_argument("--max-offsets-per-trigger", type=int, default=20_000)
+    parser.add_argument("--max-offsets-per-trigger", type=int, default=DEFAULT_MAX_OFFSETS_PER_TRIGGER)
     args = parser.parse_args()
 
     messages = charge_messages(args.messages)

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from txstream_spark import DEFAULT_MAX_OFFSETS_PER_TRIGGER
+
 # Kafka's own rule for topic names (kafka.common.internals.Topic).
 TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 # Unquoted PostgreSQL identifiers we accept from configuration.
@@ -90,7 +92,7 @@ class Settings(BaseSettings):
         description="kafka = Spark's connector jar; python = our Python data source; auto = jar if present.",
     )
     spark_max_offsets_per_trigger: int = Field(
-        default=20_000, ge=1, description="Most messages one micro-batch reads (bounds a batch's size and time)."
+        default=DEFAULT_MAX_OFFSETS_PER_TRIGGER, ge=1, description="Most messages one micro-batch reads."
     )
     spark_checkpoint_dir: str | None = Field(
         default=None, description="Spark checkpoint root (a path or URI); unset → <data_dir>/spark/checkpoints."

@@ -18,6 +18,10 @@ class TopicNotFound(RuntimeError):
     pass
 
 
+class DataLossError(RuntimeError):
+    """Offsets the stream planned to read are gone: the topic was deleted, recreated or truncated."""
+
+
 def end_offsets_consumer(bootstrap: str, client_options: Mapping | None = None) -> KafkaConsumer:
     return KafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -43,6 +47,9 @@ def partitions_of(consumer: KafkaConsumer, topic: str) -> list[int]:
 def end_offsets(consumer: KafkaConsumer, topic: str, timeout: float = 15.0) -> dict[int, int]:
     """Partition → end offset (the next offset to be written), from fetch high watermarks."""
     partitions = [TopicPartition(topic, p) for p in partitions_of(consumer, topic)]
+    # A consumer reused between calls keeps each partition's last high watermark (and may have
+    # prefetched more): drop the assignment so only fresh fetches count.
+    consumer.unsubscribe()
     consumer.assign(partitions)
     # Start from the broker's (possibly low) end offset so the fetch is tiny.
     consumer.seek_to_end(*partitions)
@@ -62,13 +69,39 @@ def end_offsets(consumer: KafkaConsumer, topic: str, timeout: float = 15.0) -> d
     return known
 
 
-def topic_id(bootstrap: str, topic: str) -> str | None:
+def topic_id(bootstrap: str, topic: str, admin=None) -> str | None:
     """The id of the topic's current incarnation (a deleted and recreated topic gets a new one); None if absent."""
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=10_000)
+    own = admin is None
+    admin = admin or KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=10_000)
     try:
         [description] = admin.describe_topics([topic])
     finally:
-        admin.close()
+        if own:
+            admin.close()
     return str(description["topic_id"]) if description["error_code"] == 0 else None
+
+
+class TopicIncarnation:
+    """Asks for a topic's current id, keeping one admin connection between calls."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self._admin = None
+
+    def __call__(self) -> str | None:
+        from kafka import KafkaAdminClient
+
+        try:
+            self._admin = self._admin or KafkaAdminClient(bootstrap_servers=self.bootstrap, bootstrap_timeout_ms=10_000)
+            return topic_id(self.bootstrap, self.topic, self._admin)
+        except Exception:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None

@@ -22,7 +22,8 @@ import pyarrow as pa
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows, SupportsTriggerAvailableNow
 
-from txstream_spark.kafka_offsets import topic_id
+from txstream_spark.kafka_offsets import DataLossError
+
 
 SOURCE_NAME = "txstream_kafka"
 
@@ -47,10 +48,6 @@ KAFKA_SOURCE_DDL = (
 RECORDS_PER_ARROW_BATCH = 10_000
 STALL_TIMEOUT_S = 60
 BROKER_WAIT_S = 120
-
-
-class DataLossError(RuntimeError):
-    pass
 
 
 class KafkaRange(InputPartition):
@@ -224,40 +221,57 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         return read_range(partition)
 
 
+# One consumer per Python worker and bootstrap, reused by the tasks it runs: creating one
+# (connections, metadata) costs more than reading a small micro-batch.
+_consumers: dict[str, object] = {}
+
+
+def _consumer(bootstrap: str):
+    from confluent_kafka import Consumer
+
+    if bootstrap not in _consumers:
+        _consumers[bootstrap] = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": "txstream-spark-reader",  # required by librdkafka; never joined with assign()
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",  # offsets removed by retention: start at the oldest kept
+                "enable.partition.eof": True,  # tells us the end even when it is a transaction marker
+                "fetch.max.bytes": 64 * 1024 * 1024,
+                "max.partition.fetch.bytes": 16 * 1024 * 1024,
+                "fetch.wait.max.ms": 10,
+                "socket.timeout.ms": 10_000,
+                # Connection failures while a broker restarts are expected; the stall timeout reports the last one.
+                "log_level": 2,
+            }
+        )
+    return _consumers[bootstrap]
+
+
 def read_range(part: KafkaRange) -> Iterator[pa.RecordBatch]:
     """Every message of one partition in [start, end), as Arrow record batches.
 
     Reading uses confluent-kafka (librdkafka): its C record decoding reads ~3x
     faster than kafka-python's pure-Python one, and reading is this job's hot
     path. The partition is assigned explicitly; no consumer group is joined.
+    Whether the topic was recreated meanwhile is checked once per batch, on the
+    driver, by the sink.
     """
-    from confluent_kafka import Consumer, KafkaError, TopicPartition
+    from confluent_kafka import KafkaError, TopicPartition
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": part.bootstrap,
-            "group.id": "txstream-spark-reader",  # required by librdkafka; never joined with assign()
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",  # offsets removed by retention: start at the oldest kept
-            "enable.partition.eof": True,  # tells us the end even when it is a transaction marker
-            "fetch.max.bytes": 64 * 1024 * 1024,
-            "max.partition.fetch.bytes": 16 * 1024 * 1024,
-            "socket.timeout.ms": 10_000,
-            # Connection failures while a broker restarts are expected; the stall timeout reports the last one.
-            "log_level": 2,
-        }
-    )
+    consumer = _consumer(part.bootstrap)
+    consumer.assign([TopicPartition(part.topic, part.partition, part.start)])
     try:
-        if not _same_incarnation(part):
-            return  # allowed data loss: the planned messages are gone with the old topic
-        consumer.assign([TopicPartition(part.topic, part.partition, part.start)])
         rows = _Rows(part)
         position = part.start
         last_progress = time.monotonic()
         last_error = None
         while position < part.end:
-            messages = consumer.consume(num_messages=RECORDS_PER_ARROW_BATCH, timeout=0.5)
+            # librdkafka returns when it has `num_messages` or the timeout passed: ask for exactly what
+            # is left, or a small micro-batch would wait out the timeout on every call.
+            wanted = max(1, min(RECORDS_PER_ARROW_BATCH - len(rows), part.end - position))
+            messages = consumer.consume(num_messages=wanted, timeout=0.5)
             progressed = False
             for message in messages:
                 error = message.error()
@@ -295,27 +309,14 @@ def read_range(part: KafkaRange) -> Iterator[pa.RecordBatch]:
                 )
             if len(rows) >= RECORDS_PER_ARROW_BATCH:
                 yield rows.flush()
-        # Recreated while we read? Then some rows may be the new topic's under the old offsets:
-        # fail, so the batch is tried again (and finds the old incarnation gone).
-        if part.topic_id and topic_id(part.bootstrap, part.topic) != part.topic_id:
-            raise DataLossError(f"Kafka topic {part.topic!r} was recreated while partition {part.partition} was read")
         if len(rows):
             yield rows.flush()
-    finally:
-        consumer.close()
-
-
-def _same_incarnation(part: KafkaRange) -> bool:
-    """Is the topic still the one the range was planned on? If not: fail, or skip when data loss is allowed."""
-    current = topic_id(part.bootstrap, part.topic)
-    if not part.topic_id or current == part.topic_id:
-        return True
-    if part.fail_on_data_loss:
-        raise DataLossError(
-            f"Kafka topic {part.topic!r} was deleted or recreated (id {part.topic_id} → {current}) before "
-            f"partition {part.partition} offsets {part.start}…{part.end} were read: those messages are gone."
-        )
-    return False
+    except BaseException:
+        _consumers.pop(part.bootstrap, None)
+        consumer.close()  # its state is unknown after a failure: the next task starts afresh
+        raise
+    else:
+        consumer.unassign()
 
 
 class _Rows:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from txstream_spark.preflight import PreflightError, check_broker, check_warehouse, stream_lock
 from txstream_spark.reporting import JobReporter
+from txstream_spark import DEFAULT_MAX_OFFSETS_PER_TRIGGER
 
 POSTGRES_URL_ENV = "TXSTREAM_POSTGRES_URL"
 EXIT_PREFLIGHT_FAILED = 2
@@ -52,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> StreamConfig:
     parser.add_argument("--source", choices=["auto", "kafka", "python"], default="auto")
     parser.add_argument("--starting-offsets", choices=["earliest", "latest"], default="earliest",
                         help="where a new checkpoint starts (earliest: nothing produced before is lost)")
-    parser.add_argument("--max-offsets-per-trigger", type=int, default=20_000)
+    parser.add_argument("--max-offsets-per-trigger", type=int, default=DEFAULT_MAX_OFFSETS_PER_TRIGGER)
     parser.add_argument("--fail-on-data-loss", choices=["true", "false"], default="true")
     parser.add_argument("--master", default=None, help="only when not set by spark-submit")
     args = parser.parse_args(argv)
@@ -83,6 +84,8 @@ def build_session(config: StreamConfig):
 
 
 def run(config: StreamConfig, postgres_url: str, reporter: JobReporter) -> int:
+    from txstream_spark.kafka_offsets import TopicIncarnation
+    from txstream_spark.kafka_source import SOURCE_NAME
     from txstream_spark.sink import PostgresSink
     from txstream_spark.source import choose_format, read_kafka_stream
     from txstream_spark.transform import transform_batches
@@ -107,8 +110,11 @@ def run(config: StreamConfig, postgres_url: str, reporter: JobReporter) -> int:
         )
         # source → transform → sink: the sink runs the transform in its Spark tasks, which COPY the
         # result straight to PostgreSQL (see sink.py), so rows never gather on the driver.
-        sink = PostgresSink(postgres_url, config.topic, transform_batches, on_batch=reporter.batch_committed,
-                            log=reporter.log)
+        sink = PostgresSink(
+            postgres_url, config.topic, transform_batches, on_batch=reporter.batch_committed, log=reporter.log,
+            topic_incarnation=TopicIncarnation(config.bootstrap, config.topic) if source_format == SOURCE_NAME else None,
+            fail_on_data_loss=config.fail_on_data_loss,
+        )
         writer = messages.writeStream.foreachBatch(sink).option("checkpointLocation", config.checkpoint)
         if config.trigger == "available-now":
             writer = writer.trigger(availableNow=True)

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from psycopg import sql
 
+from txstream_spark.kafka_offsets import DataLossError
 from txstream_spark.transform import OUTPUT_SCHEMA, TYPED_COLUMNS
 
 KAFKA_COLUMNS = ["kafka_topic", "kafka_topic_id", "kafka_partition", "kafka_offset", "kafka_timestamp"]
@@ -83,14 +84,31 @@ def copy_to_staging(conn: psycopg.Connection, topic: str, spark_batch_id: int, b
     return staged
 
 
+# One connection per Python worker, reused by the tasks it runs (connecting costs more than
+# staging a small micro-batch).
+_connections: dict[str, psycopg.Connection] = {}
+
+
+def _worker_connection(url: str) -> psycopg.Connection:
+    conn = _connections.get(url)
+    if conn is None or conn.closed or conn.broken:
+        conn = _connections[url] = psycopg.connect(url, connect_timeout=10, application_name="txstream-stream-stage")
+    return conn
+
+
 def stage_in_tasks(
     url: str, topic: str, spark_batch_id: int, transform: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """A `mapInArrow` function: each Spark task transforms its messages and COPYs them to staging."""
 
     def stage(messages: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        with psycopg.connect(url, connect_timeout=10, application_name="txstream-stream-stage") as conn:
+        conn = _worker_connection(url)
+        try:
             staged = copy_to_staging(conn, topic, spark_batch_id, transform(messages))
+        except BaseException:
+            _connections.pop(url, None)
+            conn.close()
+            raise
         yield pa.RecordBatch.from_pydict({"staged": [staged]})
 
     return stage
@@ -271,12 +289,16 @@ class PostgresSink:
 
     RETRY_DELAYS_S = (1, 2, 4, 8, 15, 30)
 
-    def __init__(self, url: str, topic: str, transform, on_batch=None, log=print):
+    def __init__(self, url: str, topic: str, transform, on_batch=None, log=print,
+                 topic_incarnation: Callable[[], str | None] | None = None, fail_on_data_loss: bool = True):
+        """`topic_incarnation` tells the topic's current id (sources that stamp `kafka_topic_id` on rows)."""
         self.url = url
         self.topic = topic
         self.transform = transform
         self.on_batch = on_batch
         self.log = log
+        self.topic_incarnation = topic_incarnation
+        self.fail_on_data_loss = fail_on_data_loss
         self.conn: psycopg.Connection | None = None
 
     def _connection(self) -> psycopg.Connection:
@@ -290,13 +312,33 @@ class PostgresSink:
         prepare_staging(conn, self.topic)
         stage = stage_in_tasks(self.url, self.topic, batch_id, self.transform)
         batch_df.mapInArrow(stage, "staged long").collect()
+        if self._topic_was_recreated(conn):
+            prepare_staging(conn, self.topic)  # what was staged may be the new topic's messages
+            message = (f"batch {batch_id}: topic {self.topic!r} was recreated while the batch was read; the "
+                       "messages it was planned to read are gone")
+            if self.fail_on_data_loss:
+                raise DataLossError(f"{message}. Set failOnDataLoss=false to continue from the new topic.")
+            self.log(f"{message}; skipped, the next batch reads the new topic")
+            return BatchResult()
         return apply_staged(conn, self.topic, batch_id, started_at)
+
+    def _topic_was_recreated(self, conn: psycopg.Connection) -> bool:
+        """Did the staged rows come from the topic as it is now? Asked after the read: a topic
+        recreated before or during it has another id by then."""
+        if self.topic_incarnation is None:
+            return False
+        planned = {tid for (tid,) in conn.execute(
+            sql.SQL("SELECT DISTINCT kafka_topic_id FROM {}").format(staging_table(self.topic))) if tid}
+        conn.commit()
+        return bool(planned) and self.topic_incarnation() not in planned
 
     def __call__(self, batch_df, batch_id: int) -> None:
         for attempt, delay in enumerate((*self.RETRY_DELAYS_S, None), start=1):
             try:
                 result = self.write(batch_df, batch_id)
                 break
+            except DataLossError:
+                raise
             except Exception as exc:  # noqa: BLE001 - task failures reach us as Py4J errors
                 self.close()
                 reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__

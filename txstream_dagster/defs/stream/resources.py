@@ -12,6 +12,7 @@ import dagster as dg
 import txstream_spark
 from txstream_dagster.settings import get_settings
 from txstream_spark.preflight import check_java
+from txstream_spark import DEFAULT_MAX_OFFSETS_PER_TRIGGER
 
 JOB_SCRIPT = Path(txstream_spark.__file__).parent / "main.py"
 # log4j2.properties for local runs (Spark's INFO logs would bury the job's own progress lines).
@@ -23,7 +24,7 @@ class SparkResource(dg.ConfigurableResource):
 
     master: str = "local[2]"
     kafka_source: str = "auto"
-    max_offsets_per_trigger: int = 20_000
+    max_offsets_per_trigger: int = DEFAULT_MAX_OFFSETS_PER_TRIGGER
     checkpoint_root: str | None = None
     driver_memory: str = "1g"
     spark_conf: dict[str, str] = {}
