@@ -1,4 +1,4 @@
-"""Soak: a steady synthetic load through the continuous stream for minutes; lag and memory over time.
+"""Soak: a steady synthetic load through the continuous stream for minutes; lag and memory (PSS) over time.
 
     python bench/soak.py [--minutes 10] [--rate 500] [--sample-seconds 10]
 
@@ -33,11 +33,12 @@ LEAK_MIB_PER_MINUTE = 8.0
 STEADY_R2 = 0.8
 
 
-def rss_mib(processes: list[psutil.Process]) -> float:
+def pss_mib(processes: list[psutil.Process]) -> float:
+    """Proportional set size: shared pages (PostgreSQL's shared buffers, forked workers) counted once."""
     total = 0
     for process in processes:
         try:
-            total += process.memory_info().rss
+            total += process.memory_full_info().pss
         except psutil.Error:
             pass
     return total / 2**20
@@ -101,10 +102,10 @@ def main() -> int:
                 sample = {
                     "minute": (time.monotonic() - started) / 60,
                     "lag": max(lag, 0),
-                    "spark job": rss_mib(tree(job.pid)),
-                    "producer (this process)": rss_mib([psutil.Process()]),
-                    "postgresql": rss_mib(postgres_processes(pg_port)),
-                    "broker (not judged)": rss_mib(tree(broker_pid)),
+                    "spark job": pss_mib(tree(job.pid)),
+                    "producer (this process)": pss_mib([psutil.Process()]),
+                    "postgresql": pss_mib(postgres_processes(pg_port)),
+                    "broker (not judged)": pss_mib(tree(broker_pid)),
                 }
                 samples.append(sample)
                 print(f"{sample['minute']:5.1f} min  lag {sample['lag']:>7,}  "

@@ -98,14 +98,12 @@ def main() -> None:
     steady_s = (batches[-1][2] - batches[0][2]).total_seconds() if len(batches) > 1 else float("nan")
     copy_rate = len(messages) / copy_s
     sustained = steady_rows / steady_s
-    sink_s = sum((c - s).total_seconds() for _, s, c in batches)
     print(f"messages                  {len(messages):>10,}  (mean {mean_bytes:,.0f} bytes of Stripe JSON)")
     print(f"landed                    {landed:>10,}  in {len(batches)} batches of ≤ {args.max_offsets_per_trigger:,}")
     print(f"produce (kafka-python)    {len(messages) / publish_s:>10,.0f} msg/s")
     print(f"plain COPY baseline       {copy_rate:>10,.0f} rows/s  ({copy_s:.2f} s)")
     print(f"stream, sustained         {sustained:>10,.0f} rows/s  (batches 2..{len(batches)}, {steady_s:.2f} s)")
     print(f"stream, end to end        {len(messages) / wall_s:>10,.0f} rows/s  ({wall_s:.1f} s incl. Spark start-up)")
-    print(f"sink share of stream time {sink_s / wall_s:>10.0%}")
     print(f"ratio sustained / COPY    {sustained / copy_rate:>10.2f}  (goal ≥ 0.50)")
 
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 import dagster as dg
 import orjson
+import psycopg
 import pytest
 from kafka import TopicPartition
 
@@ -113,6 +114,12 @@ def test_everything_valid_lands_once_with_the_right_gbp_amount_and_nothing_is_lo
         assert reconciliation.event.asset_check_evaluation.passed
         dbt_checks = [e for e in marts.get_asset_check_evaluations() if e.asset_key.path[0] != "raw_transactions"]
         assert len(dbt_checks) > 20 and all(e.passed for e in dbt_checks if e.severity == dg.AssetCheckSeverity.ERROR)
+
+        # No secret reached the runs' event logs or metadata (the Spark job got the URL in its environment).
+        password = psycopg.conninfo.conninfo_to_dict(clean_warehouse.resolved_url())["password"]
+        for run in (produced, rates, landed, marts):
+            logged = "\n".join(str(entry) for entry in instance.all_logs(run.run_id))
+            assert logged and password not in logged
 
     objects = latest_objects_in(kafka)
     charges = {i: o for i, o in objects.items() if o["object"] == "charge"}

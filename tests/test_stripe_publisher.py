@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from txstream_dagster.defs.stripe_source.object_versions import ObjectVersion
-from txstream_dagster.defs.stripe_source.publisher import DeliveryFailed, Publisher, encode
+from txstream_dagster.defs.stripe_source.publisher import DeliveryFailed, Publisher, RedeliveryBuffer, encode
 from txstream_dagster.defs.stripe_source.synthetic_charges import DAY_MS, SyntheticStripe
 from txstream_dagster.local_stack.embedded_broker import EmbeddedBroker
 from txstream_dagster.local_stack.processes import free_port
@@ -24,6 +24,7 @@ from txstream_spark.event_contract import (
     HEADER_SOURCE,
     SCHEMA_VERSION,
 )
+from txstream_spark.kafka_offsets import topic_id
 from txstream_spark.transform import parse_message
 from stripe_helpers import headers_of, read_topic
 
@@ -90,12 +91,19 @@ def test_delivery_that_kafka_never_acknowledges_fails_loudly_after_the_deadline(
 
 @pytest.mark.slow
 def test_a_broker_outage_blocks_the_producer_and_loses_nothing(own_broker: EmbeddedBroker):
-    """The broker stops mid-run and comes back 4 s later: every message produced during the outage lands."""
+    """The broker stops mid-run and comes back 4 s later: every message produced during the outage lands.
+
+    The embedded broker comes back without the topic and acknowledges produce requests to
+    it all the same, so the producer is wired as it is for that broker in production: the
+    redelivery buffer creates the topic again and resends what the lost topic held.
+    """
     broker = own_broker
     kafka = KafkaResource(bootstrap=broker.bootstrap, topic="test.outage")
     kafka.ensure_topic(partitions=2, replication=1)
     producer = kafka.producer(max_block_ms=2_000, request_timeout_ms=2_000, reconnect_backoff_max_ms=500)
-    publisher = Publisher(producer, kafka.topic, "synthetic", chunk_size=500)
+    redelivery = RedeliveryBuffer(lambda: topic_id(kafka.resolved_bootstrap(), kafka.topic), lambda _: {},
+                                  create_topic=lambda: kafka.ensure_topic(partitions=2, replication=1))
+    publisher = Publisher(producer, kafka.topic, "synthetic", chunk_size=500, redelivery=redelivery)
     generator = SyntheticStripe(seed=9).stream(NOW_MS, 1_000)
     publisher.publish(islice(generator, 500))  # warm: metadata known, connections open
 
@@ -106,12 +114,12 @@ def test_a_broker_outage_blocks_the_producer_and_loses_nothing(own_broker: Embed
     worker.start()
     time.sleep(4)
     assert worker.is_alive(), "publish returned while the broker was down"
-    broker.start()  # the embedded broker keeps nothing in memory across restarts: recreate the topic
-    kafka.ensure_topic(partitions=2, replication=1)
+    broker.start()
     worker.join(timeout=180)
     try:
         assert not worker.is_alive(), "publish did not finish after the broker came back"
         assert result["report"].messages == 3_000
+        assert result["report"].resent > 0  # the chunk in flight failed and was sent again
         landed = {(r.key.decode(), headers_of(r)[HEADER_EVENT_TIME]) for r in read_topic(kafka)}
         assert {(v.object_id, str(v.event_time_ms)) for v in during_outage} <= landed
     finally:

@@ -9,11 +9,12 @@ from txstream_dagster.defs.stream import definitions as stream
 from txstream_dagster.defs.stripe_source import definitions as stripe_source
 from txstream_dagster.resources import shared_resources
 
+# In data-flow order: Stripe → topic → stream → raw tables; forex; dbt marts; reports.
 defs = dg.Definitions.merge(
     dg.Definitions(resources=shared_resources()),
-    dbt.defs,
-    forex.defs,
-    reporting.defs,
-    stream.defs,
     stripe_source.defs,
+    stream.defs,
+    forex.defs,
+    dbt.defs,
+    reporting.defs,
 )

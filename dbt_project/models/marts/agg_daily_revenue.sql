@@ -31,11 +31,14 @@ affected_days as (
 ),
 {% endif %}
 
+{#- `= any(array(…))`, as in fct_transactions: the few affected days are then read
+    through the (charge_date, currency_code) index, where `in (select …)` was
+    planned as a scan of the whole fact. -#}
 transactions as (
 
     select * from {{ ref('fct_transactions') }}
     {% if is_incremental() %}
-    where charge_date in (select charge_date from affected_days)
+    where charge_date = any(array(select charge_date from affected_days))
     {% endif %}
 
 ),
