@@ -28,7 +28,8 @@ system-deps: ## Install what pip cannot (Java 17, Chromium for the UI test) with
 	@./scripts/install-system-deps
 
 .PHONY: run
-run: install ## Install, start the embedded stack, stream synthetic charges end to end, print a summary, serve the UI
+run: install ## Install (Java too, as root), start the embedded stack, stream synthetic charges end to end, print a summary, serve the UI
+	@./scripts/install-system-deps java
 	$(BIN)/txstream demo
 
 .PHONY: test

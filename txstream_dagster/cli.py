@@ -115,13 +115,12 @@ def status() -> None:
 @click.option("--no-ui", is_flag=True, help="Stop Dagster after the summary instead of serving the UI.")
 def demo(charges: int, days: int, seed: int | None, port: int, no_ui: bool) -> None:
     """Everything end to end: embedded stack, synthetic charges, Spark, forex, dbt, a summary, the UI."""
-    from txstream_dagster.demo import Waited, run_demo
+    from txstream_dagster.demo import DemoFailed, run_demo
 
     try:
         run_demo(_settings(), charges=charges, days=days, seed=seed if seed is not None else random.randrange(10**6),
                  port=port, console=console, serve=not no_ui)
-    except Waited as exc:
-        console.print(f"[red]✗[/red] {exc}. The Dagster UI shows what the runs did.")
+    except DemoFailed:  # run_demo said what went wrong and where to look
         sys.exit(1)
     except KeyboardInterrupt:
         console.print("stopped")

@@ -54,8 +54,8 @@ class DemoResult:
     seconds: float
 
 
-class Waited(RuntimeError):
-    pass
+class DemoFailed(RuntimeError):
+    """A step of the demo did not happen: what, and where to look."""
 
 
 def wait_until(what: str, condition: Callable[[], bool], timeout_s: float, on_tick: Callable[[], None] = lambda: None) -> None:
@@ -63,7 +63,7 @@ def wait_until(what: str, condition: Callable[[], bool], timeout_s: float, on_ti
     while not condition():
         on_tick()
         if time.monotonic() > deadline:
-            raise Waited(f"gave up after {timeout_s:.0f} s waiting for {what}")
+            raise DemoFailed(f"gave up after {timeout_s:.0f} s waiting for {what}")
         time.sleep(2)
 
 
@@ -76,12 +76,14 @@ class DagsterDev:
         self.env = env
         self.log_path = self.home / "dagster-dev.log"
         self.process: subprocess.Popen | None = None
+        self.started_at: datetime | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        self.started_at = datetime.now(timezone.utc)
         self.home.mkdir(parents=True, exist_ok=True)
         if not (self.home / "dagster.yaml").exists():
             shutil.copy(REPO_ROOT / "dagster.yaml", self.home / "dagster.yaml")
@@ -102,7 +104,28 @@ class DagsterDev:
 
     def _still_running(self) -> None:
         if self.process.poll() is not None:
-            raise Waited(f"dagster dev exited with code {self.process.returncode}; see {self.log_path}")
+            raise DemoFailed(f"dagster dev exited with code {self.process.returncode}; see {self.log_path}")
+
+    def raise_if_a_run_failed(self) -> None:
+        """A failed stream or dbt run ends the wait at once, named with its error, not at the timeout."""
+        import dagster as dg  # ~1 s to import: only once the demo is waiting on runs
+
+        with dg.DagsterInstance.from_config(str(self.home)) as instance:
+            records = instance.get_run_records(
+                dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], created_after=self.started_at), limit=1
+            )
+            if not records:
+                return
+            run = records[0].dagster_run
+            failures = [
+                f"{event.step_key}: {_root_cause(event.dagster_event.step_failure_data.error)}"
+                for event in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+                if event.dagster_event.step_failure_data.error
+            ]
+        raise DemoFailed(
+            f"Dagster run {run.run_id} ({run.job_name}) failed in {'; '.join(failures) or 'no step (see its logs)'}. "
+            f"Its logs: {self.url}/runs/{run.run_id}"
+        )
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -114,14 +137,23 @@ class DagsterDev:
             os.killpg(self.process.pid, signal.SIGKILL)
 
 
+def _root_cause(error) -> str:
+    """The innermost error of a Dagster SerializableErrorInfo: what went wrong, not where Dagster caught it."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
 def backfill_forex(first: date, last: date, env: dict[str, str], home: Path) -> None:
     """One run over the range (the asset's backfill policy), recorded in the same Dagster instance."""
-    subprocess.run(
+    backfill = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "txstream_dagster.definitions",
          "--select", "forex_rates", "--partition-range", f"{first.isoformat()}...{last.isoformat()}"],
-        cwd=REPO_ROOT, env={**env, "DAGSTER_HOME": str(home)}, check=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=REPO_ROOT, env={**env, "DAGSTER_HOME": str(home)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
+    if backfill.returncode != 0:
+        raise DemoFailed(f"the forex_rates backfill {first} … {last} failed:\n{backfill.stderr[-3000:]}")
 
 
 def publish_malformed(kafka: KafkaResource) -> int:
@@ -200,10 +232,10 @@ def run_demo(settings: Settings, *, charges: int, days: int, seed: int, port: in
         postgres.migrate()
         kafka.ensure_topic(settings.topic_partitions, settings.topic_replication)
     dagster = DagsterDev(settings, port, env)
-    with console.status(f"starting dagster dev (webserver + daemon) on {dagster.url}"):
-        dagster.start()
-    console.print(f"[green]✓[/green] Dagster UI on {dagster.url}; the stream sensor and dbt automation are on")
     try:
+        with console.status(f"starting dagster dev (webserver + daemon) on {dagster.url}"):
+            dagster.start()
+        console.print(f"[green]✓[/green] Dagster UI on {dagster.url}; the stream sensor and dbt automation are on")
         with console.status(f"publishing {charges:,} synthetic charges over {days} days, with refunds and disputes"):
             produced = publish_synthetic(kafka, seed=seed, count=charges, history_days=days)
             malformed = publish_malformed(kafka)
@@ -214,14 +246,18 @@ def run_demo(settings: Settings, *, charges: int, days: int, seed: int, port: in
             backfill_forex(today - timedelta(days=days), today, env, dagster.home)
         console.print("[green]✓[/green] forex rates for every day of the window")
 
+        def landing(status) -> None:
+            dagster.raise_if_a_run_failed()
+            status.update(f"Spark: {postgres.fetch_one('SELECT count(*) FROM raw.transactions')[0]:,} rows landed")
+
         with console.status("waiting for the stream sensor's Spark run to land every event") as status:
             wait_until("the stream to land every event (is the stream_lag_sensor on?)",
-                       lambda: stream_caught_up(postgres, kafka), 900,
-                       lambda: status.update(f"Spark: {postgres.fetch_one('SELECT count(*) FROM raw.transactions')[0]:,} rows landed"))
+                       lambda: stream_caught_up(postgres, kafka), 900, lambda: landing(status))
         console.print("[green]✓[/green] every event landed in raw.transactions")
 
         with console.status("waiting for declarative automation to build the dbt models"):
-            wait_until("dbt to build marts.fct_transactions", lambda: marts_caught_up(postgres), 900)
+            wait_until("dbt to build marts.fct_transactions", lambda: marts_caught_up(postgres), 900,
+                       dagster.raise_if_a_run_failed)
         console.print("[green]✓[/green] dbt models built: staging → dimensions and facts → daily aggregates")
 
         result = DemoResult(produced, malformed, *summarise(postgres), seconds=time.monotonic() - started)
@@ -230,5 +266,15 @@ def run_demo(settings: Settings, *, charges: int, days: int, seed: int, port: in
             console.print(f"\nDagster UI: [bold]{dagster.url}[/bold] (runs, asset graph, checks). Ctrl-C stops it.")
             dagster.process.wait()
         return result
+    except DemoFailed as exc:
+        console.print(f"[red]✗[/red] {exc}")
+        if serve and dagster.answering():
+            console.print(f"The Dagster UI stays up to show what the runs did: [bold]{dagster.url}[/bold]. "
+                          "Ctrl-C stops it.")
+            try:
+                dagster.process.wait()
+            except KeyboardInterrupt:
+                pass
+        raise
     finally:
         dagster.stop()
