@@ -1,6 +1,6 @@
 """Forex backfill: every date since the partitions start, offline, in one run.
 
-    .venv/bin/python bench/forex_backfill.py [--start 2020-01-01] [--end <last date of the bundled ECB file>]
+    .venv/bin/python bench/forex_backfill.py [--start 1999-01-04] [--end <last date of the bundled ECB file>]
 
 Starts a throwaway embedded PostgreSQL, then prints the time of
 1. a single-run backfill of forex_rates from the bundled ECB file (the offline default),

@@ -111,5 +111,5 @@ def rows(postgres: PostgresResource, query: str, params: Any = None) -> list[dic
         return cur.execute(query, params).fetchall()
 
 
-def facts_by_charge(postgres: PostgresResource) -> dict[str, dict[str, Any]]:
-    return {row["charge_id"]: row for row in rows(postgres, "SELECT * FROM marts.fct_transactions")}
+def facts_by_charge(postgres: PostgresResource, schema: str = "marts") -> dict[str, dict[str, Any]]:
+    return {row["charge_id"]: row for row in rows(postgres, f"SELECT * FROM {schema}.fct_transactions")}

@@ -12,9 +12,13 @@ Grafana expands a panel's `rawSql` in three steps, reproduced here in order:
 3. the PostgreSQL macro engine expands `$__name(args)`; arguments are split at commas and
    cannot contain `)` (pkg/tsdb/grafana-postgresql-datasource/macros.go).
 
+An interval variable (`$interval`) is a single value in step 1: the chosen option, or for
+"auto" what rangeUtil.calculateInterval makes of the time range, the variable's step count
+and minimum (`interval_selection`; scenes' IntervalVariable.getValue).
+
 Only what txstream's dashboards use is here ($__timeFilter, $__timeFrom, $__timeTo,
-$__timeGroup, $__timeGroupAlias, $__interval, $__interval_ms); anything else fails
-loudly rather than reaching PostgreSQL half-expanded.
+$__timeGroup, $__timeGroupAlias, $__interval, $__interval_ms, interval variables); anything
+else fails loudly rather than reaching PostgreSQL half-expanded.
 """
 
 from __future__ import annotations
@@ -151,6 +155,59 @@ def parse_interval(text: str) -> timedelta:
     if not match:
         raise ExpansionError(f"error parsing interval {text}")
     return int(match.group(1)) * _UNIT[match.group(2)]
+
+
+# rangeUtil.roundInterval: (below this many ms, round to this many ms), in order.
+_ROUNDED_INTERVALS_MS = (
+    (10, 1), (15, 10), (35, 20), (75, 50), (150, 100), (350, 200), (750, 500), (1_500, 1_000),
+    (3_500, 2_000), (7_500, 5_000), (12_500, 10_000), (17_500, 15_000), (25_000, 20_000), (45_000, 30_000),
+    (90_000, 60_000), (210_000, 120_000), (450_000, 300_000), (750_000, 600_000), (1_050_000, 900_000),
+    (1_500_000, 1_200_000), (2_700_000, 1_800_000), (5_400_000, 3_600_000), (9_000_000, 7_200_000),
+    (16_200_000, 10_800_000), (32_400_000, 21_600_000), (86_400_000, 43_200_000), (604_800_000, 86_400_000),
+    (1_814_400_000, 604_800_000), (3_628_800_000, 2_592_000_000),
+)
+_YEAR_MS = 31_536_000_000
+
+
+def round_interval_ms(interval: float) -> int:
+    return next((rounded for below, rounded in _ROUNDED_INTERVALS_MS if interval < below), _YEAR_MS)
+
+
+def seconds_to_hms(seconds: float) -> str:
+    """rangeUtil.secondsToHms: the largest unit with a non-zero count (1y, 2d, 15m, 500ms)."""
+    for unit, size in (("y", 31_536_000), ("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds * 1000)}ms"
+
+
+def auto_interval(time_range: TimeRange, step_count: int, min_interval: str) -> str:
+    """rangeUtil.calculateInterval(range, step_count, min_interval).interval: an interval variable's "auto"."""
+    span_ms = (time_range.end - time_range.start) / timedelta(milliseconds=1)
+    interval = max(round_interval_ms(span_ms / step_count), parse_interval(min_interval) / timedelta(milliseconds=1))
+    return seconds_to_hms(interval / 1000)
+
+
+def interval_options(variable: Mapping[str, Any]) -> list[str]:
+    """The fixed choices of an interval variable, "auto" aside (getIntervalsFromQueryString)."""
+    texts = [re.sub(r"[\"']+", "", match.group(0)) for match in re.finditer(r"([\"'])(.*?)\1|\w+", variable["query"])]
+    return list(dict.fromkeys(text for text in texts if not text.startswith("$__auto_interval_")))
+
+
+def interval_selection(variable: Mapping[str, Any], time_range: TimeRange, choice: str | None = None) -> Selection:
+    """What `$<name>` of an interval variable holds: `choice` (default: the dashboard's current value)."""
+    if variable["type"] != "interval":
+        raise ExpansionError(f"${variable['name']} is a {variable['type']} variable, not an interval")
+    choice = choice if choice is not None else variable["current"]["value"]
+    if choice in ("auto", f"$__auto_interval_{variable['name']}"):
+        if not variable.get("auto"):
+            raise ExpansionError(f"${variable['name']} has no auto option")
+        value = auto_interval(time_range, variable["auto_count"], variable["auto_min"])
+    elif choice in interval_options(variable):
+        value = choice
+    else:
+        raise ExpansionError(f"{choice!r} is not an option of ${variable['name']}: {interval_options(variable)}")
+    return Selection([value], multi=False, include_all=False)
 
 
 def interval_ms(time_range: TimeRange) -> str:

@@ -16,8 +16,9 @@ import yaml
 from psycopg.rows import dict_row
 
 from grafana_helpers import (
-    REPO, ExpansionError, Selection, TimeRange, all_panels, dashboard_files, datasource_refs, expand,
-    go_float, go_rfc3339_nano, load_dashboard, provisioned_datasource, query_panels, referenced_variables,
+    REPO, ExpansionError, Selection, TimeRange, all_panels, auto_interval, dashboard_files, datasource_refs, expand,
+    go_float, go_rfc3339_nano, interval_options, interval_selection, load_dashboard, parse_interval,
+    provisioned_datasource, query_panels, referenced_variables,
 )
 from warehouse_helpers import BuiltWarehouse, build_pipeline_warehouse
 
@@ -54,6 +55,11 @@ def every_sql(dashboard: dict) -> list[str]:
     return [sql for panel in query_panels(dashboard) for sql in panel_sql(panel)] + [
         variable_sql(v) for v in dashboard["templating"]["list"] if v["type"] == "query"
     ]
+
+
+def variable_named(dashboard: str, name: str) -> dict:
+    [variable] = [v for v in DASHBOARDS[dashboard]["templating"]["list"] if v["name"] == name]
+    return variable
 
 
 def pinned_grafana_version() -> str:
@@ -134,13 +140,28 @@ def test_every_variable_the_sql_uses_is_defined_on_the_dashboard(name):
 
 
 def test_payments_dashboard_filters_by_any_set_of_currencies():
-    [currency] = DASHBOARDS["payments-overview"]["templating"]["list"]
+    currency = variable_named("payments-overview", "currency")
     assert (currency["name"], currency["multi"], currency["includeAll"]) == ("currency", True, True)
     assert currency["current"]["value"] == ["$__all"]
     for panel in query_panels(DASHBOARDS["payments-overview"]):
         for sql in panel_sql(panel):
             # A multi-value selection expands to 'gbp','usd': valid only inside an IN list.
             assert sql.count("$currency") == sql.count("IN ($currency)") > 0, panel["title"]
+
+
+def test_payments_time_series_are_bucketed_by_an_interval_variable_defaulting_to_auto():
+    interval = variable_named("payments-overview", "interval")
+    assert interval["type"] == "interval" and interval["auto"] is True
+    assert interval_options(interval) == ["1m", "5m", "15m", "1h", "6h", "1d"]
+    assert interval["current"]["value"] == "$__auto_interval_interval"
+    assert interval["auto_min"] == provisioned_datasource()["jsonData"]["timeInterval"]  # no finer than the data
+    series = [p for p in query_panels(DASHBOARDS["payments-overview"]) if p["type"] == "timeseries"]
+    assert series
+    for panel in series:
+        for sql in panel_sql(panel):
+            assert re.search(r"\$__timeGroupAlias\(\w+\.\w+, \$interval\)", sql), panel["title"]
+            # A rate per bucket must divide by the bucket the query groups by, not by Grafana's $__interval.
+            assert "$__interval" not in sql, panel["title"]
 
 
 @pytest.mark.parametrize("name", DASHBOARDS)
@@ -195,6 +216,32 @@ def test_macros_expand_exactly_as_grafana_postgres_expands_them(sql, expanded):
     assert expand(sql, GRAFANA_TEST_RANGE) == expanded
 
 
+def test_interval_variable_expands_to_the_chosen_bucket_or_grafanas_auto_interval():
+    interval = variable_named("payments-overview", "interval")
+    sql = "SELECT $__timeGroupAlias(t, $interval), 60 / extract(epoch from interval '$interval')"
+    day = TimeRange(datetime(2024, 1, 1, tzinfo=timezone.utc), datetime(2024, 1, 2, tzinfo=timezone.utc),
+                    timedelta(minutes=2))
+    assert expand(sql, day, {"interval": interval_selection(interval, day, "1h")}) == (
+        "SELECT floor(extract(epoch from t)/3600)*3600 AS \"time\", 60 / extract(epoch from interval '1h')"
+    )
+    # auto: 24 h / 100 steps = 14.4 min, which rangeUtil.roundInterval makes 15m.
+    assert interval_selection(interval, day).values == ["15m"]
+    with pytest.raises(ExpansionError, match="not an option"):
+        interval_selection(interval, day, "2m")
+
+
+def test_auto_interval_rounds_like_grafana_and_never_goes_below_its_minimum():
+    def span(delta: timedelta) -> TimeRange:
+        start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+        return TimeRange(start, start + delta, timedelta(minutes=1))
+
+    assert auto_interval(span(timedelta(hours=6)), 100, "1m") == "5m"
+    assert auto_interval(span(timedelta(days=7)), 100, "1m") == "2h"
+    assert auto_interval(span(timedelta(days=90)), 100, "1m") == "12h"
+    assert auto_interval(span(timedelta(minutes=30)), 100, "1m") == "1m"
+    assert auto_interval(span(timedelta(minutes=30)), 30, "10s") == "1m"  # Grafana's defaults
+
+
 def test_rfc3339_nano_drops_trailing_zeros_like_go():
     assert go_rfc3339_nano(datetime(1960, 2, 1, 7, 0, 0, 500_000, tzinfo=timezone.utc)) == "1960-02-01T07:00:00.5Z"
 
@@ -237,16 +284,21 @@ def run(reader, sql: str) -> tuple[list[str], list[dict]]:
 
 
 def currency_options(reader, time_range: TimeRange) -> list[str]:
-    [variable] = DASHBOARDS["payments-overview"]["templating"]["list"]
+    variable = variable_named("payments-overview", "currency")
     _, rows = run(reader, expand(variable_sql(variable), time_range))
     return [row["__value"] for row in rows]
 
 
-def variables_for(name: str, reader, time_range: TimeRange, currencies: list[str] | None = None) -> dict:
+def variables_for(
+    name: str, reader, time_range: TimeRange, currencies: list[str] | None = None, interval: str | None = None
+) -> dict:
     if name != "payments-overview":
         return {}
     # "All" without a custom all-value: Grafana sends every option of the variable.
-    return {"currency": Selection(currencies or currency_options(reader, time_range), multi=True, include_all=True)}
+    return {
+        "currency": Selection(currencies or currency_options(reader, time_range), multi=True, include_all=True),
+        "interval": interval_selection(variable_named(name, "interval"), time_range, interval),
+    }
 
 
 def whole_history(warehouse: BuiltWarehouse) -> TimeRange:
@@ -309,6 +361,25 @@ def test_panel_query_runs_for_the_last_six_hours_and_two_currencies(name, panel,
         columns, rows = run(reader, expanded)
         if rows:
             assert_panel_columns(panel, columns, rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("interval", ["1m", "15m", "1d"])
+def test_transactions_per_minute_at_any_interval_add_up_to_the_charges(interval, reader, warehouse, postgres):
+    # Guards the per-minute rate dividing by a bucket other than the one the query groups by.
+    [per_minute] = [p for p in query_panels(DASHBOARDS["payments-overview"]) if p["title"] == "Transactions per minute"]
+    time_range = whole_history(warehouse)
+    variables = variables_for("payments-overview", reader, time_range, interval=interval)
+    _, rows = run(reader, expand(panel_sql(per_minute)[0], time_range, variables))
+    bucket = parse_interval(interval)
+    [(charges,)] = postgres.fetch_all(
+        "SELECT count(*) FROM marts.fct_transactions WHERE created_at BETWEEN %s AND %s",
+        [time_range.start, time_range.end],
+    )
+    assert charges > 0
+    assert all(row["time"] % int(bucket.total_seconds()) == 0 for row in rows)  # grouped by the chosen bucket
+    per_minute = sum(float(row["charges_per_minute"]) for row in rows)
+    assert per_minute * (bucket / timedelta(minutes=1)) == pytest.approx(charges)
 
 
 @pytest.mark.slow

@@ -135,6 +135,14 @@ def test_marts_built_from_the_synthetic_generators_history_reconcile(postgres):
     assert refunded and all(f["net_amount"] <= f["captured_amount"] for f in refunded)
 
 
+def production_relations(postgres) -> dict[str, int]:
+    """Every relation in the schemas the dashboards read, by name → oid (dbt's rebuilds make a new one)."""
+    return {row["name"]: row["oid"] for row in rows(postgres, """
+        SELECT n.nspname || '.' || c.relname AS name, c.oid::bigint AS oid
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname IN ('staging', 'marts', 'monitoring') AND c.relkind IN ('r', 'v', 'm', 'p')""")}
+
+
 def test_dev_target_builds_the_same_last_week_of_charges_every_time(postgres):
     empty_warehouse(postgres)
     newest = utc(2024, 6, 30, 12)
@@ -144,4 +152,31 @@ def test_dev_target_builds_the_same_last_week_of_charges_every_time(postgres):
     for _ in range(2):
         outcome = CliRunner().invoke(dbt_command, ["build", "--target", "dev", "--full-refresh", "--quiet"])
         assert outcome.exit_code == 0
-        assert set(facts_by_charge(postgres)) == {f"ch_day_{n:02d}" for n in range(8)}  # within 7 days of the newest
+        # within 7 days of the newest
+        assert set(facts_by_charge(postgres, schema="marts_dev")) == {f"ch_day_{n:02d}" for n in range(8)}
+
+
+def test_a_dev_full_refresh_leaves_the_production_marts_untouched(postgres):
+    # Guards `dev` sharing the production schemas: its --full-refresh replaced marts.* with the sample.
+    empty_warehouse(postgres)
+    newest = utc(2024, 6, 30, 12)
+    land_objects(postgres, [charge(f"ch_day_{n:02d}", 1000, "gbp", newest - timedelta(days=n)) for n in range(30)])
+    assert build_marts(postgres, full_refresh=True).success
+    relations = production_relations(postgres)
+    facts = rows(postgres, "SELECT * FROM marts.fct_transactions ORDER BY charge_id")
+    revenue = rows(postgres, "SELECT * FROM marts.agg_daily_revenue ORDER BY 1, 2")
+    node_runs = rows(postgres, "SELECT * FROM ops.dbt_node_runs ORDER BY invocation_id, unique_id")
+    assert len(facts) == 30 and "marts.fct_transactions" in relations
+
+    outcome = CliRunner().invoke(dbt_command, ["build", "--target", "dev", "--full-refresh", "--quiet"])
+    assert outcome.exit_code == 0
+
+    assert production_relations(postgres) == relations  # nothing rebuilt, replaced or added
+    assert rows(postgres, "SELECT * FROM marts.fct_transactions ORDER BY charge_id") == facts
+    assert rows(postgres, "SELECT * FROM marts.agg_daily_revenue ORDER BY 1, 2") == revenue
+    # The dashboards' model freshness is production's: a dev build records no node runs.
+    assert rows(postgres, "SELECT * FROM ops.dbt_node_runs ORDER BY invocation_id, unique_id") == node_runs
+    assert len(facts_by_charge(postgres, schema="marts_dev")) == 8
+    built = {row["schema"] for row in rows(postgres, "SELECT DISTINCT table_schema AS schema FROM information_schema.tables "
+                                                      "WHERE table_schema LIKE '%\\_dev'")}
+    assert built == {"staging_dev", "marts_dev", "monitoring_dev"}

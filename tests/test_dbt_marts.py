@@ -7,11 +7,13 @@ amount / rate.
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 
 import psycopg
 import pytest
+from click.testing import CliRunner
 
 from dbt_helpers import (
     build_marts, charge, declined, dispute, empty_warehouse, facts_by_charge, failed_checks, refund, rows, utc,
@@ -19,6 +21,7 @@ from dbt_helpers import (
 )
 from stream_helpers import land_objects
 from stripe_helpers import stripe_fixture
+from txstream_dagster.defs.dbt.cli import dbt_command
 
 pytestmark = pytest.mark.slow
 
@@ -204,3 +207,22 @@ def test_dashboards_read_role_sees_marts_and_monitoring_but_not_staging_or_raw(m
         for forbidden in ("staging.stg_stripe__charges", "raw.transactions", "raw.quarantined_events"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"SELECT 1 FROM {forbidden} LIMIT 1")
+
+
+def test_dbt_docs_generate_catalogs_every_model_with_every_column_documented(marts, tmp_path):
+    # `txstream dbt docs generate`, writing into tmp_path instead of the project's target/.
+    outcome = CliRunner().invoke(dbt_command, ["docs", "generate", "--target-path", str(tmp_path), "--quiet"])
+    assert outcome.exit_code == 0
+    catalog = json.loads((tmp_path / "catalog.json").read_text())
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert not catalog.get("errors")
+    models = {uid: node for uid, node in manifest["nodes"].items() if node["resource_type"] == "model"}
+    assert models and set(models) == {uid for uid in catalog["nodes"] if uid.startswith("model.")}
+    assert all(catalog["nodes"][uid]["columns"] for uid in models)  # the catalog read the built relations
+    undocumented = {}
+    for uid, model in models.items():
+        documented = {name.lower() for name, column in model["columns"].items() if (column.get("description") or "").strip()}
+        missing = sorted(set(catalog["nodes"][uid]["columns"]) - documented)
+        if missing:
+            undocumented[model["original_file_path"]] = missing
+    assert not undocumented, f"columns the database has but the models' YAML does not describe: {undocumented}"

@@ -18,6 +18,7 @@ import importlib.metadata
 import importlib.util
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -385,6 +386,40 @@ def test_code_image_installs_the_project_from_the_repository():
     assert re.search(r'pip install -e \. "pyspark\[sql\]==\$\{SPARK_VERSION\}"', text)
     assert "fetch_kafka_connector.py" in text
     assert re.search(r"^FROM python:\$\{PYTHON_VERSION\}-slim", text, re.MULTILINE)
+
+
+def dbt_prepare_command() -> list[str]:
+    match = re.search(r"^RUN (dagster-dbt project prepare-and-package .+)$", CODE_DOCKERFILE.read_text(), re.MULTILINE)
+    assert match, f"{CODE_DOCKERFILE.name} never builds the dbt manifest the code location loads"
+    return shlex.split(match.group(1))
+
+
+def test_code_image_builds_the_dbt_manifest_once_the_code_and_project_are_in_place():
+    # Guards the image loading without a manifest (then every code-server start runs dbt parse).
+    text = CODE_DOCKERFILE.read_text()
+    command = dbt_prepare_command()
+    assert command[command.index("--file") + 1] == "txstream_dagster/defs/dbt/project.py"
+    prepare = text.index("dagster-dbt project prepare-and-package")
+    for copied in ("COPY txstream_dagster ", "COPY spark ", "COPY dbt_project "):
+        assert text.index(copied) < prepare, f"the manifest is built before `{copied.strip()}`"
+    # Built as root before the build output is handed to the app user, who rewrites it on every dbt run.
+    assert prepare < text.index("chown -R dagster:dagster") < text.index("USER dagster")
+
+
+def test_the_images_dbt_manifest_builds_without_a_database(tmp_path):
+    # The command the image runs, on a copy of what the image copies, with no connection settings.
+    for folder in ("txstream_dagster", "spark", "dbt_project"):
+        shutil.copytree(REPO / folder, tmp_path / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "target", "logs", "dbt_packages"))
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("DBT_", "TXSTREAM_", "DAGSTER_IS_DEV"))}
+    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{tmp_path / 'spark'}"  # the copy, not the editable install
+    [executable, *args] = dbt_prepare_command()
+    result = subprocess.run([str(Path(sys.executable).parent / executable), *args], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    manifest = tmp_path / "dbt_project" / "target" / "manifest.json"
+    assert manifest.exists(), result.stdout[-3000:]
 
 
 def test_driver_and_executors_share_spark_python_and_interpreter_path():

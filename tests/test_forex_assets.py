@@ -20,7 +20,7 @@ from txstream_dagster.defs.forex.assets import FOREX_PARTITIONS_START, forex_rat
 from txstream_dagster.defs.forex.checks import FOREX_CHECKS
 from txstream_dagster.defs.forex.definitions import defs as forex_defs
 from txstream_dagster.defs.forex.resources import ForexApiResource
-from txstream_dagster.defs.forex.sources import load_ecb_history
+from txstream_dagster.defs.forex.sources import BundledEcbSource, ForexSourceError, load_ecb_history
 from txstream_dagster.defs.forex.schedules import forex_rates_daily
 from txstream_dagster.resources import PostgresResource, shared_resources
 
@@ -337,8 +337,8 @@ def test_forex_definitions_snapshot():
     # A change to partitions, retries, checks or schedule shows up here in review.
     location = code_location()
     assets_def = location.resolve_assets_def("forex_rates")
-    assert FOREX_PARTITIONS_START == "2020-01-01"
-    assert assets_def.partitions_def.start == datetime(2020, 1, 1, tzinfo=UTC)
+    assert FOREX_PARTITIONS_START == "1999-01-04"
+    assert assets_def.partitions_def.start == datetime(1999, 1, 4, tzinfo=UTC)
     assert assets_def.backfill_policy == dg.BackfillPolicy.single_run()
     assert assets_def.op.retry_policy.max_retries == 3
     assert sorted(key.name for key in location.resolve_asset_graph().asset_check_keys) == [
@@ -350,6 +350,15 @@ def test_forex_definitions_snapshot():
     ]
     schedule = location.resolve_schedule_def("forex_rates_daily")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 17 * * *", "Europe/Berlin")
+
+
+def test_partitions_start_on_the_first_day_the_offline_source_can_serve():
+    # "Backfill any date since 1999": the first partition is the ECB's first fixing, none before it.
+    first = date.fromisoformat(FOREX_PARTITIONS_START)
+    assert first == load_ecb_history().dates[0] == date(1999, 1, 4)
+    assert BundledEcbSource().published_rates(first).effective_date == first
+    with pytest.raises(ForexSourceError, match="starts on 1999-01-04"):
+        BundledEcbSource().published_rates(first - timedelta(days=1))
 
 
 def test_the_evening_schedule_requests_today_and_yesterday():

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
+from itertools import islice
 
 import psutil
 import pytest
@@ -16,7 +17,7 @@ from txstream_dagster.local_stack.processes import PortInUse, free_port
 from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_dagster.resources.kafka import BrokerUnavailable
 from txstream_dagster.resources.postgres import WarehouseUnavailable
-from txstream_dagster.settings import Settings
+from txstream_dagster.settings import COMPRESSION_PACKAGES, Settings, check_compression_codec, get_settings
 
 
 def test_a_topic_carries_a_message_from_producer_to_consumer(kafka: KafkaResource):
@@ -34,6 +35,52 @@ def test_a_topic_carries_a_message_from_producer_to_consumer(kafka: KafkaResourc
     consumer.close()
     [record] = [r for batch in records.values() for r in batch]
     assert (record.key, record.value) == (b"ch_1", b'{"id": "ch_1"}')
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_messages_reach_the_streams_reader_unchanged(codec, kafka: KafkaResource, monkeypatch):
+    # The stream reads with confluent-kafka (kafka_source.read_range), the Dagster side with kafka-python.
+    try:
+        check_compression_codec(codec, "codec")
+    except ValueError:
+        pytest.skip(f"{COMPRESSION_PACKAGES[codec]} is not installed")
+    from kafka import TopicPartition
+
+    from txstream_spark.kafka_source import KafkaRange, read_range
+
+    monkeypatch.setenv("TXSTREAM_PRODUCER_COMPRESSION", codec)
+    get_settings.cache_clear()
+    try:
+        producer = kafka.producer()
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert producer.config["compression_type"] == codec
+    sent = {
+        (f"ch_{n}".encode(), b'{"id": "ch_%d", "amount": 1000}' % n, (("stripe-object", b"charge"),))
+        for n in range(500)
+    }
+    for key, value, headers in sent:
+        producer.send(kafka.topic, key=key, value=value, headers=list(headers))
+    producer.flush()
+    producer.close()
+
+    ends = kafka.end_offsets()
+    assert sum(ends.values()) == len(sent)
+    topic_id = kafka.describe_topic().topic_id
+    read = set()
+    for partition, end in ends.items():
+        for batch in read_range(KafkaRange(kafka.resolved_bootstrap(), kafka.topic, topic_id, partition, 0, end)):
+            for row in batch.to_pylist():
+                read.add((row["key"], row["value"], tuple((h["key"], h["value"]) for h in row["headers"])))
+    assert read == sent
+
+    consumer = kafka.consumer(consumer_timeout_ms=5_000)
+    consumer.assign([TopicPartition(kafka.topic, partition) for partition in ends])
+    consumer.seek_to_beginning()
+    by_kafka_python = {(r.key, r.value, tuple(r.headers)) for r in islice(consumer, len(sent))}
+    consumer.close()
+    assert by_kafka_python == sent
 
 
 def test_topic_is_created_with_the_requested_partitions(local_stack):
@@ -94,6 +141,39 @@ def test_a_stale_broker_pid_file_is_cleaned_up(tmp_path):
         assert stack.up() == [f"Kafka broker started on 127.0.0.1:{stack.settings.local_kafka_port}"]
     finally:
         stack.down()
+
+
+def test_a_postmaster_pid_reused_by_another_program_is_not_a_running_postgres(tmp_path):
+    # Regression: running_port() trusted os.kill(pid, 0), so a stale postmaster.pid whose PID now
+    # belongs to another process made `txstream up` say "already running" and start nothing.
+    stack = LocalStack(Settings(data_dir=tmp_path, local_postgres_port=free_port(), kafka_bootstrap="unused:9092"))
+    stack.up()
+    stack.down()  # a data dir as a crash leaves it, but for the lock file
+    postmaster_pid = stack.postgres.pgdata / "postmaster.pid"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        postmaster_pid.write_text(f"{other.pid}\n{stack.postgres.pgdata}\n1764000000\n{stack.settings.local_postgres_port}\n")
+        assert stack.postgres.running_port() is None and not stack.postgres.is_running()
+        assert postmaster_pid.exists()  # PostgreSQL's lock file: only `up` may remove it
+        try:
+            assert stack.up() == [f"PostgreSQL started on 127.0.0.1:{stack.settings.local_postgres_port}"]
+            assert int(postmaster_pid.read_text().split()[0]) != other.pid
+            assert stack.postgres.is_running()
+        finally:
+            stack.down()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_postmaster_pid_of_a_dead_process_is_left_to_postgresql(tmp_path):
+    stack = LocalStack(Settings(data_dir=tmp_path, kafka_bootstrap="unused:9092"))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stack.postgres.pgdata.mkdir(parents=True)
+    (stack.postgres.pgdata / "postmaster.pid").write_text(f"{dead.pid}\n\n\n55432\n")
+    assert stack.postgres.running_port() is None
+    assert not stack.postgres.postmaster_pid.names_another_program()
 
 
 def test_down_stops_everything_it_started(tmp_path):

@@ -10,9 +10,11 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import dagster as dg
+import psycopg
 import pytest
 from PIL import Image
 
+from txstream_dagster.defs.reporting import assets as reporting_assets
 from txstream_dagster.defs.reporting.assets import (
     KpiReportConfig, daily_after_the_marts, daily_kpi_report, report_markdown, reports_dir,
 )
@@ -21,6 +23,8 @@ from txstream_dagster.defs.reporting.definitions import defs as reporting_defs, 
 from txstream_dagster.defs.reporting.kpis import (
     DailyKpi, KpiWindow, NoChargesYet, kpi_window, window_for, with_every_day,
 )
+from txstream_dagster.resources import PostgresResource
+from txstream_dagster.settings import get_settings
 from warehouse_helpers import BuiltWarehouse, build_pipeline_warehouse
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -78,6 +82,29 @@ def test_report_renders_once_a_day_after_the_marts_with_a_label_the_ui_shows():
         dg.AssetKey(["marts", "agg_daily_revenue"])
     }
     assert reporting_defs.sensors == [reporting_automation_sensor]
+
+
+@pytest.fixture
+def external_warehouse_without_reader_password(monkeypatch):
+    url = "postgresql://txstream:owner-pw@127.0.0.1:1/txstream"
+    monkeypatch.setenv("TXSTREAM_POSTGRES_URL", url)
+    monkeypatch.delenv("TXSTREAM_READER_PASSWORD", raising=False)
+    get_settings.cache_clear()
+    yield PostgresResource(url=url)
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_without_a_reader_password_the_report_fails_saying_what_to_set_never_reading_as_the_owner(
+    external_warehouse_without_reader_password,
+):
+    # As Grafana's datasource, which has no fallback to the owner role either.
+    result = dg.materialize(
+        [daily_kpi_report], resources={"postgres": external_warehouse_without_reader_password}, raise_on_error=False
+    )
+    assert not result.success
+    [failure] = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    assert "txstream_reader has no password: set TXSTREAM_READER_PASSWORD" in str(failure.event_specific_data)
 
 
 # --- against a warehouse the pipeline built ----------------------------------------------------------
@@ -151,6 +178,26 @@ def test_a_shorter_window_covers_exactly_that_many_days(postgres, warehouse):
 
 
 @pytest.mark.slow
+def test_report_reads_the_marts_as_the_read_only_role_which_cannot_write(postgres, warehouse, monkeypatch):
+    # Regression: the report read marts.agg_daily_revenue as the owner role; read paths use txstream_reader.
+    seen = {}
+
+    def kpi_window_noting_the_role(conn, days, today):
+        [(seen["role"],)] = conn.execute("SELECT current_user").fetchall()
+        try:
+            conn.execute("DELETE FROM marts.agg_daily_revenue")
+        except psycopg.errors.InsufficientPrivilege:
+            seen["write"] = "refused"
+        conn.rollback()
+        return kpi_window(conn, days, today)
+
+    monkeypatch.setattr(reporting_assets, "kpi_window", kpi_window_noting_the_role)
+    metadata = materialize_report(postgres)
+    assert seen == {"role": "txstream_reader", "write": "refused"}
+    assert metadata["charges"] > 0
+
+
+@pytest.mark.slow
 def test_no_window_before_the_first_charge_and_the_error_says_what_to_do(postgres, warehouse):
-    with pytest.raises(NoChargesYet, match="build the marts first"):
-        kpi_window(postgres, 30, today=date(2000, 1, 1))
+    with pytest.raises(NoChargesYet, match="build the marts first"), postgres.connect_as_reader() as conn:
+        kpi_window(conn, 30, today=date(2000, 1, 1))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
+from txstream_dagster.resources import KafkaResource
 from txstream_dagster.settings import Settings, redact_url
+from txstream_spark import main as stream_job
 
 
 def test_secrets_never_appear_in_the_repr():
@@ -26,6 +30,55 @@ def test_invalid_topic_names_are_refused_with_the_setting_named(topic):
         Settings(topic=topic)
 
 
+@pytest.mark.parametrize("topic", ["has space", "semi;colon", "a" * 250, "..", "stripe.events\n"])
+def test_a_topic_name_is_checked_by_the_same_rule_wherever_it_is_given(topic, capsys):
+    # Guards the kafka resource's run config and the Spark job's --topic, which bypassed TXSTREAM_TOPIC's check.
+    with pytest.raises(ValueError, match="TXSTREAM_TOPIC .* is not a valid Kafka topic name"):
+        Settings(topic=topic)
+    with pytest.raises(ValueError, match="The kafka resource's topic .* is not a valid Kafka topic name"):
+        KafkaResource(topic=topic)
+    with pytest.raises(SystemExit) as exit_:
+        stream_job.parse_args(["--bootstrap", "b:9092", "--topic", topic, "--checkpoint", "/tmp/cp"])
+    assert exit_.value.code == 2
+    assert "error: --topic " in capsys.readouterr().err
+
+
+def test_a_topic_set_in_run_config_is_checked_before_the_run_uses_it():
+    @dg.asset
+    def topic_user(kafka: KafkaResource) -> str:
+        return kafka.topic
+
+    result = dg.materialize(
+        [topic_user], resources={"kafka": KafkaResource(topic="stripe.events")}, raise_on_error=False,
+        run_config={"resources": {"kafka": {"config": {"topic": "stripe events"}}}},
+    )
+    assert not result.success
+    [failure] = [event for event in result.all_events if event.event_type_value == "RESOURCE_INIT_FAILURE"]
+    assert "The kafka resource's topic 'stripe events' is not a valid Kafka topic name" in str(failure.event_specific_data)
+
+
+def test_valid_topic_names_pass_everywhere():
+    assert Settings(topic="stripe.events_v2-eu").topic == "stripe.events_v2-eu"
+    assert KafkaResource(topic="a" * 249).topic == "a" * 249
+    assert stream_job.parse_args(["--bootstrap", "b:9092", "--topic", "t", "--checkpoint", "/tmp/cp"]).topic == "t"
+
+
+def test_producer_compression_is_one_of_kafkas_codecs():
+    assert Settings().producer_compression == "none"
+    assert Settings(producer_compression="gzip").producer_compression == "gzip"
+    with pytest.raises(ValueError, match="producer_compression"):
+        Settings(producer_compression="brotli")
+
+
+@pytest.mark.parametrize("codec, package", [("snappy", "python-snappy"), ("lz4", "lz4"), ("zstd", "zstandard")])
+def test_a_codec_whose_package_is_missing_is_refused_naming_the_package(codec, package, monkeypatch):
+    from kafka import codec as kafka_codec
+
+    monkeypatch.setattr(kafka_codec, f"has_{codec}", lambda: False)
+    with pytest.raises(ValueError, match=f"TXSTREAM_PRODUCER_COMPRESSION={codec} needs the Python package {package}"):
+        Settings(producer_compression=codec)
+
+
 def test_stripe_key_is_read_from_its_conventional_env_var(monkeypatch):
     monkeypatch.setenv("STRIPE_API_KEY", "sk_test_xyz")
     assert Settings().stripe_api_key.get_secret_value() == "sk_test_xyz"
@@ -42,6 +95,23 @@ def test_every_setting_is_documented_in_the_readme():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     undocumented = [name for name in env_names() if f"`{name}`" not in readme]
     assert not undocumented, f"README.md's configuration table lacks {undocumented}"
+
+
+def test_variables_read_straight_from_the_environment_are_documented_too():
+    # Guards TXSTREAM_DBT_PROJECT_DIR-style settings that bypass Settings and so its documentation tests.
+    repo = Path(__file__).resolve().parents[1]
+    read = re.compile(r"""(?:os\.environ\.get|os\.getenv|os\.environ\[)\(?\s*["'](TXSTREAM_\w+)["']""")
+    names = {
+        name for folder in ("txstream_dagster", "spark") for source in (repo / folder).rglob("*.py")
+        for name in read.findall(source.read_text())
+    }
+    assert "TXSTREAM_DBT_PROJECT_DIR" in names  # the scan finds what it is meant to find
+    readme = (repo / "README.md").read_text()
+    env_example = (repo / ".env.example").read_text()
+    assert not [name for name in names if f"`{name}`" not in readme], "add them to README.md's configuration table"
+    assert not [name for name in names if not re.search(rf"^#? ?{name}=", env_example, re.MULTILINE)], (
+        "add them to .env.example"
+    )
 
 
 def env_names() -> list[str]:

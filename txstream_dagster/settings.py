@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -17,11 +16,11 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from txstream_spark import DEFAULT_MAX_OFFSETS_PER_TRIGGER
+from txstream_spark.event_contract import check_topic_name
 
-# Kafka's own rule for topic names (kafka.common.internals.Topic).
-TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
-# Unquoted PostgreSQL identifiers we accept from configuration.
-SQL_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Producer compression codec → the package kafka-python needs for it (gzip is in the standard
+# library). The stream's readers (librdkafka, Spark's Kafka connector) decode all four themselves.
+COMPRESSION_PACKAGES = {"snappy": "python-snappy", "lz4": "lz4", "zstd": "zstandard"}
 
 
 class Settings(BaseSettings):
@@ -53,6 +52,11 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=4, ge=1, le=1024, description="Partitions of a topic txstream creates.")
     topic_replication: int = Field(default=1, ge=1, le=16, description="Replication factor of a topic txstream creates.")
     local_kafka_port: int = Field(default=59092, ge=1, le=65535, description="Port of the embedded Kafka broker.")
+    producer_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        default="none",
+        description="Codec the producer compresses message batches with; snappy, lz4 and zstd need their "
+        "Python package (python-snappy, lz4, zstandard).",
+    )
 
     # --- Stripe -----------------------------------------------------------
     stripe_api_key: SecretStr | None = Field(
@@ -102,6 +106,11 @@ class Settings(BaseSettings):
         description="Stop when the topic lost offsets the stream had not read; unset → true, "
         "except with the embedded broker (memory-only, loses topics on restart).",
     )
+    stream_starting_offsets: Literal["earliest", "latest"] = Field(
+        default="earliest",
+        description="Where a stream without a checkpoint starts: earliest = everything the topic holds; "
+        "latest = only what is produced from then on. Ignored once the checkpoint exists.",
+    )
 
     @field_validator("postgres_url", "stripe_api_key", "reader_password", "kafka_bootstrap", mode="before")
     @classmethod
@@ -112,11 +121,12 @@ class Settings(BaseSettings):
     @field_validator("topic")
     @classmethod
     def _topic_is_a_kafka_name(cls, value: str) -> str:
-        if not TOPIC_NAME.match(value) or value in {".", ".."}:
-            raise ValueError(
-                f"TXSTREAM_TOPIC={value!r} is not a valid Kafka topic name: use 1-249 of [a-zA-Z0-9._-]"
-            )
-        return value
+        return check_topic_name(value, "TXSTREAM_TOPIC")
+
+    @field_validator("producer_compression")
+    @classmethod
+    def _codec_is_installed(cls, value: str) -> str:
+        return check_compression_codec(value, "TXSTREAM_PRODUCER_COMPRESSION")
 
     @field_validator("data_dir")
     @classmethod
@@ -137,12 +147,19 @@ class Settings(BaseSettings):
         return value
 
 
-def sql_identifier(value: str, setting: str) -> str:
-    if not SQL_IDENTIFIER.match(value):
+def check_compression_codec(codec: str, given_as: str) -> str:
+    """`codec`, once kafka-python can compress with it here; otherwise a ValueError saying what to install."""
+    package = COMPRESSION_PACKAGES.get(codec)
+    if package is None:
+        return codec
+    from kafka import codec as kafka_codec  # here: only a codec that needs a package pays for importing kafka
+
+    if not getattr(kafka_codec, f"has_{codec}")():
         raise ValueError(
-            f"{setting}={value!r} is not a plain SQL identifier: use lower-case letters, digits and _"
+            f"{given_as}={codec} needs the Python package {package}: `pip install {package}` where the "
+            "producer runs, or choose none or gzip"
         )
-    return value
+    return codec
 
 
 def redact_url(url: str) -> str:

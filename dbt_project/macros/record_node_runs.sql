@@ -1,8 +1,9 @@
 {#- on-run-end: one row per node result in ops.dbt_node_runs, so the dashboards can
     show when each model last built successfully. Only commands that build or
-    test anything record (compile, docs generate and friends report no builds). -#}
+    test anything record (compile, docs generate and friends report no builds),
+    and only on the production target: a dev build is not a fresh mart. -#}
 {% macro record_node_runs(results) -%}
-    {%- if execute and results and flags.WHICH in ('run', 'build', 'seed', 'test', 'snapshot') -%}
+    {%- if execute and results and is_production_target() and flags.WHICH in ('run', 'build', 'seed', 'test', 'snapshot') -%}
     insert into ops.dbt_node_runs
         (invocation_id, unique_id, resource_type, status, rows_affected, execution_seconds, completed_at)
     values

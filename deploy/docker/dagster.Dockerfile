@@ -47,6 +47,11 @@ COPY txstream_dagster ./txstream_dagster
 COPY spark ./spark
 COPY dbt_project ./dbt_project
 
+# The dbt manifest the code location loads (txstream_dagster/defs/dbt/project.py),
+# built once here so that loading never runs dbt. `dbt parse` needs no database:
+# the profile's defaults exist for exactly this.
+RUN dagster-dbt project prepare-and-package --file txstream_dagster/defs/dbt/project.py
+
 COPY deploy/docker/fetch_kafka_connector.py /tmp/fetch_kafka_connector.py
 RUN python /tmp/fetch_kafka_connector.py --repository "$MAVEN_REPOSITORY" \
         --jars-dir "$(python -c 'import pathlib, pyspark; print(pathlib.Path(pyspark.__file__).parent / "jars")')" \

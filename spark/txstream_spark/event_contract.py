@@ -8,6 +8,8 @@ One message per Stripe object version:
 
 from __future__ import annotations
 
+import re
+
 SCHEMA_VERSION = "1"
 
 HEADER_OBJECT_TYPE = "stripe-object"       # charge | refund | dispute
@@ -17,6 +19,10 @@ HEADER_EVENT_TIME = "txstream-event-time"  # epoch milliseconds, decimal ASCII
 
 OBJECT_TYPES = ("charge", "refund", "dispute")
 SOURCES = ("stripe", "synthetic")
+
+# Kafka's own rule for topic names (kafka.common.internals.Topic). Checked wherever a topic name
+# enters txstream: TXSTREAM_TOPIC, the kafka resource's run config, the Spark job's --topic.
+TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 # Stripe caps API objects far below this; anything larger is not a Stripe object.
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -33,3 +39,12 @@ def message_headers(object_type: str, source: str, event_time_ms: int) -> list[t
         (HEADER_SCHEMA_VERSION, SCHEMA_VERSION.encode()),
         (HEADER_EVENT_TIME, str(int(event_time_ms)).encode()),
     ]
+
+
+def check_topic_name(name: str, given_as: str) -> str:
+    """`name`, if Kafka accepts it as a topic name; otherwise a ValueError naming where it was given."""
+    if not TOPIC_NAME.fullmatch(name) or name in {".", ".."}:
+        raise ValueError(
+            f"{given_as} {name!r} is not a valid Kafka topic name: use 1-249 of [a-zA-Z0-9._-], not '.' or '..'"
+        )
+    return name

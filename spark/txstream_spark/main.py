@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from txstream_spark.event_contract import check_topic_name
 from txstream_spark.preflight import PreflightError, check_broker, check_warehouse, stream_lock
 from txstream_spark.reporting import JobReporter
 from txstream_spark import DEFAULT_MAX_OFFSETS_PER_TRIGGER
@@ -57,6 +58,10 @@ def parse_args(argv: list[str] | None = None) -> StreamConfig:
     parser.add_argument("--fail-on-data-loss", choices=["true", "false"], default="true")
     parser.add_argument("--master", default=None, help="only when not set by spark-submit")
     args = parser.parse_args(argv)
+    try:
+        check_topic_name(args.topic, "--topic")
+    except ValueError as exc:
+        parser.error(str(exc))
     return StreamConfig(
         bootstrap=args.bootstrap, topic=args.topic, checkpoint=args.checkpoint, trigger=args.trigger,
         interval=args.interval, source=args.source, starting_offsets=args.starting_offsets,

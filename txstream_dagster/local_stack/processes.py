@@ -76,11 +76,17 @@ class PidFile:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(f"{pid}\n")
 
-    def live_process(self) -> psutil.Process | None:
-        """The running process named by the file; a stale file (dead or reused PID) is removed."""
+    def pid(self) -> int | None:
         try:
-            pid = int(self.path.read_text().split()[0])
+            return int(self.path.read_text().split()[0])
         except (FileNotFoundError, ValueError, IndexError):
+            return None
+
+    def live_process(self, remove_stale: bool = True) -> psutil.Process | None:
+        """The running process named by the file; a stale file (dead or reused PID) is removed,
+        unless `remove_stale` is False (a file another program owns, e.g. postmaster.pid)."""
+        pid = self.pid()
+        if pid is None:
             return None
         try:
             proc = psutil.Process(pid)
@@ -88,8 +94,14 @@ class PidFile:
                 return proc
         except psutil.NoSuchProcess:
             pass
-        self.path.unlink(missing_ok=True)
+        if remove_stale:
+            self.path.unlink(missing_ok=True)
         return None
+
+    def names_another_program(self) -> bool:
+        """The file's PID was reused: a live process runs under it, but not ours."""
+        pid = self.pid()
+        return pid is not None and psutil.pid_exists(pid) and self.live_process(remove_stale=False) is None
 
     def stop(self, timeout: float = 10.0) -> bool:
         """SIGTERM, then SIGKILL after `timeout`. True when a process was stopped."""

@@ -11,9 +11,11 @@ import dagster as dg
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from pydantic import field_validator
 
 from txstream_dagster.local_stack import LocalStack
 from txstream_dagster.settings import get_settings
+from txstream_spark.event_contract import check_topic_name
 from txstream_spark.kafka_offsets import end_offsets, end_offsets_consumer
 
 BOOTSTRAP_TIMEOUT_MS = 5_000
@@ -39,6 +41,12 @@ class KafkaResource(dg.ConfigurableResource):
 
     bootstrap: str | None = None
     topic: str = "stripe.events"
+
+    @field_validator("topic")
+    @classmethod
+    def _topic_is_a_kafka_name(cls, value: str) -> str:
+        # Run config can set it, bypassing TXSTREAM_TOPIC's check.
+        return check_topic_name(value, "The kafka resource's topic")
 
     def resolved_bootstrap(self) -> str:
         return self.bootstrap or LocalStack(get_settings()).kafka_bootstrap()
@@ -115,12 +123,14 @@ class KafkaResource(dg.ConfigurableResource):
             raise self._unreachable(exc) from None
 
     def producer(self, **config: Any) -> KafkaProducer:
-        """A producer tuned for throughput; every send is acknowledged by all in-sync replicas."""
+        """A producer tuned for throughput; every send is acknowledged by all in-sync replicas.
+        Compresses with TXSTREAM_PRODUCER_COMPRESSION (checked by the settings: its package is installed)."""
+        compression = get_settings().producer_compression
         defaults: dict[str, Any] = {
             "acks": "all",
             "linger_ms": 20,
             "batch_size": 512 * 1024,
-            "compression_type": None,
+            "compression_type": None if compression == "none" else compression,
             "max_request_size": 4 * 1024 * 1024,
             # Brokers that auto-create pick their own partition count: topics are created explicitly.
             "allow_auto_create_topics": False,

@@ -16,19 +16,25 @@ from txstream_dagster.local_stack import LocalStack
 from txstream_dagster.settings import get_settings, redact_url
 
 CONNECT_TIMEOUT_S = 5
+READER_ROLE = "txstream_reader"
 
 
 class WarehouseUnavailable(RuntimeError):
     pass
 
 
-def _explain(exc: psycopg.OperationalError, url: str, embedded: bool) -> str:
+def _explain(exc: psycopg.OperationalError, url: str, embedded: bool, as_reader: bool = False) -> str:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     password = psycopg.conninfo.conninfo_to_dict(url).get("password")
     if password:
         message = message.replace(password, "***")
     where = redact_url(url)
-    if embedded:
+    if as_reader and re.search(r"password authentication failed|is not permitted to log in", message):
+        hint = (
+            f"The {READER_ROLE} role logs in with TXSTREAM_READER_PASSWORD once `txstream migrate` "
+            "(or `txstream up`) set it: run that with the same TXSTREAM_READER_PASSWORD."
+        )
+    elif embedded:
         hint = "The embedded PostgreSQL is not answering: run `txstream status`, then `txstream up`."
     elif re.search(r"password authentication failed|no password supplied", message):
         hint = "Fix the user or password in TXSTREAM_POSTGRES_URL."
@@ -39,13 +45,13 @@ def _explain(exc: psycopg.OperationalError, url: str, embedded: bool) -> str:
     return f"Cannot connect to PostgreSQL at {where}: {message}. {hint}"
 
 
-def connect(url: str, *, embedded: bool = False, autocommit: bool = False) -> psycopg.Connection:
+def connect(url: str, *, embedded: bool = False, autocommit: bool = False, as_reader: bool = False) -> psycopg.Connection:
     try:
         return psycopg.connect(
             url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S, application_name="txstream"
         )
     except psycopg.OperationalError as exc:
-        raise WarehouseUnavailable(_explain(exc, url, embedded)) from None
+        raise WarehouseUnavailable(_explain(exc, url, embedded, as_reader)) from None
     except psycopg.ProgrammingError as exc:  # malformed URL
         raise WarehouseUnavailable(
             f"TXSTREAM_POSTGRES_URL={redact_url(url)} is not a valid connection URL: {exc}"
@@ -71,6 +77,19 @@ class PostgresResource(dg.ConfigurableResource):
     @contextmanager
     def connect(self, autocommit: bool = False) -> Iterator[psycopg.Connection]:
         with connect(self.resolved_url(), embedded=self.embedded, autocommit=autocommit) as conn:
+            yield conn
+
+    @contextmanager
+    def connect_as_reader(self) -> Iterator[psycopg.Connection]:
+        """As the read-only role the dashboards use: for read paths, which then cannot write."""
+        url = self.reader_url()
+        if url is None:
+            # As Grafana's datasource: no password, no login (never the owner role instead).
+            raise WarehouseUnavailable(
+                f"The read-only role {READER_ROLE} has no password: set TXSTREAM_READER_PASSWORD "
+                "(the one Grafana logs in with) and run `txstream migrate`."
+            )
+        with connect(url, embedded=self.embedded, as_reader=True) as conn:
             yield conn
 
     def fetch_all(self, query: str | sql.Composable, params: Sequence[Any] | dict | None = None) -> list[tuple]:
@@ -110,5 +129,5 @@ class PostgresResource(dg.ConfigurableResource):
         if not password:
             return None
         info = psycopg.conninfo.conninfo_to_dict(self.resolved_url())
-        info.update(user="txstream_reader", password=password)
+        info.update(user=READER_ROLE, password=password)
         return psycopg.conninfo.make_conninfo(**info)

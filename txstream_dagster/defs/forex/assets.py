@@ -15,10 +15,10 @@ from txstream_dagster.local_stack import StackNotRunning
 from txstream_dagster.resources import PostgresResource
 from txstream_dagster.resources.postgres import WarehouseUnavailable
 
-# 2020 covers every charge we expect to backfill from Stripe while keeping the
-# partition bar and a full backfill (~2,500 days, one single run) quick; the
-# bundled ECB file reaches back to 1999-01-04 if an older start is ever needed.
-FOREX_PARTITIONS_START = "2020-01-01"
+# The ECB's first euro reference rates (Monday 4 January 1999): the offline
+# source can serve every date from here on, so any history can be backfilled.
+# An earlier start would only add partitions no source can fill.
+FOREX_PARTITIONS_START = "1999-01-04"
 
 # Partitions are UTC calendar dates, the date of a charge's `created_at` in UTC.
 # end_offset=1: today's partition exists, so the evening schedule can fill it.

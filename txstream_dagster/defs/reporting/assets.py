@@ -110,7 +110,9 @@ def daily_kpi_report(
 
     today = datetime.now(timezone.utc).date()  # revenue days are UTC days
     try:
-        window = kpi_window(postgres, config.days, today)
+        # A read path: as the read-only role, like the dashboards, not as the owner.
+        with postgres.connect_as_reader() as conn:
+            window = kpi_window(conn, config.days, today)
     except NoChargesYet as exc:
         raise dg.Failure(str(exc)) from None
     png = render_kpi_chart(window)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from txstream_dagster.resources import PostgresResource
+import psycopg
 
 
 @dataclass(frozen=True)
@@ -82,11 +82,11 @@ def with_every_day(kpis: Sequence[DailyKpi], first: date, last: date) -> tuple[D
     )
 
 
-def newest_revenue_day(postgres: PostgresResource, today: date) -> date:
+def newest_revenue_day(conn: psycopg.Connection, today: date) -> date:
     """The newest UTC day with charges, up to today (a charge dated in the future does not move the window)."""
-    [(newest,)] = postgres.fetch_all(
+    [(newest,)] = conn.execute(
         "SELECT max(revenue_date) FROM marts.agg_daily_revenue WHERE revenue_date <= %s", [today]
-    )
+    ).fetchall()
     if newest is None:
         raise NoChargesYet(
             "marts.agg_daily_revenue holds no charges up to today: land charges and build the marts first "
@@ -95,8 +95,8 @@ def newest_revenue_day(postgres: PostgresResource, today: date) -> date:
     return newest
 
 
-def daily_kpis(postgres: PostgresResource, first: date, last: date) -> list[DailyKpi]:
-    rows = postgres.fetch_all(
+def daily_kpis(conn: psycopg.Connection, first: date, last: date) -> list[DailyKpi]:
+    rows = conn.execute(
         """SELECT revenue_date,
                   sum(charge_count),
                   sum(successful_charge_count),
@@ -107,11 +107,11 @@ def daily_kpis(postgres: PostgresResource, first: date, last: date) -> list[Dail
            GROUP BY revenue_date
            ORDER BY revenue_date""",
         [first, last],
-    )
+    ).fetchall()
     return [DailyKpi(day, int(charges), int(ok), revenue, int(missing)) for day, charges, ok, revenue, missing in rows]
 
 
-def kpi_window(postgres: PostgresResource, days: int, today: date) -> KpiWindow:
-    """The `days` UTC days ending on the newest day with charges."""
-    first, last = window_for(newest_revenue_day(postgres, today), days)
-    return KpiWindow(with_every_day(daily_kpis(postgres, first, last), first, last), last_day_complete=last < today)
+def kpi_window(conn: psycopg.Connection, days: int, today: date) -> KpiWindow:
+    """The `days` UTC days ending on the newest day with charges (`conn`: the read-only role's, see assets.py)."""
+    first, last = window_for(newest_revenue_day(conn, today), days)
+    return KpiWindow(with_every_day(daily_kpis(conn, first, last), first, last), last_day_complete=last < today)

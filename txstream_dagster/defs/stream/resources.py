@@ -25,6 +25,7 @@ class SparkResource(dg.ConfigurableResource):
     master: str = "local[2]"
     kafka_source: str = "auto"
     max_offsets_per_trigger: int = DEFAULT_MAX_OFFSETS_PER_TRIGGER
+    starting_offsets: str = "earliest"  # earliest | latest: where a new checkpoint starts
     checkpoint_root: str | None = None
     driver_memory: str = "1g"
     spark_conf: dict[str, str] = {}
@@ -36,6 +37,7 @@ class SparkResource(dg.ConfigurableResource):
             master=settings.spark_master,
             kafka_source=settings.spark_kafka_source,
             max_offsets_per_trigger=settings.spark_max_offsets_per_trigger,
+            starting_offsets=settings.stream_starting_offsets,
             checkpoint_root=settings.spark_checkpoint_dir,
         )
 
@@ -75,6 +77,7 @@ class SparkResource(dg.ConfigurableResource):
             "--trigger", trigger,
             "--interval", interval,
             "--source", self.kafka_source,
+            "--starting-offsets", self.starting_offsets,
             "--max-offsets-per-trigger", str(self.max_offsets_per_trigger),
             "--fail-on-data-loss", str(fail_on_data_loss).lower(),
         ]

@@ -1,0 +1,55 @@
+"""SparkResource: the spark-submit command Dagster runs carries every stream setting to the job."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from txstream_dagster.defs.stream import resources
+from txstream_dagster.defs.stream.resources import JOB_SCRIPT, SparkResource
+from txstream_dagster.settings import Settings, get_settings
+from txstream_spark import main as job
+
+
+@pytest.fixture(autouse=True)
+def java_is_not_needed_to_build_a_command(monkeypatch):
+    monkeypatch.setattr(resources, "check_java", lambda: None)
+
+
+@pytest.fixture
+def settings_from_env(monkeypatch):
+    """Settings as the code location reads them, after the test set its env vars."""
+    yield get_settings.cache_clear
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def job_config(command: list[str]) -> job.StreamConfig:
+    """What the job makes of the arguments spark-submit passes it."""
+    return job.parse_args(command[command.index(str(JOB_SCRIPT)) + 1:])
+
+
+def submit_command(spark: SparkResource) -> list[str]:
+    return spark.submit_command(bootstrap="b:9092", topic="t", trigger="available-now", fail_on_data_loss=True)
+
+
+def test_a_new_checkpoint_starts_at_the_topics_beginning_by_default():
+    assert Settings(_env_file=None).stream_starting_offsets == "earliest"
+    assert job_config(submit_command(SparkResource())).starting_offsets == "earliest"
+
+
+def test_the_starting_offsets_setting_reaches_the_job(monkeypatch, settings_from_env):
+    # Regression: only main.py's --starting-offsets existed; Dagster-launched runs always started at earliest.
+    monkeypatch.setenv("TXSTREAM_STREAM_STARTING_OFFSETS", "latest")
+    settings_from_env()
+
+    command = submit_command(SparkResource.from_settings())
+
+    assert command[command.index("--starting-offsets") + 1] == "latest"
+    assert job_config(command).starting_offsets == "latest"
+
+
+def test_an_unknown_starting_offsets_value_is_refused(monkeypatch):
+    monkeypatch.setenv("TXSTREAM_STREAM_STARTING_OFFSETS", "newest")
+    with pytest.raises(pydantic.ValidationError, match="stream_starting_offsets"):
+        Settings(_env_file=None)
