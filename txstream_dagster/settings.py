@@ -54,8 +54,8 @@ class Settings(BaseSettings):
     local_kafka_port: int = Field(default=59092, ge=1, le=65535, description="Port of the embedded Kafka broker.")
     producer_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
         default="none",
-        description="Codec the producer compresses message batches with; snappy, lz4 and zstd need their "
-        "Python package (python-snappy, lz4, zstandard).",
+        description="Codec the producer compresses message batches with (kafka-python's codec extras, "
+        "installed with txstream; snappy, lz4 and zstd are refused where their package is missing).",
     )
 
     # --- Stripe -----------------------------------------------------------
