@@ -22,7 +22,7 @@ import pyarrow as pa
 from pyspark.sql.datasource import DataSource, DataSourceStreamReader, InputPartition
 from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows, SupportsTriggerAvailableNow
 
-from txstream_spark.kafka_offsets import DataLossError
+from txstream_spark.kafka_offsets import DataLossError, TopicIncarnation, end_offsets, end_offsets_consumer
 
 
 SOURCE_NAME = "txstream_kafka"
@@ -112,23 +112,16 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         self.fail_on_data_loss = options.get("failOnDataLoss", "true").lower() == "true"
         self.target: dict | None = None
         self.last_latest: dict | None = None
-        self._clients = None  # (admin, consumer), kept between micro-batches on the driver
+        # Kept between micro-batches on the driver: the topic's id (one admin connection) and a consumer
+        # for its end offsets.
+        self._incarnation: TopicIncarnation | None = None
+        self._end_offsets_consumer = None
 
     def __getstate__(self) -> dict:
         # The reader travels to executors with the plan; its Kafka connections stay behind.
-        return {**self.__dict__, "_clients": None}
+        return {**self.__dict__, "_incarnation": None, "_end_offsets_consumer": None}
 
     # --- planning (driver) -----------------------------------------------
-    def _connected(self):
-        from kafka import KafkaAdminClient
-
-        from txstream_spark.kafka_offsets import end_offsets_consumer
-
-        if self._clients is None:
-            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, bootstrap_timeout_ms=10_000)
-            self._clients = (admin, end_offsets_consumer(self.bootstrap))
-        return self._clients
-
     def _topic_state(self) -> dict:
         """The topic's id and end offsets, asked on every trigger (cheap: two small requests).
 
@@ -147,23 +140,23 @@ class KafkaStreamReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
                 time.sleep(2)
 
     def _ask_topic_state(self) -> dict:
-        from txstream_spark.kafka_offsets import end_offsets
-
-        admin, consumer = self._connected()
-        [description] = admin.describe_topics([self.topic])
-        if description["error_code"] != 0:
+        self._incarnation = self._incarnation or TopicIncarnation(self.bootstrap, self.topic)
+        self._end_offsets_consumer = self._end_offsets_consumer or end_offsets_consumer(self.bootstrap)
+        current_id = self._incarnation()
+        if current_id is None:
             raise RuntimeError(
-                f"Kafka topic {self.topic!r} is not available on {self.bootstrap} "
-                f"(error {description['error_code']}): create it, or check the topic option."
+                f"Kafka topic {self.topic!r} is not available on {self.bootstrap}: create it, or check the topic option."
             )
-        ends = end_offsets(consumer, self.topic)
-        return {"topicId": str(description["topic_id"]), "partitions": {str(p): o for p, o in ends.items()}}
+        ends = end_offsets(self._end_offsets_consumer, self.topic)
+        return {"topicId": current_id, "partitions": {str(p): o for p, o in ends.items()}}
 
     def stop(self) -> None:
-        if self._clients is not None:
-            for client in self._clients:
-                client.close()
-            self._clients = None
+        if self._incarnation is not None:
+            self._incarnation.close()
+            self._incarnation = None
+        if self._end_offsets_consumer is not None:
+            self._end_offsets_consumer.close()
+            self._end_offsets_consumer = None
 
     def initialOffset(self) -> dict:
         latest = self._topic_state()
