@@ -9,6 +9,7 @@ data in milliseconds; tests of the Spark job itself run the real job.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -76,3 +77,23 @@ def land_objects(postgres: PostgresResource, objects: Iterable[dict], source: st
     """Land Stripe objects as one micro-batch; each later object is a later version."""
     base_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
     return land_messages(postgres, [message_for(o, source, base_ms + i) for i, o in enumerate(objects)])
+
+
+def wait_for(condition, timeout: float, what: str):
+    """Poll `condition` until it returns something truthy (returned), or fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def batch_totals(postgres: PostgresResource) -> tuple[int, int, int, int]:
+    """Over every batch in ops.stream_batches: consumed, inserted+updated+duplicates+quarantined,
+    inserted and duplicates."""
+    return postgres.fetch_one(
+        "SELECT sum(consumed), sum(inserted + updated + duplicates + quarantined), sum(inserted), sum(duplicates) "
+        "FROM ops.stream_batches"
+    )

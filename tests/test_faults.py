@@ -15,6 +15,7 @@ from itertools import islice
 
 import pytest
 
+from stream_helpers import batch_totals, wait_for
 from txstream_dagster.defs.stream.offsets import committed_offsets
 from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.defs.stripe_source.production import publish_synthetic
@@ -25,14 +26,6 @@ from txstream_dagster.resources import KafkaResource, PostgresResource
 pytestmark = pytest.mark.slow
 
 RATE = 250  # messages per second
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.5)
 
 
 def landed(postgres: PostgresResource) -> int:
@@ -86,8 +79,6 @@ def test_a_broker_restart_loses_nothing_the_producer_had_acknowledged(
     import orjson
 
     assert all(held[object_id] == orjson.loads(m.value) for object_id, m in latest.items())
-    consumed, accounted, inserted = clean_warehouse.fetch_one(
-        "SELECT sum(consumed), sum(inserted + updated + duplicates + quarantined), sum(inserted) FROM ops.stream_batches"
-    )
+    consumed, accounted, inserted, _ = batch_totals(clean_warehouse)
     assert consumed == accounted
     assert inserted == len(latest)  # each object inserted once: resent copies were duplicates

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from stream_helpers import batch_totals, wait_for
 from stripe_helpers import stripe_fixture
 from txstream_dagster.defs.stream.assets import raw_transactions
 from txstream_dagster.defs.stream.checks import every_message_is_accounted_for, quarantine_rate_is_low
@@ -97,26 +98,13 @@ def submit(spark: SparkResource, kafka: KafkaResource, postgres: PostgresResourc
                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def batches(postgres: PostgresResource) -> int:
     return postgres.fetch_one("SELECT count(*) FROM ops.stream_batches")[0]
 
 
 def assert_every_message_accounted_for_once(postgres: PostgresResource, objects: int) -> None:
     """The invariants of test_faults.py, for streams where every object was published exactly once."""
-    consumed, accounted, inserted, duplicates = postgres.fetch_one(
-        "SELECT sum(consumed), sum(inserted + updated + duplicates + quarantined), sum(inserted), sum(duplicates) "
-        "FROM ops.stream_batches"
-    )
+    consumed, accounted, inserted, duplicates = batch_totals(postgres)
     assert consumed == accounted
     assert inserted == objects  # each object inserted once, by exactly one batch
     assert duplicates == 0  # no message was applied twice (a replayed batch is not recorded again)
