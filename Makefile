@@ -7,6 +7,11 @@ export PATH := $(abspath $(BIN)):$(PATH)
 export PYSPARK_PYTHON := $(abspath $(BIN))/python
 # Installed again only when pyproject.toml changes.
 STAMP := $(VENV)/.installed
+# The jars jvm/pom.xml declares (Apache Kafka, Spark's Kafka connector), where txstream looks for them.
+DATA_DIR := $(or $(TXSTREAM_DATA_DIR),.txstream)
+JVM_DIR := $(or $(TXSTREAM_JVM_DIR),$(DATA_DIR)/jvm)
+JVM_STAMP := $(JVM_DIR)/.resolved
+JVM_POMS := $(wildcard jvm/pom.xml jvm/*/pom.xml)
 
 .DEFAULT_GOAL := help
 
@@ -20,16 +25,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	@touch $(STAMP)
 
+# Maven resolves the jars once; a later install finds them in ~/.m2 and works offline.
+$(JVM_STAMP): $(JVM_POMS)
+	@./scripts/install-system-deps java maven
+	@mvn --batch-mode --quiet --offline -f jvm/pom.xml package -Djvm.lib.dir=$(abspath $(JVM_DIR)) 2>/dev/null \
+	  || mvn --batch-mode --quiet -f jvm/pom.xml package -Djvm.lib.dir=$(abspath $(JVM_DIR))
+	@touch $(JVM_STAMP)
+
 .PHONY: install
-install: $(STAMP) ## Create .venv and install txstream with its test tools
+install: $(STAMP) $(JVM_STAMP) ## Create .venv, install txstream with its test tools, resolve the JVM jars with Maven
 
 .PHONY: system-deps
-system-deps: ## Install what pip cannot (Java 17, Chromium for the UI test) with apt, when run as root
+system-deps: ## Install what pip cannot (Java 17, Maven, Chromium for the UI test) with apt, when run as root
 	@./scripts/install-system-deps
 
 .PHONY: run
-run: install ## Install (Java too, as root), start the embedded stack, stream synthetic charges end to end, print a summary, serve the UI
-	@./scripts/install-system-deps java
+run: install ## Install (Java and Maven too, as root), start the embedded stack, stream synthetic charges end to end, print a summary, serve the UI
 	$(BIN)/txstream demo
 
 .PHONY: test
@@ -41,7 +52,7 @@ test-fast: install ## Unit and quick integration tests only (no Spark, browser o
 	$(BIN)/python -m pytest -m "not slow"
 
 .PHONY: up
-up: install ## Start the embedded PostgreSQL and Kafka broker
+up: install ## Start the embedded PostgreSQL and Apache Kafka
 	$(BIN)/txstream up
 
 .PHONY: down

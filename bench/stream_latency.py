@@ -61,7 +61,7 @@ def main() -> None:
 
     messages = synthetic_messages(int(args.rate * (args.seconds + WARM_UP_S)))
     with throwaway_stack() as (postgres, kafka):
-        spark = SparkResource(master="local[2]", kafka_source="python",
+        spark = SparkResource(master="local[2]",
                               checkpoint_root=os.environ["TXSTREAM_DATA_DIR"] + "/ckpt")
         command = spark.submit_command(bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic,
                                        trigger="processing-time", fail_on_data_loss=True, interval=args.interval)

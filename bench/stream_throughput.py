@@ -66,7 +66,7 @@ def copy_baseline(postgres, messages) -> float:
 
 
 def run_stream(postgres, kafka, max_offsets: int, checkpoint_root: str) -> float:
-    spark = SparkResource(master="local[2]", kafka_source="python", max_offsets_per_trigger=max_offsets,
+    spark = SparkResource(master="local[2]", max_offsets_per_trigger=max_offsets,
                           checkpoint_root=checkpoint_root)
     command = spark.submit_command(bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic,
                                    trigger="available-now", fail_on_data_loss=True)

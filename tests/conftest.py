@@ -1,8 +1,9 @@
-"""Session fixtures: a real throwaway PostgreSQL and a real Kafka-compatible broker.
+"""Session fixtures: a real throwaway PostgreSQL and a real Apache Kafka.
 
 Both are the embedded services `txstream up` starts, on free ports, under a
 temporary data dir, started once per session and stopped at the end. Tests
-never see the developer's own configuration or `.env`.
+never see the developer's own configuration or `.env`; they use the jars
+`make install` resolved (Kafka, Spark's Kafka connector).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from txstream_dagster.local_stack import LocalStack
+from txstream_dagster.local_stack.embedded_kafka import KafkaNode, Retention
 from txstream_dagster.local_stack.processes import free_port
 from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_dagster.settings import Settings, get_settings
@@ -22,8 +24,16 @@ from txstream_dagster.settings import Settings, get_settings
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def installed_jvm_dir() -> Path:
+    """Where `make install` put the jars: TXSTREAM_JVM_DIR, else <TXSTREAM_DATA_DIR or .txstream>/jvm."""
+    if os.environ.get("TXSTREAM_JVM_DIR"):
+        return Path(os.environ["TXSTREAM_JVM_DIR"]).resolve()
+    return (REPO_ROOT / os.environ.get("TXSTREAM_DATA_DIR", ".txstream") / "jvm").resolve()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    jvm_dir = installed_jvm_dir()
     for name in list(os.environ):
         if name.startswith("TXSTREAM_") or name.startswith("STRIPE_"):
             del os.environ[name]
@@ -34,6 +44,8 @@ def isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     os.environ["TXSTREAM_DATA_DIR"] = str(tmp_path_factory.mktemp("txstream-data"))
     os.environ["TXSTREAM_LOCAL_POSTGRES_PORT"] = str(free_port())
     os.environ["TXSTREAM_LOCAL_KAFKA_PORT"] = str(free_port())
+    os.environ["TXSTREAM_LOCAL_KAFKA_CONTROLLER_PORT"] = str(free_port())
+    os.environ["TXSTREAM_JVM_DIR"] = str(jvm_dir)
     get_settings.cache_clear()
     return get_settings()
 
@@ -69,3 +81,13 @@ def kafka(local_stack, isolated_settings: Settings) -> KafkaResource:
     resource = KafkaResource(topic=f"test.{uuid.uuid4().hex[:12]}")
     resource.ensure_topic(partitions=isolated_settings.topic_partitions, replication=1)
     return resource
+
+
+@pytest.fixture
+def own_kafka(tmp_path: Path, isolated_settings: Settings):
+    """A Kafka of the test's own, which it may stop, kill and start again (the session's stays up)."""
+    node = KafkaNode(tmp_path / "own-kafka", isolated_settings.jvm_lib_dir, port=free_port(),
+                     controller_port=free_port(), retention=Retention(hours=1, bytes_per_partition=64 * 1024**2))
+    node.start()
+    yield node
+    node.stop()

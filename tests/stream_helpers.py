@@ -19,9 +19,8 @@ import pyarrow as pa
 
 from txstream_dagster.resources import PostgresResource
 from txstream_spark.event_contract import message_headers
-from txstream_spark.kafka_source import KAFKA_SOURCE_SCHEMA
 from txstream_spark.sink import BatchResult, write_batch
-from txstream_spark.transform import transform_batch
+from txstream_spark.transform import KAFKA_MESSAGE_SCHEMA, transform_batch
 
 _offsets = itertools.count()
 
@@ -47,8 +46,8 @@ def message_for(obj: dict, source: str = "synthetic", event_time_ms: int | None 
     )
 
 
-def kafka_batch(messages: Iterable[Message], topic: str = "stripe.events", topic_id: str = "test-topic") -> pa.RecordBatch:
-    """What the Kafka source hands Spark for these messages."""
+def kafka_batch(messages: Iterable[Message], topic: str = "stripe.events") -> pa.RecordBatch:
+    """What Spark's Kafka source hands the transform for these messages."""
     rows = []
     for message in messages:
         rows.append(
@@ -61,14 +60,14 @@ def kafka_batch(messages: Iterable[Message], topic: str = "stripe.events", topic
                 "timestamp": message.timestamp,
                 "timestampType": 0,
                 "headers": [{"key": k, "value": v} for k, v in message.headers],
-                "topicId": topic_id,
             }
         )
-    return pa.RecordBatch.from_pylist(rows, schema=KAFKA_SOURCE_SCHEMA)
+    return pa.RecordBatch.from_pylist(rows, schema=KAFKA_MESSAGE_SCHEMA)
 
 
-def land_messages(postgres: PostgresResource, messages: Iterable[Message], **batch_kwargs) -> BatchResult:
-    table = pa.Table.from_batches([transform_batch(kafka_batch(messages, **batch_kwargs))])
+def land_messages(postgres: PostgresResource, messages: Iterable[Message], topic: str = "stripe.events",
+                  topic_id: str = "test-topic") -> BatchResult:
+    table = pa.Table.from_batches([transform_batch(kafka_batch(messages, topic), topic_id)])
     with postgres.connect() as conn:
         return write_batch(conn, table)
 

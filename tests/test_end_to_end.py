@@ -86,7 +86,7 @@ def test_everything_valid_lands_once_with_the_right_gbp_amount_and_nothing_is_lo
     empty_warehouse(clean_warehouse)
     today = datetime.now(timezone.utc).date()
     forex = ForexApiResource(source="ecb_bundled", bundled_max_days_past_end=90)
-    spark = SparkResource(master="local[2]", kafka_source="python", checkpoint_root=str(tmp_path / "checkpoints"))
+    spark = SparkResource(master="local[2]", checkpoint_root=str(tmp_path / "checkpoints"))
     resources = {"kafka": kafka, "postgres": clean_warehouse, "forex": forex, "spark": spark,
                  "stripe": StripeResource(), "pipes_subprocess_client": dg.PipesSubprocessClient()}
 

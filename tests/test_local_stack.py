@@ -7,15 +7,19 @@ import subprocess
 import sys
 import time
 import uuid
-from itertools import islice
+from contextlib import closing
 
 import psutil
 import pytest
+from kafka import TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
+from kafka.errors import KafkaError
 
 from txstream_dagster.local_stack import LocalStack, StackNotRunning
 from txstream_dagster.local_stack.processes import PortInUse, free_port
 from txstream_dagster.resources import KafkaResource, PostgresResource
-from txstream_dagster.resources.kafka import BrokerUnavailable
+from txstream_dagster.jvm import JvmDependencyMissing
+from txstream_dagster.resources.kafka import BrokerUnavailable, TopicNotFound
 from txstream_dagster.resources.postgres import WarehouseUnavailable
 from txstream_dagster.settings import Settings, get_settings
 
@@ -27,57 +31,12 @@ def test_a_topic_carries_a_message_from_producer_to_consumer(kafka: KafkaResourc
 
     assert kafka.end_offsets()[sent.partition] == sent.offset + 1
     consumer = kafka.consumer()
-    from kafka import TopicPartition
-
     consumer.assign([TopicPartition(kafka.topic, sent.partition)])
     consumer.seek(TopicPartition(kafka.topic, sent.partition), sent.offset)
     records = consumer.poll(timeout_ms=5000)
     consumer.close()
     [record] = [r for batch in records.values() for r in batch]
     assert (record.key, record.value) == (b"ch_1", b'{"id": "ch_1"}')
-
-
-@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
-def test_compressed_messages_reach_the_streams_reader_unchanged(codec, kafka: KafkaResource, monkeypatch):
-    # The stream reads with confluent-kafka (kafka_source.read_range), the Dagster side with kafka-python;
-    # every codec's package comes with txstream (kafka-python's extras).
-    from kafka import TopicPartition
-
-    from txstream_spark.kafka_source import KafkaRange, read_range
-
-    monkeypatch.setenv("TXSTREAM_PRODUCER_COMPRESSION", codec)
-    get_settings.cache_clear()
-    try:
-        producer = kafka.producer()
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
-    assert producer.config["compression_type"] == codec
-    sent = {
-        (f"ch_{n}".encode(), b'{"id": "ch_%d", "amount": 1000}' % n, (("stripe-object", b"charge"),))
-        for n in range(500)
-    }
-    for key, value, headers in sent:
-        producer.send(kafka.topic, key=key, value=value, headers=list(headers))
-    producer.flush()
-    producer.close()
-
-    ends = kafka.end_offsets()
-    assert sum(ends.values()) == len(sent)
-    topic_id = kafka.describe_topic().topic_id
-    read = set()
-    for partition, end in ends.items():
-        for batch in read_range(KafkaRange(kafka.resolved_bootstrap(), kafka.topic, topic_id, partition, 0, end)):
-            for row in batch.to_pylist():
-                read.add((row["key"], row["value"], tuple((h["key"], h["value"]) for h in row["headers"])))
-    assert read == sent
-
-    consumer = kafka.consumer(consumer_timeout_ms=5_000)
-    consumer.assign([TopicPartition(kafka.topic, partition) for partition in ends])
-    consumer.seek_to_beginning()
-    by_kafka_python = {(r.key, r.value, tuple(r.headers)) for r in islice(consumer, len(sent))}
-    consumer.close()
-    assert by_kafka_python == sent
 
 
 def test_topic_is_created_with_the_requested_partitions(local_stack):
@@ -126,18 +85,120 @@ def test_a_taken_port_is_named_with_the_setting_to_change(tmp_path, local_stack:
         stack.up()
 
 
-def test_a_stale_broker_pid_file_is_cleaned_up(tmp_path):
-    stack = LocalStack(Settings(data_dir=tmp_path, local_kafka_port=free_port(), postgres_url="postgresql://u:p@h/db"))
+def own_kafka_settings(tmp_path, isolated_settings: Settings, **overrides) -> Settings:
+    """Settings for a stack of the test's own, whose Kafka it may stop, kill and start (PostgreSQL external)."""
+    return Settings(data_dir=tmp_path, jvm_dir=isolated_settings.jvm_lib_dir, local_kafka_port=free_port(),
+                    local_kafka_controller_port=free_port(), postgres_url="postgresql://u:p@h/db", **overrides)
+
+
+def test_a_stale_kafka_pid_file_is_cleaned_up(tmp_path, isolated_settings: Settings):
+    stack = LocalStack(own_kafka_settings(tmp_path, isolated_settings))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stack.broker.pid_file.write(dead.pid)
-    stack.broker.port_file.write_text("1")
-    assert not stack.broker.is_running()
-    assert not stack.broker.pid_file.path.exists()
+    stack.kafka.pid_file.write(dead.pid)
+    stack.kafka.port_file.write_text("1")
+    assert not stack.kafka.is_running()
+    assert not stack.kafka.pid_file.path.exists()
     try:
-        assert stack.up() == [f"Kafka broker started on 127.0.0.1:{stack.settings.local_kafka_port}"]
+        assert stack.up() == [f"Kafka started on 127.0.0.1:{stack.settings.local_kafka_port}"]
     finally:
         stack.down()
+
+
+def test_a_kafka_pid_reused_by_another_java_program_is_not_our_kafka(tmp_path, isolated_settings: Settings):
+    # Every JVM is called `java`: only the one started with our server.properties is ours.
+    stack = LocalStack(own_kafka_settings(tmp_path, isolated_settings))
+    other = subprocess.Popen(["java", "-version"], stderr=subprocess.DEVNULL)
+    try:
+        stack.kafka.pid_file.write(other.pid)
+        stack.kafka.port_file.write_text(str(stack.settings.local_kafka_port))
+        assert not stack.kafka.is_running()
+    finally:
+        other.kill()
+        other.wait()
+
+
+def committed_messages(kafka: KafkaResource) -> list[tuple[bytes, bytes]]:
+    with closing(kafka.consumer(consumer_timeout_ms=5_000)) as consumer:
+        partitions = [TopicPartition(kafka.topic, p) for p in kafka.end_offsets()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        return sorted((r.key, r.value) for r in consumer)
+
+
+def test_kafka_keeps_topics_and_messages_across_down_up_and_kill_9(tmp_path, isolated_settings: Settings):
+    stack = LocalStack(own_kafka_settings(tmp_path, isolated_settings))
+    stack.up()
+    try:
+        kafka = KafkaResource(bootstrap=stack.kafka.bootstrap, topic="test.durable")
+        kafka.ensure_topic(partitions=3, replication=1)
+        topic_id = kafka.describe_topic().topic_id
+        producer = kafka.producer()
+        for n in range(300):
+            producer.send(kafka.topic, key=f"ch_{n}".encode(), value=b"v%d" % n)
+        producer.flush()
+        producer.close()
+        sent = sorted((f"ch_{n}".encode(), b"v%d" % n) for n in range(300))
+
+        stack.down()
+        stack.up()
+        assert committed_messages(kafka) == sent
+
+        stack.kafka.kill()  # a crash: no controlled shutdown, the log is recovered on start
+        assert not stack.kafka.is_running()
+        assert stack.up() == [f"Kafka started on 127.0.0.1:{stack.settings.local_kafka_port}"]
+        assert committed_messages(kafka) == sent
+        assert kafka.describe_topic().topic_id == topic_id  # the same topic, not one created again
+        assert sum(kafka.end_offsets().values()) == 300
+    finally:
+        stack.down()
+
+
+def test_kafka_runs_with_auto_creation_off_and_the_configured_retention(tmp_path, isolated_settings: Settings):
+    settings = own_kafka_settings(tmp_path, isolated_settings, local_kafka_retention_hours=24,
+                                  local_kafka_retention_bytes=64 * 1024**2)
+    stack = LocalStack(settings)
+    stack.up()
+    try:
+        kafka = KafkaResource(bootstrap=stack.kafka.bootstrap, topic="test.never.created")
+        with kafka.admin() as admin:
+            configs = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")], config_filter="all")
+        values = {name: entry["value"] for name, entry in configs["broker"]["1"].items()}
+        assert values["auto.create.topics.enable"] == "false"
+        assert values["log.retention.hours"] == "24"
+        assert values["log.retention.bytes"] == str(64 * 1024**2)
+        producer = kafka.producer(max_block_ms=2_000)
+        with pytest.raises(KafkaError):
+            producer.send(kafka.topic, b"x").get(timeout=5)  # no topic appears by itself
+        producer.close(timeout=1)
+        with pytest.raises(TopicNotFound, match="txstream topic create"):
+            kafka.describe_topic()
+    finally:
+        stack.down()
+
+
+def test_missing_kafka_jars_name_the_command_that_installs_them(tmp_path, isolated_settings: Settings):
+    settings = own_kafka_settings(tmp_path, isolated_settings)
+    stack = LocalStack(settings.model_copy(update={"jvm_dir": tmp_path / "empty"}))
+    with pytest.raises(JvmDependencyMissing, match=r"kafka-broker jars are not in .*: run `make install`"):
+        stack.up()
+
+
+def test_missing_java_is_named_with_what_to_install(tmp_path, isolated_settings: Settings, monkeypatch):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
+    with pytest.raises(JvmDependencyMissing, match="Java was not found.*openjdk-17"):
+        LocalStack(own_kafka_settings(tmp_path, isolated_settings)).up()
+
+
+def test_a_taken_kafka_port_is_named_with_the_setting_to_change(tmp_path, isolated_settings: Settings, local_stack):
+    busy = int(local_stack.kafka.bootstrap.rsplit(":", 1)[1])
+    stack = LocalStack(own_kafka_settings(tmp_path, isolated_settings).model_copy(update={"local_kafka_port": busy}))
+    with pytest.raises(PortInUse, match="TXSTREAM_LOCAL_KAFKA_PORT"):
+        stack.up()
+    stack = LocalStack(own_kafka_settings(tmp_path, isolated_settings).model_copy(
+        update={"local_kafka_controller_port": busy}))
+    with pytest.raises(PortInUse, match="TXSTREAM_LOCAL_KAFKA_CONTROLLER_PORT"):
+        stack.up()
 
 
 def test_a_postmaster_pid_reused_by_another_program_is_not_a_running_postgres(tmp_path):
@@ -173,12 +234,13 @@ def test_a_postmaster_pid_of_a_dead_process_is_left_to_postgresql(tmp_path):
     assert not stack.postgres.postmaster_pid.names_another_program()
 
 
-def test_down_stops_everything_it_started(tmp_path):
-    settings = Settings(data_dir=tmp_path, local_postgres_port=free_port(), local_kafka_port=free_port())
+def test_down_stops_everything_it_started(tmp_path, isolated_settings: Settings):
+    settings = Settings(data_dir=tmp_path, jvm_dir=isolated_settings.jvm_lib_dir, local_postgres_port=free_port(),
+                        local_kafka_port=free_port(), local_kafka_controller_port=free_port())
     stack = LocalStack(settings)
     stack.up()
-    pids = [stack.broker.pid_file.live_process().pid, int((stack.postgres.pgdata / "postmaster.pid").read_text().split()[0])]
-    assert stack.down() == ["Kafka broker stopped", "PostgreSQL stopped"]
+    pids = [stack.kafka.pid_file.live_process().pid, int((stack.postgres.pgdata / "postmaster.pid").read_text().split()[0])]
+    assert stack.down() == ["Kafka stopped", "PostgreSQL stopped"]
     time.sleep(0.2)
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
     assert stack.down() == []

@@ -112,7 +112,7 @@ def test_a_batch_whose_ranges_span_offsets_it_never_consumed_fails_the_check(
 
 
 def test_skipped_offsets_only_warn_when_the_stream_tolerates_data_loss(clean_warehouse: PostgresResource, fail_on_data_loss):
-    fail_on_data_loss(False)  # as with the embedded broker, which loses its topics when it restarts
+    fail_on_data_loss(False)  # an operator chose to skip what retention deleted before the stream read it
     land_offsets(clean_warehouse, range(0, 5))
     record_forged_batch(clean_warehouse, range(10, 15))
 

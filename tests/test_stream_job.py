@@ -17,10 +17,10 @@ from stripe_helpers import stripe_fixture
 from txstream_dagster.defs.stream.assets import raw_transactions
 from txstream_dagster.defs.stream.checks import every_message_is_accounted_for, quarantine_rate_is_low
 from txstream_dagster.defs.stream.resources import SparkResource
+from txstream_dagster.jvm import JvmDependencyMissing
 from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_spark import main as job
 from txstream_spark.event_contract import message_headers
-from txstream_spark.preflight import PreflightError
 from txstream_spark.sink import staging_table
 
 pytestmark = pytest.mark.slow
@@ -50,7 +50,7 @@ def landed_ids(postgres: PostgresResource) -> list[str]:
 
 @pytest.fixture
 def spark(tmp_path) -> SparkResource:
-    return SparkResource(master="local[2]", kafka_source="python", max_offsets_per_trigger=500,
+    return SparkResource(master="local[2]", max_offsets_per_trigger=500,
                          checkpoint_root=str(tmp_path / "checkpoints"))
 
 
@@ -215,5 +215,5 @@ def test_the_job_refuses_to_start_when_the_database_is_unreachable(monkeypatch, 
 
 def test_spark_resource_refuses_to_submit_without_java(monkeypatch, spark: SparkResource):
     monkeypatch.setenv("JAVA_HOME", "/nonexistent")
-    with pytest.raises(PreflightError, match="Java was not found"):
+    with pytest.raises(JvmDependencyMissing, match="Java was not found"):
         spark.submit_command(bootstrap="b:9092", topic="t", trigger="available-now", fail_on_data_loss=True)

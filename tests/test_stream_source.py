@@ -1,64 +1,115 @@
-"""Which Kafka source the job reads with: Spark's connector jar when it is there, else ours.
-
-A real SparkSession would only answer "is the jar on the classpath?"; a stub of
-the JVM's class lookup answers it both ways in microseconds.
-"""
+"""Spark's own Kafka source as the job opens it: real Spark, the connector `make install` resolved, real Kafka."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import os
+import subprocess
 
+import orjson
+import pyarrow as pa
 import pytest
 
-from txstream_spark.kafka_source import SOURCE_NAME
-from txstream_spark.source import NATIVE_KAFKA_PROVIDER, choose_format, connector_on_classpath
+from txstream_dagster.defs.stream.resources import SparkResource
+from txstream_dagster.jvm import SPARK_KAFKA_CONNECTOR, module_jars
+from txstream_dagster.resources import KafkaResource, PostgresResource
+from txstream_dagster.settings import Settings, get_settings
+from txstream_spark import main as job
+from txstream_spark.event_contract import message_headers
+from txstream_spark.source import read_kafka_stream
+from txstream_spark.transform import KAFKA_MESSAGE_SCHEMA, transform_batch
+
+pytestmark = pytest.mark.slow
 
 
-class JavaClasses:
-    """`spark._jvm.java.lang.Class`: forName finds only the classes given."""
+@pytest.fixture(scope="module")
+def spark(isolated_settings: Settings):
+    """A local SparkSession with the connector on its classpath, as `txstream stream` gives the job."""
+    from pyspark.sql import SparkSession
 
-    def __init__(self, *present: str):
-        self.present = set(present)
-        self.asked: list[str] = []
-
-    def forName(self, name: str):  # noqa: N802 - Java's name
-        self.asked.append(name)
-        if name not in self.present:
-            raise RuntimeError(f"java.lang.ClassNotFoundException: {name}")  # what py4j's error says
-        return name
-
-
-def session(classes: JavaClasses):
-    return SimpleNamespace(_jvm=SimpleNamespace(java=SimpleNamespace(lang=SimpleNamespace(Class=classes))))
-
-
-def test_the_connector_is_found_by_its_provider_class():
-    classes = JavaClasses(NATIVE_KAFKA_PROVIDER)
-    assert connector_on_classpath(session(classes))
-    assert classes.asked == [NATIVE_KAFKA_PROVIDER]
-    assert not connector_on_classpath(session(JavaClasses()))
+    jars = ",".join(str(jar) for jar in module_jars(isolated_settings.jvm_lib_dir, SPARK_KAFKA_CONNECTOR))
+    session = (
+        SparkSession.builder.master("local[2]").appName("txstream-test-source")
+        .config("spark.jars", jars)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
 
 
-def test_auto_reads_with_the_connector_when_the_jar_is_there():
-    assert choose_format(session(JavaClasses(NATIVE_KAFKA_PROVIDER)), "auto") == "kafka"
+def read_topic_with_spark(spark, kafka: KafkaResource) -> pa.Table:
+    """Everything in the topic, through the same connector and options the job's stream uses (as a batch read)."""
+    return (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", kafka.resolved_bootstrap())
+        .option("subscribe", kafka.topic)
+        .option("includeHeaders", "true")
+        .load()
+        .toArrow()
+    )
 
 
-def test_auto_falls_back_to_our_python_source_without_the_jar():
-    assert choose_format(session(JavaClasses()), "auto") == SOURCE_NAME
+def test_the_connector_hands_the_transform_exactly_the_columns_it_reads(spark, kafka: KafkaResource):
+    charge = {"id": "ch_src", "object": "charge", "amount": 1999, "currency": "gbp", "created": 1_760_000_000,
+              "livemode": False, "status": "succeeded"}
+    producer = kafka.producer()
+    producer.send(kafka.topic, key=b"ch_src", value=orjson.dumps(charge),
+                  headers=message_headers("charge", "synthetic", 1_760_000_000_123)).get(timeout=10)
+    producer.close()
+
+    table = read_topic_with_spark(spark, kafka)
+
+    assert table.schema.remove_metadata() == KAFKA_MESSAGE_SCHEMA  # the contract between Spark and transform.py
+    [row] = transform_batch(table.to_batches()[0], "topic-id").to_pylist()
+    assert (row["object_id"], row["amount"], row["quarantine_reason"]) == ("ch_src", 1999, None)
+    assert (row["kafka_topic"], row["kafka_topic_id"], row["source"]) == (kafka.topic, "topic-id", "synthetic")
+    assert row["event_time"].timestamp() == 1_760_000_000.123
 
 
-def test_python_is_used_when_asked_even_with_the_jar_there():
-    classes = JavaClasses(NATIVE_KAFKA_PROVIDER)
-    assert choose_format(session(classes), "python") == SOURCE_NAME
-    assert classes.asked == []  # no need to ask the JVM
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_messages_reach_the_stream_unchanged(codec, spark, kafka: KafkaResource, monkeypatch):
+    # The producer compresses with kafka-python's codec extras; Spark's connector (kafka-clients) decodes.
+    monkeypatch.setenv("TXSTREAM_PRODUCER_COMPRESSION", codec)
+    get_settings.cache_clear()
+    try:
+        producer = kafka.producer()
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert producer.config["compression_type"] == codec
+    sent = {(f"ch_{n}".encode(), b'{"id": "ch_%d", "amount": 1000}' % n, (("stripe-object", b"charge"),))
+            for n in range(500)}
+    for key, value, headers in sent:
+        producer.send(kafka.topic, key=key, value=value, headers=list(headers))
+    producer.flush()
+    producer.close()
+
+    read = {(row["key"], row["value"], tuple((h["key"], h["value"]) for h in row["headers"]))
+            for row in read_topic_with_spark(spark, kafka).to_pylist()}
+    assert read == sent
 
 
-def test_kafka_reads_with_the_connector_when_the_jar_is_there():
-    assert choose_format(session(JavaClasses(NATIVE_KAFKA_PROVIDER)), "kafka") == "kafka"
+def test_the_stream_source_reads_with_the_jobs_options(spark, kafka: KafkaResource):
+    stream = read_kafka_stream(spark, bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic,
+                               starting_offsets="earliest", max_offsets_per_trigger=10, fail_on_data_loss=True)
+    assert stream.isStreaming
+    assert stream.schema.simpleString() == (
+        "struct<key:binary,value:binary,topic:string,partition:int,offset:bigint,timestamp:timestamp,"
+        "timestampType:int,headers:array<struct<key:string,value:binary>>>"
+    )
 
 
-def test_kafka_without_the_jar_fails_naming_the_setting_and_the_missing_package():
-    with pytest.raises(RuntimeError, match=r"TXSTREAM_SPARK_KAFKA_SOURCE=kafka") as failure:
-        choose_format(session(JavaClasses()), "kafka")
-    assert "org.apache.spark:spark-sql-kafka-0-10" in str(failure.value)
-    assert "'auto'" in str(failure.value)
+def test_a_spark_without_the_connector_is_told_where_to_get_it(postgres: PostgresResource, kafka: KafkaResource,
+                                                                tmp_path):
+    # A cluster whose Spark image lacks the jar: the job names the jar and the image that carries it.
+    command = SparkResource(checkpoint_root=str(tmp_path)).submit_command(
+        bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic, trigger="available-now", fail_on_data_loss=True)
+    at = command.index("--jars")
+    del command[at:at + 2]
+    result = subprocess.run(command, env={**os.environ, **SparkResource().job_env(postgres.resolved_url())},
+                            capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr  # spark-submit passes the job's stderr on as its stdout
+    assert result.returncode == job.EXIT_PREFLIGHT_FAILED, output
+    assert "spark-sql-kafka-0-10_2.13-4.2.0 jar is not on its classpath" in output
+    assert "make install" in output

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from pathlib import Path
 
 import orjson
 import pytest
@@ -23,8 +22,7 @@ from txstream_dagster.defs.stripe_source.stripe_api import (
 )
 from txstream_dagster.defs.stripe_source.stripe_test_mode import create_test_charges
 from txstream_dagster.defs.stripe_source.synthetic_charges import DAY_MS, SyntheticStripe
-from txstream_dagster.local_stack.embedded_broker import EmbeddedBroker
-from txstream_dagster.local_stack.processes import free_port
+from txstream_dagster.local_stack.embedded_kafka import KafkaNode
 from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_spark.event_contract import HEADER_EVENT_TIME, HEADER_OBJECT_TYPE, HEADER_SOURCE
 from stripe_helpers import FakeStripe, events_from_versions, headers_of, read_topic
@@ -138,17 +136,15 @@ def test_the_cursor_survives_a_restart_without_loss_or_duplicate(
 
 
 def test_the_cursor_does_not_move_when_kafka_does_not_acknowledge(
-    fake_stripe: FakeStripe, clean_warehouse: PostgresResource, kafka: KafkaResource, tmp_path: Path
+    fake_stripe: FakeStripe, clean_warehouse: PostgresResource, kafka: KafkaResource, own_kafka: KafkaNode
 ):
     add_history(fake_stripe, seed=43, end_ms=int(time.time() * 1000) - 60_000, days=1, charges=50)
     first_event = min(e["created"] for e in fake_stripe.events)
     cursors = CursorStore(clean_warehouse, "stripe-test")
-    broker = EmbeddedBroker(tmp_path / "broker", free_port())
-    broker.start()
-    down = KafkaResource(bootstrap=broker.bootstrap, topic=kafka.topic)  # the same topic, on a broker that dies
+    down = KafkaResource(bootstrap=own_kafka.bootstrap, topic=kafka.topic)  # the same topic, on a Kafka that dies
     down.ensure_topic(partitions=1, replication=1)
     producer = down.producer(max_block_ms=500, request_timeout_ms=500, delivery_timeout_ms=1_500)
-    broker.stop()
+    own_kafka.stop()
     try:
         with pytest.raises(DeliveryFailed):
             sync_events(stripe_api(account(fake_stripe)), Publisher(producer, down.topic, "stripe", give_up_after_s=1),

@@ -19,7 +19,7 @@ from txstream_spark import DEFAULT_MAX_OFFSETS_PER_TRIGGER
 from txstream_spark.event_contract import check_topic_name
 
 # Producer compression codec → the package kafka-python needs for it (gzip is in the standard
-# library). The stream's readers (librdkafka, Spark's Kafka connector) decode all four themselves.
+# library). The stream's reader (Spark's Kafka connector) decodes all four itself.
 COMPRESSION_PACKAGES = {"snappy": "python-snappy", "lz4": "lz4", "zstd": "zstandard"}
 
 
@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         default=Path(".txstream"),
         description="Embedded stack data, Spark checkpoints and cursors live here.",
+    )
+    jvm_dir: Path | None = Field(
+        default=None,
+        description="Where `make install` put the jars jvm/pom.xml declares (Kafka, Spark's Kafka connector); "
+        "unset → <data_dir>/jvm.",
     )
 
     # --- PostgreSQL -------------------------------------------------------
@@ -52,6 +57,17 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=4, ge=1, le=1024, description="Partitions of a topic txstream creates.")
     topic_replication: int = Field(default=1, ge=1, le=16, description="Replication factor of a topic txstream creates.")
     local_kafka_port: int = Field(default=59092, ge=1, le=65535, description="Port of the embedded Kafka broker.")
+    local_kafka_controller_port: int = Field(
+        default=59093, ge=1, le=65535, description="Port of the embedded Kafka's KRaft controller (127.0.0.1 only)."
+    )
+    local_kafka_retention_hours: int = Field(
+        default=168, ge=1, description="The embedded Kafka deletes messages older than this (log.retention.hours)."
+    )
+    local_kafka_retention_bytes: int = Field(
+        default=1024**3, ge=1024**2,
+        description="The embedded Kafka keeps at most this many bytes per partition, oldest deleted first "
+        "(log.retention.bytes): the disk it takes is bounded by partitions × this.",
+    )
     producer_compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
         default="none",
         description="Codec the producer compresses message batches with (kafka-python's codec extras, "
@@ -91,20 +107,16 @@ class Settings(BaseSettings):
 
     # --- Spark ------------------------------------------------------------
     spark_master: str = Field(default="local[2]", description="local[N], spark://host:7077 or k8s://…")
-    spark_kafka_source: Literal["auto", "kafka", "python"] = Field(
-        default="auto",
-        description="kafka = Spark's connector jar; python = our Python data source; auto = jar if present.",
-    )
     spark_max_offsets_per_trigger: int = Field(
         default=DEFAULT_MAX_OFFSETS_PER_TRIGGER, ge=1, description="Most messages one micro-batch reads."
     )
     spark_checkpoint_dir: str | None = Field(
         default=None, description="Spark checkpoint root (a path or URI); unset → <data_dir>/spark/checkpoints."
     )
-    stream_fail_on_data_loss: bool | None = Field(
-        default=None,
-        description="Stop when the topic lost offsets the stream had not read; unset → true, "
-        "except with the embedded broker (memory-only, loses topics on restart).",
+    stream_fail_on_data_loss: bool = Field(
+        default=True,
+        description="Stop when the topic lost offsets the stream had not read yet (retention deleted them "
+        "first); false skips them with a warning (Spark's failOnDataLoss).",
     )
     stream_starting_offsets: Literal["earliest", "latest"] = Field(
         default="earliest",
@@ -128,10 +140,14 @@ class Settings(BaseSettings):
     def _codec_is_installed(cls, value: str) -> str:
         return check_compression_codec(value, "TXSTREAM_PRODUCER_COMPRESSION")
 
-    @field_validator("data_dir")
+    @field_validator("data_dir", "jvm_dir")
     @classmethod
-    def _absolute_data_dir(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
+    def _absolute_dir(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
+
+    @property
+    def jvm_lib_dir(self) -> Path:
+        return self.jvm_dir or self.data_dir / "jvm"
 
     @field_validator("postgres_url")
     @classmethod

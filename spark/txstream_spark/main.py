@@ -12,21 +12,39 @@ Launched by Dagster (Pipes), it streams its logs and a materialization of
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import re
 import signal
 import sys
 import threading
 import time
 from dataclasses import dataclass
 
-from txstream_spark.event_contract import check_topic_name
-from txstream_spark.preflight import PreflightError, check_broker, check_warehouse, stream_lock
-from txstream_spark.reporting import JobReporter
 from txstream_spark import DEFAULT_MAX_OFFSETS_PER_TRIGGER
+from txstream_spark.event_contract import check_topic_name
+from txstream_spark.preflight import PreflightError, check_broker, check_warehouse, landed_topic_id, stream_lock
+from txstream_spark.reporting import JobReporter
 
 POSTGRES_URL_ENV = "TXSTREAM_POSTGRES_URL"
 EXIT_PREFLIGHT_FAILED = 2
 EXIT_ALREADY_RUNNING = 3
+EXIT_STREAM_FAILED = 4
+# Our own errors raised inside a batch reach the driver wrapped in Spark's and Py4J's traces.
+_OWN_FAILURE = re.compile(r"\b(?:TopicRecreated|SinkUnavailable): (.+)")
+
+
+class StreamFailed(RuntimeError):
+    pass
+
+
+def failure_reason(error_text: str) -> str:
+    """The line of a StreamingQueryException that says what went wrong: ours if it is ours, else Spark's first. Pure."""
+    own = _OWN_FAILURE.findall(error_text)
+    if own:
+        return own[-1].strip()
+    lines = [line.strip() for line in error_text.strip().splitlines() if line.strip()]
+    return lines[0][:500] if lines else "the streaming query stopped with an error"
 
 
 @dataclass(frozen=True)
@@ -36,7 +54,6 @@ class StreamConfig:
     checkpoint: str
     trigger: str  # available-now | processing-time
     interval: str
-    source: str  # auto | kafka | python
     starting_offsets: str
     max_offsets_per_trigger: int
     fail_on_data_loss: bool
@@ -51,7 +68,6 @@ def parse_args(argv: list[str] | None = None) -> StreamConfig:
     parser.add_argument("--trigger", choices=["available-now", "processing-time"], default="available-now",
                         help="available-now: catch up, then stop. processing-time: run until stopped.")
     parser.add_argument("--interval", default="1 second", help="processing-time trigger interval")
-    parser.add_argument("--source", choices=["auto", "kafka", "python"], default="auto")
     parser.add_argument("--starting-offsets", choices=["earliest", "latest"], default="earliest",
                         help="where a new checkpoint starts (earliest: nothing produced before is lost)")
     parser.add_argument("--max-offsets-per-trigger", type=int, default=DEFAULT_MAX_OFFSETS_PER_TRIGGER)
@@ -64,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> StreamConfig:
         parser.error(str(exc))
     return StreamConfig(
         bootstrap=args.bootstrap, topic=args.topic, checkpoint=args.checkpoint, trigger=args.trigger,
-        interval=args.interval, source=args.source, starting_offsets=args.starting_offsets,
+        interval=args.interval, starting_offsets=args.starting_offsets,
         max_offsets_per_trigger=args.max_offsets_per_trigger,
         fail_on_data_loss=args.fail_on_data_loss == "true", master=args.master,
     )
@@ -89,14 +105,16 @@ def build_session(config: StreamConfig):
 
 
 def run(config: StreamConfig, postgres_url: str, reporter: JobReporter) -> int:
-    from txstream_spark.kafka_offsets import TopicIncarnation
-    from txstream_spark.kafka_source import SOURCE_NAME
+    from pyspark.errors import StreamingQueryException
+
+    from txstream_spark.checkpoint import check_same_topic, check_writable
+    from txstream_spark.kafka_topic import TopicWatch
     from txstream_spark.sink import PostgresSink
-    from txstream_spark.source import choose_format, read_kafka_stream
+    from txstream_spark.source import ConnectorMissing, read_kafka_stream
     from txstream_spark.transform import transform_batches
 
     check_warehouse(postgres_url)
-    check_broker(config.bootstrap, config.topic)
+    topic = check_broker(config.bootstrap, config.topic)
     with stream_lock(postgres_url, config.checkpoint) as acquired:
         if not acquired:
             reporter.log(
@@ -106,19 +124,23 @@ def run(config: StreamConfig, postgres_url: str, reporter: JobReporter) -> int:
             return EXIT_ALREADY_RUNNING
         spark = build_session(config)
         spark.sparkContext.setLogLevel("WARN")
-        source_format = choose_format(spark, config.source)
-        reporter.log(f"reading {config.topic} from {config.bootstrap} with the {source_format!r} source")
-        messages = read_kafka_stream(
-            spark, bootstrap=config.bootstrap, topic=config.topic, source_format=source_format,
-            starting_offsets=config.starting_offsets, max_offsets_per_trigger=config.max_offsets_per_trigger,
-            fail_on_data_loss=config.fail_on_data_loss,
-        )
+        check_writable(spark, config.checkpoint)
+        check_same_topic(spark, config.checkpoint, config.topic, topic.topic_id,
+                         landed_topic_id(postgres_url, config.topic))
+        reporter.log(f"reading {config.topic} (id {topic.topic_id}, {topic.partitions} partitions) from {config.bootstrap}")
+        try:
+            messages = read_kafka_stream(
+                spark, bootstrap=config.bootstrap, topic=config.topic, starting_offsets=config.starting_offsets,
+                max_offsets_per_trigger=config.max_offsets_per_trigger, fail_on_data_loss=config.fail_on_data_loss,
+            )
+        except ConnectorMissing as exc:
+            raise PreflightError(str(exc)) from None
         # source → transform → sink: the sink runs the transform in its Spark tasks, which COPY the
         # result straight to PostgreSQL (see sink.py), so rows never gather on the driver.
         sink = PostgresSink(
-            postgres_url, config.topic, transform_batches, on_batch=reporter.batch_committed, log=reporter.log,
-            topic_incarnation=TopicIncarnation(config.bootstrap, config.topic) if source_format == SOURCE_NAME else None,
-            fail_on_data_loss=config.fail_on_data_loss,
+            postgres_url, config.topic, functools.partial(transform_batches, topic_id=topic.topic_id),
+            on_batch=reporter.batch_committed, log=reporter.log,
+            topic_watch=TopicWatch(config.bootstrap, config.topic, topic.topic_id),
         )
         writer = messages.writeStream.foreachBatch(sink).option("checkpointLocation", config.checkpoint)
         if config.trigger == "available-now":
@@ -129,6 +151,8 @@ def run(config: StreamConfig, postgres_url: str, reporter: JobReporter) -> int:
         _stop_on_signals(query)
         try:
             query.awaitTermination()
+        except StreamingQueryException as exc:
+            raise StreamFailed(failure_reason(str(exc))) from None
         finally:
             sink.close()
         return 0
@@ -161,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         except PreflightError as exc:
             reporter.fail(str(exc))
             return EXIT_PREFLIGHT_FAILED
+        except StreamFailed as exc:
+            reporter.fail(str(exc))
+            return EXIT_STREAM_FAILED
         if code == 0:
             reporter.finish(time.monotonic() - started)
         return code

@@ -1,13 +1,13 @@
-"""Checks the job makes before it starts Spark, so a missing dependency fails in seconds, clearly."""
+"""Checks the job makes before it reads a message, so a missing dependency fails in seconds, clearly."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+
+from txstream_spark.kafka_topic import TopicDescription, admin_client, describe_topic
 
 
 class PreflightError(RuntimeError):
@@ -18,16 +18,6 @@ def describe_database(url: str) -> str:
     """user@host:port/db, never the password."""
     info = psycopg.conninfo.conninfo_to_dict(url)
     return f"{info.get('user', '?')}@{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '?')}"
-
-
-def check_java() -> None:
-    java_home = os.environ.get("JAVA_HOME")
-    java = os.path.join(java_home, "bin", "java") if java_home else shutil.which("java")
-    if not java or not os.access(java, os.X_OK):
-        raise PreflightError(
-            "Java was not found (JAVA_HOME unset or wrong, no `java` on PATH): Spark needs Java 17 or newer. "
-            "Install it (e.g. apt install openjdk-17-jre-headless) or set JAVA_HOME."
-        )
 
 
 def connect(url: str, **kwargs) -> psycopg.Connection:
@@ -53,23 +43,34 @@ def check_warehouse(url: str) -> None:
         )
 
 
-def check_broker(bootstrap: str, topic: str) -> None:
-    from kafka import KafkaAdminClient
+def check_broker(bootstrap: str, topic: str) -> TopicDescription:
+    """The topic as the cluster has it now; PreflightError when the cluster or the topic is not there."""
     from kafka.errors import KafkaError
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, bootstrap_timeout_ms=5_000, request_timeout_ms=10_000)
+        admin = admin_client(bootstrap, bootstrap_timeout_ms=5_000, client_id="txstream-stream-preflight")
     except KafkaError as exc:
         raise PreflightError(f"Cannot reach Kafka at {bootstrap} (TXSTREAM_KAFKA_BOOTSTRAP): {exc}") from None
     try:
-        [description] = admin.describe_topics([topic])
+        description = describe_topic(admin, topic)
     finally:
         admin.close()
-    if description["error_code"] != 0:
+    if description is None:
         raise PreflightError(
             f"Kafka topic {topic!r} does not exist on {bootstrap}: create it (`txstream up` or "
             "`txstream topic create`) or fix TXSTREAM_TOPIC."
         )
+    return description
+
+
+def landed_topic_id(url: str, topic: str) -> str | None:
+    """The id of the topic incarnation whose offsets PostgreSQL holds, if any."""
+    with connect(url) as conn:
+        row = conn.execute(
+            "SELECT kafka_topic_id FROM ops.stream_offsets WHERE kafka_topic = %s ORDER BY updated_at DESC LIMIT 1",
+            [topic],
+        ).fetchone()
+    return row[0] if row else None
 
 
 def stream_lock_key(checkpoint: str) -> str:

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from psycopg import sql
 
-from txstream_spark.kafka_offsets import DataLossError
+from txstream_spark.kafka_topic import TopicRecreated, TopicWatch
 from txstream_spark.transform import OUTPUT_SCHEMA, TYPED_COLUMNS
 
 KAFKA_COLUMNS = ["kafka_topic", "kafka_topic_id", "kafka_partition", "kafka_offset", "kafka_timestamp"]
@@ -285,20 +285,19 @@ class PostgresSink:
     transaction, so an attempt that failed half-way (PostgreSQL restarting, a
     broker away, a task lost) left nothing behind. After the last attempt the
     query fails, and the next run replays the batch from Spark's checkpoint.
+    Before applying, `topic_watch` makes sure the staged messages came from the
+    topic the stream started on, not from one created again under its name.
     """
 
     RETRY_DELAYS_S = (1, 2, 4, 8, 15, 30)
 
-    def __init__(self, url: str, topic: str, transform, on_batch=None, log=print,
-                 topic_incarnation: Callable[[], str | None] | None = None, fail_on_data_loss: bool = True):
-        """`topic_incarnation` tells the topic's current id (sources that stamp `kafka_topic_id` on rows)."""
+    def __init__(self, url: str, topic: str, transform, on_batch=None, log=print, topic_watch: TopicWatch | None = None):
         self.url = url
         self.topic = topic
         self.transform = transform
         self.on_batch = on_batch
         self.log = log
-        self.topic_incarnation = topic_incarnation
-        self.fail_on_data_loss = fail_on_data_loss
+        self.topic_watch = topic_watch
         self.conn: psycopg.Connection | None = None
 
     def _connection(self) -> psycopg.Connection:
@@ -312,32 +311,16 @@ class PostgresSink:
         prepare_staging(conn, self.topic)
         stage = stage_in_tasks(self.url, self.topic, batch_id, self.transform)
         batch_df.mapInArrow(stage, "staged long").collect()
-        if self._topic_was_recreated(conn):
-            prepare_staging(conn, self.topic)  # what was staged may be the new topic's messages
-            message = (f"batch {batch_id}: topic {self.topic!r} was recreated while the batch was read; the "
-                       "messages it was planned to read are gone")
-            if self.fail_on_data_loss:
-                raise DataLossError(f"{message}. Set failOnDataLoss=false to continue from the new topic.")
-            self.log(f"{message}; skipped, the next batch reads the new topic")
-            return BatchResult()
+        if self.topic_watch is not None:
+            self.topic_watch.check()  # asked after the read: a topic recreated before or during it shows by now
         return apply_staged(conn, self.topic, batch_id, started_at)
-
-    def _topic_was_recreated(self, conn: psycopg.Connection) -> bool:
-        """Did the staged rows come from the topic as it is now? Asked after the read: a topic
-        recreated before or during it has another id by then."""
-        if self.topic_incarnation is None:
-            return False
-        planned = {tid for (tid,) in conn.execute(
-            sql.SQL("SELECT DISTINCT kafka_topic_id FROM {}").format(staging_table(self.topic))) if tid}
-        conn.commit()
-        return bool(planned) and self.topic_incarnation() not in planned
 
     def __call__(self, batch_df, batch_id: int) -> None:
         for attempt, delay in enumerate((*self.RETRY_DELAYS_S, None), start=1):
             try:
                 result = self.write(batch_df, batch_id)
                 break
-            except DataLossError:
+            except TopicRecreated:
                 raise
             except Exception as exc:  # noqa: BLE001 - task failures reach us as Py4J errors
                 self.close()
@@ -356,3 +339,5 @@ class PostgresSink:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+        if self.topic_watch is not None:
+            self.topic_watch.close()

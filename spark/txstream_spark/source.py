@@ -1,34 +1,13 @@
-"""Open the Kafka topic as a streaming DataFrame: Spark's connector when present, else ours."""
+"""Open the Kafka topic as a streaming DataFrame with Spark's own Kafka source (spark-sql-kafka-0-10)."""
 
 from __future__ import annotations
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 
-from txstream_spark.kafka_source import SOURCE_NAME, KafkaDataSource
 
-NATIVE_KAFKA_PROVIDER = "org.apache.spark.sql.kafka010.KafkaSourceProvider"
-
-
-def connector_on_classpath(spark: SparkSession) -> bool:
-    try:
-        spark._jvm.java.lang.Class.forName(NATIVE_KAFKA_PROVIDER)  # noqa: SLF001 - no public probe exists
-        return True
-    except Exception:  # noqa: BLE001 - py4j wraps ClassNotFoundException
-        return False
-
-
-def choose_format(spark: SparkSession, wanted: str) -> str:
-    """'kafka' (connector jar) or our Python source, per `wanted` = auto | kafka | python."""
-    if wanted == "python":
-        return SOURCE_NAME
-    if connector_on_classpath(spark):
-        return "kafka"
-    if wanted == "kafka":
-        raise RuntimeError(
-            "TXSTREAM_SPARK_KAFKA_SOURCE=kafka but the spark-sql-kafka connector is not on Spark's classpath: "
-            "add it (--packages org.apache.spark:spark-sql-kafka-0-10_2.13:<spark version>) or use 'auto'."
-        )
-    return SOURCE_NAME
+class ConnectorMissing(RuntimeError):
+    pass
 
 
 def read_kafka_stream(
@@ -36,21 +15,26 @@ def read_kafka_stream(
     *,
     bootstrap: str,
     topic: str,
-    source_format: str,
     starting_offsets: str,
     max_offsets_per_trigger: int,
     fail_on_data_loss: bool,
 ) -> DataFrame:
-    if source_format == SOURCE_NAME:
-        spark.dataSource.register(KafkaDataSource)
     reader = (
-        spark.readStream.format(source_format)
+        spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", bootstrap)
         .option("subscribe", topic)
         .option("startingOffsets", starting_offsets)
         .option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
         .option("failOnDataLoss", str(fail_on_data_loss).lower())
+        .option("includeHeaders", "true")
     )
-    if source_format == "kafka":
-        reader = reader.option("includeHeaders", "true")
-    return reader.load()
+    try:
+        return reader.load()
+    except AnalysisException as exc:
+        if "kafka" not in str(exc).lower() or "data source" not in str(exc).lower():
+            raise
+        raise ConnectorMissing(
+            f"Spark {spark.version} has no Kafka source: the spark-sql-kafka-0-10_2.13-{spark.version} jar is not on "
+            "its classpath. Locally, `make install` resolves it (jvm/pom.xml) and txstream passes it with --jars; "
+            "on a cluster, run the Spark image built from deploy/docker, which carries it."
+        ) from None

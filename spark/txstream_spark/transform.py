@@ -1,8 +1,8 @@
 """Kafka messages → typed `raw.transactions` rows or quarantine rows. Pure: no Spark, no I/O.
 
 `parse_message` decides for one message; `transform_batch` applies it to an
-Arrow record batch (what Spark's `mapInArrow` hands us) and returns one batch
-holding both kinds of row, told apart by `quarantine_reason`.
+Arrow record batch of Spark's Kafka source (what `mapInArrow` hands us) and returns
+one batch holding both kinds of row, told apart by `quarantine_reason`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,21 @@ CURRENCY_CODE = re.compile(r"^[a-z]{3}$")
 EARLIEST_CREATED = int(datetime(2000, 1, 1, tzinfo=timezone.utc).timestamp())
 LATEST_CREATED = int(datetime(2100, 1, 1, tzinfo=timezone.utc).timestamp())
 UTC_MICROS = pa.timestamp("us", tz="UTC")
+
+# The rows of Spark's `kafka` source (with includeHeaders), as Arrow record batches.
+KAFKA_MESSAGE_SCHEMA = pa.schema(
+    [
+        ("key", pa.binary()),
+        ("value", pa.binary()),
+        ("topic", pa.string()),
+        ("partition", pa.int32()),
+        ("offset", pa.int64()),
+        ("timestamp", UTC_MICROS),
+        ("timestampType", pa.int32()),
+        # Spark names a list's items "element".
+        ("headers", pa.list_(pa.field("element", pa.struct([("key", pa.string()), ("value", pa.binary())])))),
+    ]
+)
 
 # Everything the sink writes, in one schema: a row is quarantined when quarantine_reason is set.
 OUTPUT_SCHEMA = pa.schema(
@@ -234,8 +249,8 @@ def _only_where(mask: pa.Array, column: pa.Array) -> pa.Array:
     return pc.if_else(mask, column, pa.nulls(len(column), column.type))
 
 
-def transform_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """Kafka source rows (Spark's kafka schema, plus optional `topicId`) → OUTPUT_SCHEMA rows.
+def transform_batch(batch: pa.RecordBatch, topic_id: str = "") -> pa.RecordBatch:
+    """Kafka source rows (KAFKA_MESSAGE_SCHEMA) → OUTPUT_SCHEMA rows, stamped with the topic's id.
 
     Only what must be decided per message runs in Python; the Kafka columns and
     the payload bytes pass through as Arrow arrays, untouched.
@@ -261,15 +276,12 @@ def transform_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     reason_array = pa.array(reasons, pa.string())
     quarantined = reason_array.is_valid()
     accepted = pc.invert(quarantined)
-    topic_id = (
-        batch.column("topicId") if "topicId" in batch.schema.names else pa.repeat(pa.scalar("", pa.string()), rows)
-    )
     columns = {
         **{name: pa.array(column, OUTPUT_SCHEMA.field(name).type) for name, column in typed.items()},
         # Accepted values are valid UTF-8 JSON (orjson checked), so the bytes are the payload text.
         "payload": _only_where(accepted, batch.column("value")).cast(pa.string()),
         "kafka_topic": batch.column("topic"),
-        "kafka_topic_id": pc.fill_null(topic_id, ""),
+        "kafka_topic_id": pa.repeat(pa.scalar(topic_id, pa.string()), rows),
         "kafka_partition": batch.column("partition"),
         "kafka_offset": batch.column("offset"),
         "kafka_timestamp": batch.column("timestamp").cast(UTC_MICROS),
@@ -286,7 +298,7 @@ def _headers_json(headers: dict[str, bytes]) -> str:
     return orjson.dumps({k: (v.decode("utf-8", "replace") if v is not None else None) for k, v in headers.items()}).decode()
 
 
-def transform_batches(batches):
-    """`mapInArrow` entry point."""
+def transform_batches(batches, topic_id: str = ""):
+    """`mapInArrow` entry point (with `functools.partial` for the topic id)."""
     for batch in batches:
-        yield transform_batch(batch)
+        yield transform_batch(batch, topic_id)

@@ -1,4 +1,4 @@
-"""The embedded local default: PostgreSQL and a Kafka-compatible broker started by txstream itself."""
+"""The embedded local default: PostgreSQL and Apache Kafka, started by txstream itself."""
 
 from txstream_dagster.local_stack.stack import LocalStack, StackNotRunning
 

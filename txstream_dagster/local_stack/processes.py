@@ -66,11 +66,15 @@ def _listener_of(port: int) -> str | None:
 
 
 class PidFile:
-    """A PID file that knows whether the process it names is still the one we started."""
+    """A PID file that knows whether the process it names is still the one we started.
 
-    def __init__(self, path: Path, executable_name: str):
+    `executable_name` must be part of the process name; `cmdline_marker`, when given, one of its
+    arguments (every JVM is called `java`: the marker tells ours from another program's)."""
+
+    def __init__(self, path: Path, executable_name: str, cmdline_marker: str | None = None):
         self.path = path
         self.executable_name = executable_name
+        self.cmdline_marker = cmdline_marker
 
     def write(self, pid: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,9 +94,10 @@ class PidFile:
             return None
         try:
             proc = psutil.Process(pid)
-            if proc.status() != psutil.STATUS_ZOMBIE and self.executable_name in proc.name():
+            if (proc.status() != psutil.STATUS_ZOMBIE and self.executable_name in proc.name()
+                    and (self.cmdline_marker is None or self.cmdline_marker in proc.cmdline())):
                 return proc
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
         if remove_stale:
             self.path.unlink(missing_ok=True)

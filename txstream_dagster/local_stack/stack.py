@@ -1,15 +1,12 @@
 """`txstream up|down|status`: the embedded services a machine with no configuration runs.
 
 Only what the settings leave unconfigured is embedded: with TXSTREAM_POSTGRES_URL
-set, PostgreSQL is never started here; with TXSTREAM_KAFKA_BOOTSTRAP set, the
-broker is not.
+set, PostgreSQL is never started here; with TXSTREAM_KAFKA_BOOTSTRAP set, Kafka is not.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from txstream_dagster.local_stack.embedded_broker import EmbeddedBroker
+from txstream_dagster.local_stack.embedded_kafka import KafkaNode, Retention
 from txstream_dagster.local_stack.embedded_postgres import EmbeddedPostgres
 from txstream_dagster.settings import Settings
 
@@ -18,27 +15,25 @@ class StackNotRunning(RuntimeError):
     pass
 
 
-@dataclass(frozen=True)
-class ServiceStatus:
-    name: str
-    embedded: bool
-    running: bool
-    detail: str
-
-
 class LocalStack:
     def __init__(self, settings: Settings):
         self.settings = settings
         root = settings.data_dir / "stack"
         self.postgres = EmbeddedPostgres(root / "postgres", settings.local_postgres_port)
-        self.broker = EmbeddedBroker(root / "broker", settings.local_kafka_port)
+        self.kafka = KafkaNode(
+            root / "kafka",
+            settings.jvm_lib_dir,
+            port=settings.local_kafka_port,
+            controller_port=settings.local_kafka_controller_port,
+            retention=Retention(settings.local_kafka_retention_hours, settings.local_kafka_retention_bytes),
+        )
 
     @property
     def embeds_postgres(self) -> bool:
         return self.settings.postgres_url is None
 
     @property
-    def embeds_broker(self) -> bool:
+    def embeds_kafka(self) -> bool:
         return not self.settings.kafka_bootstrap
 
     def up(self) -> list[str]:
@@ -47,15 +42,15 @@ class LocalStack:
         if self.embeds_postgres:
             started = self.postgres.start()
             done.append(f"PostgreSQL {'started' if started else 'already running'} on 127.0.0.1:{self.postgres.running_port()}")
-        if self.embeds_broker:
-            started = self.broker.start()
-            done.append(f"Kafka broker {'started' if started else 'already running'} on {self.broker.bootstrap}")
+        if self.embeds_kafka:
+            started = self.kafka.start()
+            done.append(f"Kafka {'started' if started else 'already running'} on {self.kafka.bootstrap}")
         return done
 
     def down(self) -> list[str]:
         done = []
-        if self.broker.stop():
-            done.append("Kafka broker stopped")
+        if self.kafka.stop():
+            done.append("Kafka stopped")
         if self.postgres.stop():
             done.append("PostgreSQL stopped")
         return done
@@ -77,11 +72,11 @@ class LocalStack:
         return self.postgres.reader_password() if self.embeds_postgres else None
 
     def kafka_bootstrap(self) -> str:
-        if not self.embeds_broker:
+        if not self.embeds_kafka:
             return self.settings.kafka_bootstrap
-        if not self.broker.is_running():
+        if not self.kafka.is_running():
             raise StackNotRunning(
-                "TXSTREAM_KAFKA_BOOTSTRAP is not set and the embedded Kafka broker is not running: "
+                "TXSTREAM_KAFKA_BOOTSTRAP is not set and the embedded Kafka is not running: "
                 "run `txstream up`, or set TXSTREAM_KAFKA_BOOTSTRAP to your brokers."
             )
-        return self.broker.bootstrap
+        return self.kafka.bootstrap

@@ -1,14 +1,13 @@
-"""The event log: Kafka (TXSTREAM_KAFKA_BOOTSTRAP) or the embedded broker."""
+"""The event log: Kafka (TXSTREAM_KAFKA_BOOTSTRAP) or the embedded Apache Kafka."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import closing, contextmanager
 from typing import Any
 
 import dagster as dg
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from pydantic import field_validator
@@ -16,7 +15,7 @@ from pydantic import field_validator
 from txstream_dagster.local_stack import LocalStack
 from txstream_dagster.settings import get_settings
 from txstream_spark.event_contract import check_topic_name
-from txstream_spark.kafka_offsets import end_offsets, end_offsets_consumer
+from txstream_spark.kafka_topic import TopicDescription, admin_client, describe_topic
 
 BOOTSTRAP_TIMEOUT_MS = 5_000
 
@@ -25,18 +24,15 @@ class BrokerUnavailable(RuntimeError):
     pass
 
 
-@dataclass(frozen=True)
-class TopicInfo:
-    name: str
-    topic_id: str
-    partitions: int
+class TopicNotFound(RuntimeError):
+    pass
 
 
 class KafkaResource(dg.ConfigurableResource):
     """Kafka cluster carrying the Stripe event topic.
 
     `bootstrap` comes from TXSTREAM_KAFKA_BOOTSTRAP; unset means the embedded
-    broker that `txstream up` started.
+    Kafka that `txstream up` started.
     """
 
     bootstrap: str | None = None
@@ -53,7 +49,7 @@ class KafkaResource(dg.ConfigurableResource):
 
     def _unreachable(self, exc: Exception) -> BrokerUnavailable:
         setting = (
-            "the embedded broker (`txstream status`, then `txstream up`)"
+            "the embedded Kafka (`txstream status`, then `txstream up`)"
             if not self.bootstrap and not get_settings().kafka_bootstrap
             else "TXSTREAM_KAFKA_BOOTSTRAP and that the brokers are up"
         )
@@ -64,12 +60,8 @@ class KafkaResource(dg.ConfigurableResource):
     @contextmanager
     def admin(self) -> Iterator[KafkaAdminClient]:
         try:
-            client = KafkaAdminClient(
-                bootstrap_servers=self.resolved_bootstrap(),
-                bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
-                request_timeout_ms=10_000,
-                client_id="txstream-admin",
-            )
+            client = admin_client(self.resolved_bootstrap(), bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+                                  client_id="txstream-admin")
         except KafkaError as exc:
             raise self._unreachable(exc) from None
         try:
@@ -78,7 +70,7 @@ class KafkaResource(dg.ConfigurableResource):
             client.close()
 
     def ensure_topic(self, partitions: int, replication: int) -> bool:
-        """Create the topic (explicitly: brokers that auto-create pick their own partition count).
+        """Create the topic (explicitly: auto-creation is off, and would pick its own partition count).
         Returns False when it already existed."""
         with self.admin() as admin:
             try:
@@ -87,28 +79,22 @@ class KafkaResource(dg.ConfigurableResource):
                 return False
         return True
 
-    def describe_topic(self) -> TopicInfo:
+    def describe_topic(self) -> TopicDescription:
         with self.admin() as admin:
-            [description] = admin.describe_topics([self.topic])
-        if description["error_code"] != 0:
-            raise RuntimeError(
-                f"Kafka topic {self.topic!r} is not available on {self.resolved_bootstrap()} "
-                f"(error code {description['error_code']}): create it with `txstream topic create`."
+            description = describe_topic(admin, self.topic)
+        if description is None:
+            raise TopicNotFound(
+                f"Kafka topic {self.topic!r} does not exist on {self.resolved_bootstrap()}: create it with "
+                "`txstream up` (embedded) or `txstream topic create`, or fix TXSTREAM_TOPIC."
             )
-        return TopicInfo(self.topic, str(description["topic_id"]), len(description["partitions"]))
+        return description
 
     def end_offsets(self) -> dict[int, int]:
-        """Partition → next offset to be written (from fetch high watermarks; see kafka_offsets)."""
-        try:
-            consumer = end_offsets_consumer(
-                self.resolved_bootstrap(), {"bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS}
-            )
-        except KafkaError as exc:
-            raise self._unreachable(exc) from None
-        try:
-            return end_offsets(consumer, self.topic)
-        finally:
-            consumer.close()
+        """Partition → next offset to be written (Kafka's ListOffsets: the high watermark)."""
+        partitions = self.describe_topic().partitions
+        with closing(self.consumer()) as consumer:
+            ends = consumer.end_offsets([TopicPartition(self.topic, p) for p in range(partitions)])
+        return {tp.partition: offset for tp, offset in sorted(ends.items())}
 
     def consumer(self, **config: Any) -> KafkaConsumer:
         try:
@@ -123,23 +109,22 @@ class KafkaResource(dg.ConfigurableResource):
             raise self._unreachable(exc) from None
 
     def producer(self, **config: Any) -> KafkaProducer:
-        """A producer tuned for throughput; every send is acknowledged by all in-sync replicas.
+        """An idempotent producer tuned for throughput: every send is acknowledged by all in-sync replicas,
+        a retry after a lost acknowledgement is deduplicated by the broker, and each partition keeps its order.
         Compresses with TXSTREAM_PRODUCER_COMPRESSION (checked by the settings: its package is installed)."""
         compression = get_settings().producer_compression
         defaults: dict[str, Any] = {
             "acks": "all",
+            "enable_idempotence": True,
+            # The most an idempotent producer may have in flight per connection and still keep order.
+            "max_in_flight_requests_per_connection": 5,
+            "retries": 2**31 - 1,
+            "delivery_timeout_ms": 120_000,
             "linger_ms": 20,
             "batch_size": 512 * 1024,
             "compression_type": None if compression == "none" else compression,
             "max_request_size": 4 * 1024 * 1024,
-            # Brokers that auto-create pick their own partition count: topics are created explicitly.
             "allow_auto_create_topics": False,
-            # kafka-python's idempotent producer dies for good after a broker restart
-            # (UnknownProducerIdError); retries + per-key ordering come from max_in_flight=1.
-            "enable_idempotence": False,
-            "max_in_flight_requests_per_connection": 1,
-            "retries": 2**31 - 1,
-            "delivery_timeout_ms": 120_000,
         }
         try:
             return KafkaProducer(

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from txstream_dagster.defs.stream.offsets import committed_offsets, fail_on_data_loss
+from txstream_dagster.defs.stream.offsets import committed_offsets
 from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_dagster.settings import get_settings
@@ -35,7 +35,7 @@ def raw_transactions(
         bootstrap=kafka.resolved_bootstrap(),
         topic=kafka.topic,
         trigger="available-now",
-        fail_on_data_loss=fail_on_data_loss(get_settings()),
+        fail_on_data_loss=get_settings().stream_fail_on_data_loss,
     )
     context.log.info(f"spark-submit to {spark.master}, checkpoint {spark.checkpoint_for(kafka.topic)}")
     invocation = pipes_subprocess_client.run(context=context, command=command, env=spark.job_env(postgres.resolved_url()))

@@ -2,7 +2,6 @@
 
 import dagster as dg
 
-from txstream_dagster.defs.stream.offsets import fail_on_data_loss
 from txstream_dagster.resources import PostgresResource
 from txstream_dagster.settings import get_settings
 
@@ -68,7 +67,7 @@ def every_message_is_accounted_for(postgres: PostgresResource) -> dg.AssetCheckR
         problems.append(f"raw.transactions holds {figures['rows_held']} rows but batches inserted {figures['inserted']}")
     if figures["quarantine_held"] != figures["quarantined"]:
         problems.append(f"quarantine holds {figures['quarantine_held']} rows but batches quarantined {figures['quarantined']}")
-    tolerated = bool(skipped) and not problems and not fail_on_data_loss(get_settings())
+    tolerated = bool(skipped) and not problems and not get_settings().stream_fail_on_data_loss
     if tolerated:
         skipped.append("tolerated because the stream runs with failOnDataLoss=false (TXSTREAM_STREAM_FAIL_ON_DATA_LOSS)")
     problems += skipped

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from txstream_dagster.resources import PostgresResource
-from txstream_dagster.settings import Settings
 from txstream_spark.preflight import stream_lock_key
 
 
@@ -63,10 +62,3 @@ def stream_running(postgres: PostgresResource, checkpoint: str) -> bool:
         if acquired:
             conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [key])
     return not acquired
-
-
-def fail_on_data_loss(settings: Settings) -> bool:
-    """Stop on lost offsets, except with the embedded broker: it loses topics by design when it restarts."""
-    if settings.stream_fail_on_data_loss is not None:
-        return settings.stream_fail_on_data_loss
-    return bool(settings.kafka_bootstrap)

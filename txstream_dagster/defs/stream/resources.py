@@ -10,8 +10,8 @@ from pathlib import Path
 import dagster as dg
 
 import txstream_spark
+from txstream_dagster.jvm import SPARK_KAFKA_CONNECTOR, java_executable, module_jars
 from txstream_dagster.settings import get_settings
-from txstream_spark.preflight import check_java
 from txstream_spark import DEFAULT_MAX_OFFSETS_PER_TRIGGER
 
 JOB_SCRIPT = Path(txstream_spark.__file__).parent / "main.py"
@@ -20,10 +20,14 @@ LOCAL_SPARK_CONF_DIR = Path(txstream_spark.__file__).parents[1] / "conf"
 
 
 class SparkResource(dg.ConfigurableResource):
-    """Submits `spark/txstream_spark/main.py` with spark-submit to `master` (local[N], spark://, k8s://)."""
+    """Submits `spark/txstream_spark/main.py` with spark-submit to `master` (local[N], spark://, k8s://).
+
+    Spark's Kafka connector comes from `jvm_dir` (what `make install` resolved from jvm/pom.xml), passed
+    with --jars; without it, from Spark's own classpath (the images built from deploy/docker carry it).
+    """
 
     master: str = "local[2]"
-    kafka_source: str = "auto"
+    jvm_dir: str | None = None
     max_offsets_per_trigger: int = DEFAULT_MAX_OFFSETS_PER_TRIGGER
     starting_offsets: str = "earliest"  # earliest | latest: where a new checkpoint starts
     checkpoint_root: str | None = None
@@ -35,7 +39,6 @@ class SparkResource(dg.ConfigurableResource):
         settings = get_settings()
         return cls(
             master=settings.spark_master,
-            kafka_source=settings.spark_kafka_source,
             max_offsets_per_trigger=settings.spark_max_offsets_per_trigger,
             starting_offsets=settings.stream_starting_offsets,
             checkpoint_root=settings.spark_checkpoint_dir,
@@ -59,7 +62,7 @@ class SparkResource(dg.ConfigurableResource):
     def submit_command(
         self, *, bootstrap: str, topic: str, trigger: str, fail_on_data_loss: bool, interval: str = "1 second"
     ) -> list[str]:
-        check_java()
+        java_executable()
         spark_submit = shutil.which("spark-submit", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
         if spark_submit is None:
             raise RuntimeError("spark-submit was not found: install pyspark in this environment or put Spark's bin on PATH.")
@@ -67,6 +70,9 @@ class SparkResource(dg.ConfigurableResource):
                    "--conf", f"spark.pyspark.python={sys.executable}" if self.is_local else "spark.submit.deployMode=client"]
         for key, value in sorted(self.spark_conf.items()):
             command += ["--conf", f"{key}={value}"]
+        connector = self._connector_jars()
+        if connector:
+            command += ["--jars", ",".join(connector)]
         if not self.is_local:
             command += ["--py-files", self._job_package()]
         command += [
@@ -76,12 +82,18 @@ class SparkResource(dg.ConfigurableResource):
             "--checkpoint", self.checkpoint_for(topic),
             "--trigger", trigger,
             "--interval", interval,
-            "--source", self.kafka_source,
             "--starting-offsets", self.starting_offsets,
             "--max-offsets-per-trigger", str(self.max_offsets_per_trigger),
             "--fail-on-data-loss", str(fail_on_data_loss).lower(),
         ]
         return command
+
+    def _connector_jars(self) -> list[str]:
+        """The connector's jars from `jvm_dir`; a local Spark has no other way to get them (a clear error)."""
+        jvm_dir = Path(self.jvm_dir) if self.jvm_dir else get_settings().jvm_lib_dir
+        if not self.is_local and not (jvm_dir / SPARK_KAFKA_CONNECTOR).is_dir():
+            return []  # the cluster's Spark image carries the connector
+        return [str(jar) for jar in module_jars(jvm_dir, SPARK_KAFKA_CONNECTOR)]
 
     def job_env(self, postgres_url: str) -> dict[str, str]:
         """The job reads the warehouse URL from its environment, never its command line."""

@@ -169,7 +169,7 @@ def produce_synthetic(kafka, rate, deadline, count, seed, history_days, stop) ->
 
         return publish_synthetic(
             kafka, seed=seed, count=count, rate=rate or None, history_days=history_days,
-            deadline=deadline, stop=stop, progress=advance, postgres=PostgresResource(),
+            deadline=deadline, stop=stop, progress=advance,
         )
 
 

@@ -15,14 +15,12 @@ from itertools import islice
 
 from txstream_dagster.defs.stripe_source.cursors import CursorStore
 from txstream_dagster.defs.stripe_source.object_versions import ObjectVersion
-from txstream_dagster.defs.stream.offsets import committed_offsets
-from txstream_dagster.defs.stripe_source.publisher import Publisher, PublishReport, RedeliveryBuffer
+from txstream_dagster.defs.stripe_source.publisher import Publisher, PublishReport
 from txstream_dagster.defs.stripe_source.resources import StripeResource
 from txstream_dagster.defs.stripe_source.stripe_api import StripeApi, sync_events
 from txstream_dagster.defs.stripe_source.synthetic_charges import DAY_MS, SyntheticStripe
 from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_dagster.settings import get_settings
-from txstream_spark.kafka_offsets import topic_id
 
 # Without a target rate, stream timestamps still advance as if charges came at this rate.
 UNTHROTTLED_STREAM_RATE = 5_000.0
@@ -84,23 +82,6 @@ def ensure_topic(kafka: KafkaResource) -> bool:
     return kafka.ensure_topic(settings.topic_partitions, settings.topic_replication)
 
 
-def redelivery_buffer(kafka: KafkaResource, postgres: PostgresResource | None) -> RedeliveryBuffer | None:
-    """For the embedded broker only (it keeps nothing on disk): resend what it lost before the stream landed it."""
-    if postgres is None or get_settings().kafka_bootstrap:
-        return None
-
-    def landed(topic_id: str) -> dict[int, int]:
-        try:
-            committed = committed_offsets(postgres, kafka.topic)
-        except Exception:  # noqa: BLE001 - warehouse away: keep everything a while longer
-            return {}
-        return committed.next_offsets if committed.topic_id == topic_id else {}
-
-    return RedeliveryBuffer(
-        lambda: topic_id(kafka.resolved_bootstrap(), kafka.topic), landed, create_topic=lambda: ensure_topic(kafka)
-    )
-
-
 def publish_synthetic(
     kafka: KafkaResource,
     *,
@@ -112,12 +93,8 @@ def publish_synthetic(
     stop: threading.Event | None = None,
     progress: Callable[[int], None] | None = None,
     now_ms: int | None = None,
-    postgres: PostgresResource | None = None,
 ) -> ProductionSummary:
     """Synthetic objects into the topic.
-
-    With `postgres`, acknowledged messages are kept until they landed, to be sent again
-    should the embedded broker restart and lose them (RedeliveryBuffer).
 
     history_days > 0: `count` charges spread over the last `history_days` days, then
     their refunds and disputes. Otherwise a stream from now: `count` messages, or
@@ -139,7 +116,7 @@ def publish_synthetic(
     summary = ProductionSummary("synthetic", kafka.topic, seed=seed)
     started = time.perf_counter()
     with closing(kafka.producer()) as producer:
-        publisher = Publisher(producer, kafka.topic, "synthetic", redelivery=redelivery_buffer(kafka, postgres))
+        publisher = Publisher(producer, kafka.topic, "synthetic")
         report = publisher.publish(
             metered(versions, rate=rate, deadline=deadline, stop=stop), progress
         )
@@ -171,7 +148,7 @@ def pull_stripe(
     summary = summary or ProductionSummary("stripe", kafka.topic)
     started = time.perf_counter()
     with closing(kafka.producer()) as producer:
-        publisher = Publisher(producer, kafka.topic, "stripe", redelivery=redelivery_buffer(kafka, postgres))
+        publisher = Publisher(producer, kafka.topic, "stripe")
         report = sync_events(
             api, publisher, CursorStore(postgres, source=f"stripe-{stripe.mode}"),
             now_s=int(time.time()),

@@ -15,7 +15,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import NamedTuple
 
 import orjson
@@ -82,16 +81,13 @@ class Publisher:
         *,
         chunk_size: int = CHUNK_SIZE,
         give_up_after_s: float | None = None,
-        redelivery: "RedeliveryBuffer | None" = None,
     ):
-        """`give_up_after_s`: None (the default) retries a failed delivery forever.
-        `redelivery`: keep acknowledged messages until they landed, for a broker that can lose them."""
+        """`give_up_after_s`: None (the default) retries a failed delivery forever."""
         self.producer = producer
         self.topic = topic
         self.source = source
         self.chunk_size = chunk_size
         self.give_up_after_s = give_up_after_s
-        self.redelivery = redelivery
 
     def publish(
         self, versions: Iterable[ObjectVersion], progress: Callable[[int], None] | None = None
@@ -100,24 +96,12 @@ class Publisher:
         report = PublishReport()
         messages = (encode(version, self.source) for version in versions)
         for chunk in _chunks(messages, self.chunk_size):
-            report.resent += self._redeliver_lost()
             report.resent += self._deliver(chunk)
             report.messages += len(chunk)
             report.by_object_type.update(message.object_type for message in chunk)
             if progress:
                 progress(len(chunk))
-        # A restart during the last chunks is only seen now: resend before returning.
-        report.resent += self._redeliver_lost(now=True)
         return report
-
-    def _redeliver_lost(self, now: bool = False) -> int:
-        if self.redelivery is None:
-            return 0
-        lost = self.redelivery.lost_messages(now=now)
-        if lost:
-            log.warning("the broker lost %d acknowledged messages not yet landed; sending them again", len(lost))
-            self._deliver(lost)
-        return len(lost)
 
     def _deliver(self, chunk: list[KafkaMessage]) -> int:
         """Send `chunk` until every message is acknowledged; returns how many had to be sent again."""
@@ -134,10 +118,6 @@ class Publisher:
                     send_error = exc
                     break
             self.producer.flush()
-            if self.redelivery is not None:
-                self.redelivery.retain(
-                    (message, future.value) for message, future in zip(remaining, futures) if future.succeeded()
-                )
             failed = [message for message, future in zip(remaining, futures) if future.failed()]
             failed += remaining[len(futures):]  # never sent: keep their order behind the failed ones
             if not failed:
@@ -175,70 +155,3 @@ def _chunks(items: Iterator, size: int, max_wait_s: float = CHUNK_MAX_WAIT_S) ->
             chunk = []
     if chunk:
         yield chunk
-
-
-class RedeliveryBuffer:
-    """Acknowledged messages, kept until the stream has landed them, to send again if the broker loses them.
-
-    Kafka replicates what it acknowledged; the embedded broker keeps everything
-    in memory and loses it when it restarts. The producer is then the only one
-    still holding the messages: when the topic comes back with another id, every
-    message not known to have landed is published again (the stream dedupes on
-    object id and version, so a message sent twice changes nothing).
-
-    Two Tansu facts shape this: it acknowledges produce requests for a topic
-    that does not exist (the acknowledgement means nothing until the topic is
-    created again), and it loses topics on restart. So what landed is only
-    forgotten at a check that found the topic unchanged, a missing topic is
-    created again here, and on a change everything still kept is sent again.
-    """
-
-    CHECK_EVERY_S = 1.0
-
-    def __init__(self, describe_topic_id: Callable[[], str | None], landed_offsets: Callable[[str], dict[int, int]],
-                 create_topic: Callable[[], object], max_messages: int = 2_000_000):
-        self._topic_id = describe_topic_id
-        self._landed = landed_offsets
-        self._create_topic = create_topic
-        self.max_messages = max_messages
-        self.topic_id = describe_topic_id()
-        self.retained: dict[int, list[tuple[int, KafkaMessage]]] = {}
-        self.size = 0
-        self.checked_at = 0.0
-
-    def retain(self, acknowledged: Iterable[tuple[KafkaMessage, object]]) -> None:
-        for message, metadata in acknowledged:
-            self.retained.setdefault(metadata.partition, []).append((metadata.offset, message))
-            self.size += 1
-        if self.size > self.max_messages:
-            log.warning("%d acknowledged messages are not landed yet: the oldest half is no longer kept for "
-                        "redelivery (is the stream running?)", self.size)
-            for partition, kept in self.retained.items():
-                self.retained[partition] = kept[len(kept) // 2:]
-            self.size = sum(len(kept) for kept in self.retained.values())
-
-    def _forget_landed(self) -> None:
-        landed = self._landed(self.topic_id)
-        for partition, kept in self.retained.items():
-            below = landed.get(partition, 0)
-            self.retained[partition] = [(offset, m) for offset, m in kept if offset >= below]
-        self.size = sum(len(kept) for kept in self.retained.values())
-
-    def lost_messages(self, now: bool = False) -> list[KafkaMessage]:
-        """Messages to publish again because the topic was recreated (checked at most once a second, or `now`)."""
-        if not now and time.monotonic() - self.checked_at < self.CHECK_EVERY_S:
-            return []
-        self.checked_at = time.monotonic()
-        try:
-            current = self._topic_id()
-            if current is None:  # lost with the broker's memory: create it, with our partitions
-                self._create_topic()
-                current = self._topic_id()
-        except Exception:  # noqa: BLE001 - a broker still away: the next chunk's delivery waits for it
-            return []
-        if current == self.topic_id:
-            self._forget_landed()
-            return []
-        lost = [message for kept in self.retained.values() for _, message in sorted(kept, key=lambda k: k[0])]
-        self.retained, self.size, self.topic_id = {}, 0, current
-        return lost
