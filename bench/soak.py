@@ -1,11 +1,11 @@
-"""Soak: a steady synthetic load through the continuous stream for minutes; lag and memory (PSS) over time.
+"""Soak: a steady synthetic load through the continuous stream for minutes; lag, memory (PSS) and Kafka's disk.
 
-    python bench/soak.py [--minutes 10] [--rate 500] [--sample-seconds 10]
+    python bench/soak.py [--minutes 10] [--rate 500] [--sample-seconds 10] [--retention-mib 32]
 
-Fails (exit 1) when lag grows without bound (the stream cannot keep up) or the
-memory of a txstream process climbs steadily (a leak). The embedded broker's
-memory is reported but not judged: it keeps every message in memory by design
-(no retention), so it grows by the data volume.
+Fails (exit 1) when lag grows without bound (the stream cannot keep up), when the
+memory of a process (Kafka's included) climbs steadily (a leak), or when Kafka's
+log outgrows what its retention allows: the embedded Kafka runs with a small
+`TXSTREAM_LOCAL_KAFKA_RETENTION_BYTES` here so that retention bites within the run.
 """
 
 from __future__ import annotations
@@ -59,6 +59,21 @@ def postgres_processes(port: int) -> list[psutil.Process]:
     return []
 
 
+def folder_mib(path) -> float:
+    total = 0
+    for file in path.rglob("*"):
+        try:
+            total += file.stat().st_size if file.is_file() else 0
+        except FileNotFoundError:  # a segment retention deleted while we looked
+            pass
+    return total / 2**20
+
+
+def produced_mib(samples: list[dict], rate: float, mean_bytes: float = 3_000) -> float:
+    """Roughly what the producer wrote over the run (synthetic objects average ~3 KB of JSON)."""
+    return samples[-1]["minute"] * 60 * rate * mean_bytes / 2**20 if samples else 0.0
+
+
 def slope_and_r2(xs: list[float], ys: list[float]) -> tuple[float, float]:
     if len(xs) < 3 or statistics.pvariance(ys) == 0:
         return 0.0, 0.0
@@ -74,21 +89,27 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--sample-seconds", type=float, default=10)
+    parser.add_argument("--retention-mib", type=int, default=32, help="the embedded Kafka's retention per partition")
     args = parser.parse_args()
+    retention_bytes = args.retention_mib * 2**20
+    os.environ.setdefault("TXSTREAM_LOCAL_KAFKA_RETENTION_BYTES", str(retention_bytes))
 
     with throwaway_stack() as (postgres, kafka):
         spark = SparkResource(master="local[2]",
                               checkpoint_root=os.environ["TXSTREAM_DATA_DIR"] + "/ckpt")
         command = spark.submit_command(bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic,
-                                       trigger="processing-time", fail_on_data_loss=False,
+                                       trigger="processing-time", fail_on_data_loss=True,
                                        interval="500 milliseconds")
         job = subprocess.Popen(command, env={**os.environ, **spark.job_env(postgres.resolved_url())},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         stop = threading.Event()
         producer = threading.Thread(target=publish_synthetic, daemon=True, kwargs=dict(
-            kafka=kafka, seed=1, rate=args.rate, stop=stop, postgres=postgres))
+            kafka=kafka, seed=1, rate=args.rate, stop=stop))
         stack = LocalStack(get_settings())
-        broker_pid = stack.broker.pid_file.live_process().pid
+        kafka_pid = stack.kafka.pid_file.live_process().pid
+        partitions = kafka.describe_topic().partitions
+        # Retention deletes closed segments only: each partition holds at most retention + one segment.
+        disk_bound_mib = partitions * 2 * retention_bytes / 2**20
         pg_port = stack.postgres.running_port()
 
         samples = []
@@ -105,12 +126,15 @@ def main() -> int:
                     "spark job": pss_mib(tree(job.pid)),
                     "producer (this process)": pss_mib([psutil.Process()]),
                     "postgresql": pss_mib(postgres_processes(pg_port)),
-                    "broker (not judged)": pss_mib(tree(broker_pid)),
+                    "kafka": pss_mib(tree(kafka_pid)),
                 }
+                sample["kafka disk"] = folder_mib(stack.kafka.log_dir)
                 samples.append(sample)
                 print(f"{sample['minute']:5.1f} min  lag {sample['lag']:>7,}  "
                       + "  ".join(f"{k} {v:,.0f} MiB" for k, v in sample.items() if k not in ("minute", "lag")),
                       flush=True)
+                if job.poll() is not None:
+                    raise SystemExit(f"the stream job exited with code {job.returncode}")
         finally:
             stop.set()
             producer.join(60)
@@ -128,12 +152,19 @@ def main() -> int:
     print(f"\nrate {args.rate:,.0f} events/s for {args.minutes:g} min; {landed:,} objects landed")
     print(f"lag: median {statistics.median(s['lag'] for s in samples):,.0f}, max {max(s['lag'] for s in samples):,}, "
           f"trend over the second half {lag_slope:+,.0f}/min (R² {lag_r2:.2f})")
-    for name in [k for k in samples[0] if k not in ("minute", "lag")]:
+    for name in [k for k in samples[0] if k not in ("minute", "lag", "kafka disk")]:
         slope, r2 = slope_and_r2(minutes, [s[name] for s in second_half])
         print(f"memory {name:<26} first {samples[0][name]:7,.0f} MiB  last {samples[-1][name]:7,.0f} MiB  "
               f"trend {slope:+6.1f} MiB/min (R² {r2:.2f})")
-        if "not judged" not in name and slope > LEAK_MIB_PER_MINUTE and r2 > STEADY_R2:
+        if slope > LEAK_MIB_PER_MINUTE and r2 > STEADY_R2:
             failures.append(f"{name} memory climbs {slope:.1f} MiB/min, steadily")
+    disk = [s["kafka disk"] for s in samples]
+    written_mib = produced_mib(samples, args.rate)
+    print(f"kafka disk                        max {max(disk):7,.0f} MiB  last {disk[-1]:7,.0f} MiB  "
+          f"(bound {disk_bound_mib:,.0f} MiB: {partitions} partitions × 2 × {args.retention_mib} MiB retention; "
+          f"~{written_mib:,.0f} MiB produced)")
+    if max(disk) > disk_bound_mib * 1.1:
+        failures.append(f"Kafka's log reached {max(disk):,.0f} MiB, beyond what retention allows ({disk_bound_mib:,.0f})")
     for failure in failures:
         print(f"FAIL {failure}")
     print("PASS" if not failures else "")

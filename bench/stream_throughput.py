@@ -3,7 +3,7 @@
     python bench/stream_throughput.py [--messages 200000] [--max-offsets-per-trigger 50000]
 
 Both figures come from one run on one machine. The Spark job runs exactly as
-Dagster runs it (spark-submit, local[2], trigger availableNow). Sustained rate
+Dagster runs it (spark-submit, local[2], Spark's Kafka source, trigger availableNow). Sustained rate
 = messages in batches 2..n / time between the first and last batch commits
 (Spark start-up and the first, JIT-cold batch excluded; both are printed).
 """
@@ -25,8 +25,7 @@ from bench_data import charge_messages
 from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_spark.sink import ROW_COLUMNS
 from txstream_spark import DEFAULT_MAX_OFFSETS_PER_TRIGGER
-from txstream_spark.transform import transform_batch
-from txstream_spark.kafka_source import KAFKA_SOURCE_SCHEMA
+from txstream_spark.transform import KAFKA_MESSAGE_SCHEMA, transform_batch
 
 
 def publish(kafka, messages) -> float:
@@ -43,9 +42,9 @@ def copy_baseline(postgres, messages) -> float:
     """COPY the rows the stream would write, pre-built, straight into raw.transactions."""
     batch = pa.RecordBatch.from_pylist(
         [{"key": k, "value": v, "topic": "bench", "partition": 0, "offset": i, "timestamp": None,
-          "timestampType": 0, "headers": [{"key": hk, "value": hv} for hk, hv in h], "topicId": ""}
+          "timestampType": 0, "headers": [{"key": hk, "value": hv} for hk, hv in h]}
          for i, (k, v, h) in enumerate(messages)],
-        schema=KAFKA_SOURCE_SCHEMA,
+        schema=KAFKA_MESSAGE_SCHEMA,
     )
     rows = pa.Table.from_batches([transform_batch(batch)]).select(ROW_COLUMNS)
     buffer = io.BytesIO()
@@ -104,7 +103,7 @@ def main() -> None:
     print(f"plain COPY baseline       {copy_rate:>10,.0f} rows/s  ({copy_s:.2f} s)")
     print(f"stream, sustained         {sustained:>10,.0f} rows/s  (batches 2..{len(batches)}, {steady_s:.2f} s)")
     print(f"stream, end to end        {len(messages) / wall_s:>10,.0f} rows/s  ({wall_s:.1f} s incl. Spark start-up)")
-    print(f"ratio sustained / COPY    {sustained / copy_rate:>10.2f}  (goal ≥ 0.50)")
+    print(f"ratio sustained / COPY    {sustained / copy_rate:>10.2f}  (goal ≥ 0.80)")
 
 
 if __name__ == "__main__":

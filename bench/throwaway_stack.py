@@ -20,10 +20,13 @@ from txstream_dagster.settings import get_settings
 
 @contextmanager
 def throwaway_stack(topic: str = "bench.events", partitions: int = 4) -> Iterator[tuple[PostgresResource, KafkaResource]]:
+    # The jars `make install` resolved, found before the data dir moves to a temporary one.
+    os.environ.setdefault("TXSTREAM_JVM_DIR", str(get_settings().jvm_lib_dir))
     with tempfile.TemporaryDirectory(prefix="txstream-bench-") as data_dir:
         os.environ.setdefault("TXSTREAM_DATA_DIR", data_dir)
         os.environ.setdefault("TXSTREAM_LOCAL_POSTGRES_PORT", str(free_port()))
         os.environ.setdefault("TXSTREAM_LOCAL_KAFKA_PORT", str(free_port()))
+        os.environ.setdefault("TXSTREAM_LOCAL_KAFKA_CONTROLLER_PORT", str(free_port()))
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
         get_settings.cache_clear()

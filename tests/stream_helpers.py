@@ -1,14 +1,18 @@
-"""Land Stripe objects in raw.transactions through the stream's own transform and sink, without Spark.
+"""Helpers for tests of the stream: land objects without Spark, or run the real Spark job and judge what it did.
 
 Spark only moves the batches; what a row becomes is decided by
-`txstream_spark.transform` and `txstream_spark.sink`, which these helpers call
-directly. Tests of what lies downstream (dbt, dashboards) use this to load
-data in milliseconds; tests of the Spark job itself run the real job.
+`txstream_spark.transform` and `txstream_spark.sink`, which `land_messages` and
+`land_objects` call directly: tests of what lies downstream (dbt, dashboards)
+load data in milliseconds that way. Tests of the job itself start it with
+`start_stream_job` and check the accounting with the rest.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,7 +21,12 @@ from datetime import datetime, timezone
 import orjson
 import pyarrow as pa
 
-from txstream_dagster.resources import PostgresResource
+from txstream_dagster.defs.stream.offsets import committed_offsets
+from txstream_dagster.defs.stream.resources import SparkResource
+from txstream_dagster.defs.stripe_source.publisher import encode
+from txstream_dagster.defs.stripe_source.synthetic_charges import SyntheticStripe
+from txstream_dagster.resources import KafkaResource, PostgresResource
+from stripe_helpers import stripe_fixture
 from txstream_spark.event_contract import message_headers
 from txstream_spark.sink import BatchResult, write_batch
 from txstream_spark.transform import KAFKA_MESSAGE_SCHEMA, transform_batch
@@ -96,3 +105,59 @@ def batch_totals(postgres: PostgresResource) -> tuple[int, int, int, int]:
         "SELECT sum(consumed), sum(inserted + updated + duplicates + quarantined), sum(inserted), sum(duplicates) "
         "FROM ops.stream_batches"
     )
+
+
+def start_stream_job(spark: SparkResource, kafka: KafkaResource, postgres: PostgresResource, trigger: str,
+                     interval: str = "200 milliseconds") -> subprocess.Popen:
+    """The real Spark job, submitted as Dagster and `txstream stream` submit it, in a process group of its own."""
+    command = spark.submit_command(bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic, trigger=trigger,
+                                   fail_on_data_loss=True, interval=interval)
+    return subprocess.Popen(command, env={**os.environ, **spark.job_env(postgres.resolved_url())},
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def publish_charges(kafka: KafkaResource, count: int, prefix: str = "ch_job_", malformed: list[bytes] = ()) -> set[str]:
+    """`count` charges (Stripe's example with ids `<prefix><n>`), then the `malformed` values; their ids."""
+    producer = kafka.producer()
+    charge = stripe_fixture("charge")
+    ids = set()
+    for i in range(count):
+        obj = {**charge, "id": f"{prefix}{i}", "amount": 100 + i}
+        ids.add(obj["id"])
+        producer.send(kafka.topic, key=obj["id"].encode(), value=orjson.dumps(obj),
+                      headers=message_headers("charge", "synthetic", 1_700_000_000_000 + i))
+    for value in malformed:
+        producer.send(kafka.topic, key=b"bad", value=value)
+    producer.flush()
+    producer.close()
+    return ids
+
+
+def landed_ids(postgres: PostgresResource) -> list[str]:
+    return [i for (i,) in postgres.fetch_all("SELECT object_id FROM raw.transactions ORDER BY 1")]
+
+
+def stop_stream(stream: subprocess.Popen) -> str:
+    """SIGTERM the job's process group; its output (printed, so a failing test shows it)."""
+    if stream.poll() is None:
+        os.killpg(stream.pid, signal.SIGTERM)
+    return output_of(stream)
+
+
+def output_of(job_process: subprocess.Popen, timeout: float = 300) -> str:
+    """The job's output once it has ended by itself (printed, so a failing test shows it)."""
+    output, _ = job_process.communicate(timeout=timeout)
+    print(output[-6000:])
+    return output
+
+
+def caught_up(postgres: PostgresResource, kafka: KafkaResource) -> bool:
+    return committed_offsets(postgres, kafka.topic).total >= sum(kafka.end_offsets().values())
+
+
+def latest_versions(seed: int, now_ms: int, rate: float, messages: int) -> dict[str, dict]:
+    """Object id → the payload of its last version, for the first `messages` of a synthetic stream."""
+    latest = {}
+    for message in (encode(v, "synthetic") for v in itertools.islice(SyntheticStripe(seed).stream(now_ms, rate), messages)):
+        latest[message.key.decode()] = orjson.loads(message.value)
+    return latest

@@ -12,18 +12,15 @@ from __future__ import annotations
 
 import ast
 import functools
-import hashlib
-import http.server
 import importlib.metadata
-import importlib.util
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
-import threading
 import tomllib
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,6 +33,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from txstream_dagster.db.migrate import migrate, set_reader_password
+from txstream_dagster.jvm import SPARK_KAFKA_CONNECTOR, module_jars
 from txstream_dagster.local_stack.embedded_postgres import EmbeddedPostgres
 from txstream_dagster.local_stack.processes import free_port
 from txstream_dagster.settings import Settings
@@ -136,18 +134,6 @@ def spark_image_requirements() -> dict[str, Requirement]:
     return {canonicalize_name(req.name): req for req in map(Requirement, filter(None, lines))}
 
 
-def load_fetch_script():
-    path = DEPLOY / "docker" / "fetch_kafka_connector.py"
-    spec = importlib.util.spec_from_file_location("fetch_kafka_connector", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-fetch_kafka_connector = load_fetch_script()
-
-
 def compose_client() -> list[str] | None:
     """`docker compose` (the plugin) or a standalone `docker-compose`, whichever answers."""
     for command in (["docker", "compose"], ["docker-compose"]):
@@ -162,7 +148,8 @@ def compose_client() -> list[str] | None:
 def run_compose_config(env_file: Path) -> subprocess.CompletedProcess:
     client = compose_client()
     if client is None:
-        pytest.skip("no Docker Compose client here (neither `docker compose` nor `docker-compose`)")
+        pytest.fail("no Docker Compose client here (neither `docker compose` nor `docker-compose`): "
+                    "install one (`apt-get install docker-compose`, as .ci/run does)")
     # The shell's environment would override the env file: leave out everything compose interpolates.
     referenced = set(COMPOSE_REFERENCE.findall(COMPOSE_FILE.read_text()))
     clean_env = {key: value for key, value in os.environ.items() if key not in referenced}
@@ -258,7 +245,6 @@ def test_app_containers_reach_the_compose_services():
     assert REQUIRED_REFERENCE.match(written(warehouse.password))["name"] == "TXSTREAM_DB_PASSWORD"
     assert env["TXSTREAM_KAFKA_BOOTSTRAP"].split(":")[0] == "kafka"
     assert env["TXSTREAM_SPARK_MASTER"] == "spark://spark-master:7077"
-    assert env["TXSTREAM_SPARK_KAFKA_SOURCE"] == "kafka"
     assert env["TXSTREAM_FOREX_SOURCE"] == "frankfurter"
     assert urlsplit(env["TXSTREAM_FOREX_URL"]).hostname == "frankfurter"
     assert REQUIRED_REFERENCE.match(env["TXSTREAM_READER_PASSWORD"])["name"] == "TXSTREAM_READER_PASSWORD"
@@ -293,7 +279,7 @@ def test_compose_environment_passes_settings_validation(monkeypatch):
     )
     assert settings.reader_password.get_secret_value() == examples["TXSTREAM_READER_PASSWORD"]
     assert (settings.kafka_bootstrap, settings.topic_replication) == ("kafka:9092", 1)
-    assert (settings.forex_source, settings.spark_kafka_source) == ("frankfurter", "kafka")
+    assert settings.forex_source == "frankfurter"
     assert settings.data_dir == Path("/var/lib/txstream")
     assert settings.stripe_api_key is None  # not in .env: synthetic charges
 
@@ -352,7 +338,8 @@ def test_env_example_documents_every_setting_with_its_default():
         default = Settings.model_fields[field_name].default
         value, commented = documented[present[0]]
         if default is not None and commented:
-            assert value == str(default), f"{present[0]}: .env.example shows {value}, settings.py defaults to {default}"
+            shown = str(default).lower() if isinstance(default, bool) else str(default)
+            assert value == shown, f"{present[0]}: .env.example shows {value}, settings.py defaults to {default}"
 
 
 def test_env_example_holds_only_example_secrets():
@@ -384,7 +371,6 @@ def test_images_run_as_non_root():
 def test_code_image_installs_the_project_from_the_repository():
     text = CODE_DOCKERFILE.read_text()
     assert re.search(r'pip install -e \. "pyspark\[sql\]==\$\{SPARK_VERSION\}"', text)
-    assert "fetch_kafka_connector.py" in text
     assert re.search(r"^FROM python:\$\{PYTHON_VERSION\}-slim", text, re.MULTILINE)
 
 
@@ -626,7 +612,7 @@ def test_run_pods_are_spark_drivers_with_their_own_service_account_and_config():
 
 def test_kustomize_builds_the_namespace_resources():
     if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not installed")
+        pytest.fail("kubectl is not installed: install it (its `kustomize` builds deploy/k8s offline)")
     result = subprocess.run(["kubectl", "kustomize", str(DEPLOY / "k8s")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     built = {(doc["kind"], doc["metadata"]["name"]) for doc in yaml.safe_load_all(result.stdout)}
@@ -638,92 +624,42 @@ def test_kustomize_builds_the_namespace_resources():
     assert all(doc["metadata"]["namespace"] == "txstream" for doc in yaml.safe_load_all(result.stdout))
 
 
-# --- the Kafka connector fetched at image build --------------------------------------
+# --- the JVM artifacts: one pom, for `make install` and both images ----------------------
 
-SPARK_PARENT_POM = """<?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <artifactId>spark-parent_2.13</artifactId>
-  <properties>
-    <kafka.major>3.9</kafka.major>
-    <kafka.version>${kafka.major}.1</kafka.version>
-    <commons-pool2.version>2.12.1</commons-pool2.version>
-  </properties>
-</project>
-"""
+POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
+JVM_POM = REPO / "jvm" / "pom.xml"
 
 
-def test_connector_dependencies_are_the_versions_sparks_parent_pom_declares():
-    spark = fetch_kafka_connector.SparkBuild(version="4.3.0", scala="2.13")
-    artifacts = fetch_kafka_connector.connector_artifacts(spark, SPARK_PARENT_POM)
-    assert [artifact.file_name for artifact in artifacts] == [
-        "spark-sql-kafka-0-10_2.13-4.3.0.jar",
-        "spark-token-provider-kafka-0-10_2.13-4.3.0.jar",
-        "kafka-clients-3.9.1.jar",
-        "commons-pool2-2.12.1.jar",
-    ]
+def pom_property(name: str) -> str:
+    return ET.parse(JVM_POM).getroot().find(f"m:properties/m:{name}", POM_NS).text
 
 
-def test_spark_version_is_read_from_the_jars_it_will_join():
+def test_the_pom_runs_the_kafka_of_the_compose_image_and_the_spark_of_the_pyspark_pin():
+    assert services()["kafka"]["image"] == f"apache/kafka:{pom_property('kafka.version')}"
+    spark_version = pom_property("spark.version")
+    assert str(pyproject_requirements()["pyspark"].specifier) == f"=={spark_version}"
+    for dockerfile in (CODE_DOCKERFILE, SPARK_DOCKERFILE):
+        assert dockerfile_args(dockerfile)["SPARK_VERSION"] == spark_version
+
+
+def test_both_images_take_the_connector_from_the_same_pom_in_a_maven_build_stage():
+    for dockerfile in (CODE_DOCKERFILE, SPARK_DOCKERFILE):
+        text = dockerfile.read_text()
+        assert re.search(r"^FROM \$\{MAVEN_IMAGE\} AS jvm$", text, re.MULTILINE), dockerfile.name
+        assert "COPY jvm/ /build/jvm/" in text
+        assert "mvn --batch-mode --quiet -f /build/jvm/pom.xml package -Djvm.lib.dir=/build/lib" in text
+        assert re.search(r"^COPY --from=jvm /build/lib/spark-kafka/ \S+/jars/$", text, re.MULTILINE), dockerfile.name
+        ignored = (dockerfile.parent / f"{dockerfile.name}.dockerignore").read_text().splitlines()
+        assert "!jvm/" in ignored, f"{dockerfile.name}'s build context leaves out jvm/"
+    assert ":latest" not in dockerfile_args(CODE_DOCKERFILE)["MAVEN_IMAGE"]
+
+
+def test_the_connector_module_brings_nothing_spark_already_ships(isolated_settings: Settings):
+    # A second copy of a jar Spark has (Scala, Hadoop, slf4j, the codecs) would shadow or clash with its own.
     import pyspark
 
-    build = fetch_kafka_connector.spark_build_of(Path(pyspark.__file__).parent / "jars")
-    assert (build.version, build.scala) == (importlib.metadata.version("pyspark"), "2.13")
-
-
-def test_a_folder_without_one_spark_distribution_is_refused(tmp_path):
-    with pytest.raises(fetch_kafka_connector.ConnectorFetchError, match="exactly one spark-core jar"):
-        fetch_kafka_connector.spark_build_of(tmp_path)
-
-
-@pytest.fixture
-def maven_repository(tmp_path):
-    """A Maven repository layout served over HTTP on 127.0.0.1, like a mirror."""
-    root = tmp_path / "maven"
-    spark = fetch_kafka_connector.SparkBuild(version="4.3.0", scala="2.13")
-    parent = fetch_kafka_connector.Artifact("org.apache.spark", "spark-parent_2.13", "4.3.0")
-    (root / parent.path("pom")).parent.mkdir(parents=True)
-    (root / parent.path("pom")).write_text(SPARK_PARENT_POM)
-    jars = {}
-    for artifact in fetch_kafka_connector.connector_artifacts(spark, SPARK_PARENT_POM):
-        content = f"jar bytes of {artifact.file_name}".encode()
-        jar = root / artifact.path()
-        jar.parent.mkdir(parents=True, exist_ok=True)
-        jar.write_bytes(content)
-        jar.with_name(jar.name + ".sha1").write_text(hashlib.sha1(content).hexdigest() + "\n")
-        jars[artifact.file_name] = content
-
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", root, jars
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def spark_jars_dir(tmp_path):
-    jars_dir = tmp_path / "jars"
-    jars_dir.mkdir()
-    (jars_dir / "spark-core_2.13-4.3.0.jar").write_bytes(b"")
-    return jars_dir
-
-
-def test_connector_jars_land_next_to_sparks_own(maven_repository, spark_jars_dir):
-    url, _, jars = maven_repository
-    assert fetch_kafka_connector.main(["--jars-dir", str(spark_jars_dir), "--repository", url]) == 0
-    for name, content in jars.items():
-        assert (spark_jars_dir / name).read_bytes() == content
-
-
-def test_a_jar_that_does_not_match_its_checksum_is_not_installed(maven_repository, spark_jars_dir):
-    url, root, _ = maven_repository
-    tampered = next(root.rglob("kafka-clients-*.jar"))
-    tampered.write_bytes(b"something else")
-    with pytest.raises(fetch_kafka_connector.ConnectorFetchError, match="refusing to install"):
-        fetch_kafka_connector.fetch(spark_jars_dir, url)
-    assert not (spark_jars_dir / tampered.name).exists()
+    spark_jars = {re.sub(r"-[0-9][^-]*\.jar$", "", jar.name) for jar in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
+    connector = {re.sub(r"-[0-9][^-]*\.jar$", "", jar.name) for jar in module_jars(isolated_settings.jvm_lib_dir, SPARK_KAFKA_CONNECTOR)}
+    assert connector == {"spark-sql-kafka-0-10_2.13", "spark-token-provider-kafka-0-10_2.13", "kafka-clients",
+                         "commons-pool2"}
+    assert not connector & spark_jars

@@ -1,84 +1,126 @@
-"""Faults across components: the broker restarting under a running producer and stream.
+"""Faults across components, against real Kafka, Spark and PostgreSQL; each asserts the accounting.
 
-(Killing the Spark job and restarting PostgreSQL are in test_stream_job.py; Stripe
+What every test here checks once the dust settles: consumed = inserted + updated +
+duplicates + quarantined, every object acknowledged by Kafka is in raw.transactions
+exactly once at its latest version, and nothing else is.
+(Killing Spark mid-batch and restarting PostgreSQL are in test_stream_job.py; Stripe
 429/500s in test_stripe_api_ingestion.py; forex API failures in test_forex_*.py.)
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import threading
 import time
-from itertools import islice
-
 import pytest
 
-from stream_helpers import batch_totals, wait_for
-from txstream_dagster.defs.stream.offsets import committed_offsets
+from stream_helpers import (
+    batch_totals, caught_up, landed_ids, latest_versions, output_of, publish_charges, start_stream_job, stop_stream,
+    wait_for,
+)
+from txstream_dagster.defs.stream.checks import every_message_is_accounted_for
 from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.defs.stripe_source.production import publish_synthetic
-from txstream_dagster.defs.stripe_source.publisher import encode
-from txstream_dagster.defs.stripe_source.synthetic_charges import SyntheticStripe
+from txstream_dagster.local_stack.embedded_kafka import KafkaNode
 from txstream_dagster.resources import KafkaResource, PostgresResource
+from txstream_spark import main as job
 
 pytestmark = pytest.mark.slow
 
 RATE = 250  # messages per second
 
 
-def landed(postgres: PostgresResource) -> int:
-    return postgres.fetch_one("SELECT count(*) FROM raw.transactions")[0]
-
-
-def test_a_broker_restart_loses_nothing_the_producer_had_acknowledged(
-    clean_warehouse: PostgresResource, kafka: KafkaResource, local_stack, tmp_path
+def test_kafka_killed_mid_stream_and_restarted_loses_and_duplicates_nothing(
+    clean_warehouse: PostgresResource, own_kafka: KafkaNode, tmp_path
 ):
-    spark = SparkResource(master="local[2]", kafka_source="python", checkpoint_root=str(tmp_path / "checkpoints"))
-    command = spark.submit_command(bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic, trigger="processing-time",
-                                   fail_on_data_loss=False, interval="500 milliseconds")
-    stream = subprocess.Popen(command, env={**os.environ, **spark.job_env(clean_warehouse.resolved_url())},
-                              start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    kafka = KafkaResource(bootstrap=own_kafka.bootstrap, topic="test.crash")
+    kafka.ensure_topic(partitions=4, replication=1)
+    spark = SparkResource(master="local[2]", checkpoint_root=str(tmp_path / "checkpoints"))
+    stream = start_stream_job(spark, kafka, clean_warehouse, "processing-time", "500 milliseconds")
     now_ms = int(time.time() * 1000)
     stop = threading.Event()
-    produced = {}
-    producer = threading.Thread(target=lambda: produced.update(summary=publish_synthetic(
-        kafka, seed=21, rate=RATE, stop=stop, now_ms=now_ms, postgres=clean_warehouse)))
+    produced: dict = {}
+    producer = threading.Thread(target=lambda: produced.update(
+        summary=publish_synthetic(kafka, seed=21, rate=RATE, stop=stop, now_ms=now_ms)))
     producer.start()
     try:
-        wait_for(lambda: landed(clean_warehouse) > 500, 180, "the stream to land the first events")
-        topic_before = kafka.describe_topic().topic_id
-
-        local_stack.broker.stop()  # the embedded broker keeps everything in memory: the topic is gone
+        wait_for(lambda: len(landed_ids(clean_warehouse)) > 500, 180, "the stream to land the first events")
+        own_kafka.kill()  # kill -9: producer and stream both lose their broker mid-flight
         time.sleep(3)
-        local_stack.broker.start()
-        time.sleep(8)  # the producer blocks, retries, finds the topic recreated, resends what was not landed
+        own_kafka.start()
+        time.sleep(5)
         stop.set()
-        producer.join(120)
-        assert not producer.is_alive()
-
-        assert kafka.describe_topic().topic_id != topic_before
-        summary = produced["summary"]
-        acknowledged = [encode(v, "synthetic") for v in islice(SyntheticStripe(21).stream(now_ms, RATE), summary.messages)]
-        latest = {}
-        for message in acknowledged:
-            latest[message.key.decode()] = message
-        wait_for(lambda: landed(clean_warehouse) >= len(latest), 240, "every acknowledged object to land")
-        wait_for(lambda: committed_offsets(clean_warehouse, kafka.topic).total >= sum(kafka.end_offsets().values()),
-                 120, "the stream to read the recreated topic to its end")
+        producer.join(180)
+        assert not producer.is_alive(), "the producer did not finish after Kafka came back"
+        wait_for(lambda: caught_up(clean_warehouse, kafka), 240, "the stream to land everything the topic holds")
+        assert stream.poll() is None, "the stream did not ride out the crash"
     finally:
         stop.set()
-        os.killpg(stream.pid, signal.SIGTERM)
-        output, _ = stream.communicate(timeout=60)
-        print(output[-6000:])  # shown when the test fails
+        stop_stream(stream)
 
-    assert summary.resent > 0, "nothing had to be sent again: the restart did not hit the producer"
+    summary = produced["summary"]
+    assert sum(kafka.end_offsets().values()) == summary.messages  # the idempotent producer wrote nothing twice
+    latest = latest_versions(21, now_ms, RATE, summary.messages)
     held = dict(clean_warehouse.fetch_all("SELECT object_id, payload FROM raw.transactions"))
-    assert held.keys() == latest.keys()  # nothing acknowledged is lost, nothing else appears
-    import orjson
-
-    assert all(held[object_id] == orjson.loads(m.value) for object_id, m in latest.items())
+    assert held == latest  # nothing acknowledged is lost, nothing else appears, each at its last version
     consumed, accounted, inserted, _ = batch_totals(clean_warehouse)
-    assert consumed == accounted
-    assert inserted == len(latest)  # each object inserted once: resent copies were duplicates
+    assert consumed == accounted == summary.messages  # every message consumed once: no batch applied twice
+    assert inserted == len(latest)  # each object inserted once; its later versions updated it
+    check = every_message_is_accounted_for(postgres=clean_warehouse)
+    assert check.passed, check.description
+
+
+def run_reset(kafka: KafkaResource, checkpoint_root: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TXSTREAM_TOPIC": kafka.topic, "TXSTREAM_SPARK_CHECKPOINT_DIR": checkpoint_root}
+    return subprocess.run(["txstream", "stream", "reset"], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_topic_deleted_and_created_again_stops_the_stream_clearly_until_reset(
+    clean_warehouse: PostgresResource, kafka: KafkaResource, tmp_path
+):
+    spark = SparkResource(master="local[2]", checkpoint_root=str(tmp_path / "checkpoints"))
+    old = publish_charges(kafka, 300, prefix="ch_old_")
+    stream = start_stream_job(spark, kafka, clean_warehouse, "processing-time")
+    try:
+        wait_for(lambda: len(landed_ids(clean_warehouse)) == 300, 180, "the old topic's charges to land")
+        with kafka.admin() as admin:
+            admin.delete_topics([kafka.topic])
+        wait_for(lambda: stream.poll() is not None, 180, "the stream to stop on its own")
+    finally:
+        output = stop_stream(stream)
+    assert stream.returncode == job.EXIT_STREAM_FAILED
+    assert "deleted" in output and "txstream stream reset" in output
+
+    kafka.ensure_topic(partitions=2, replication=1)  # the same name, another topic
+    new = publish_charges(kafka, 200, prefix="ch_new_")
+    refused = start_stream_job(spark, kafka, clean_warehouse, "available-now")
+    output = output_of(refused)
+    assert refused.returncode == job.EXIT_PREFLIGHT_FAILED
+    assert "was deleted and created again" in output and "txstream stream reset" in output
+    assert landed_ids(clean_warehouse) == sorted(old)  # nothing of the new topic landed against the old offsets
+
+    reset = run_reset(kafka, spark.checkpoint_root)
+    assert reset.returncode == 0, reset.stdout + reset.stderr
+    assert "Checkpoint moved to" in reset.stdout
+    resumed = start_stream_job(spark, kafka, clean_warehouse, "available-now")
+    output = output_of(resumed)
+    assert resumed.returncode == 0, output
+    assert landed_ids(clean_warehouse) == sorted(old | new)
+    check = every_message_is_accounted_for(postgres=clean_warehouse)
+    assert check.passed, check.description  # each incarnation's ranges counted on their own
+
+
+def test_a_checkpoint_that_cannot_be_written_stops_the_job_before_it_reads(
+    clean_warehouse: PostgresResource, kafka: KafkaResource, tmp_path
+):
+    publish_charges(kafka, 10)
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    spark = SparkResource(master="local[2]", checkpoint_root=str(not_a_folder / "checkpoints"))
+    stream = start_stream_job(spark, kafka, clean_warehouse, "available-now")
+    output = output_of(stream)
+    assert stream.returncode == job.EXIT_PREFLIGHT_FAILED
+    assert f"Cannot write the Spark checkpoint {not_a_folder}/checkpoints/{kafka.topic}" in output
+    assert "TXSTREAM_SPARK_CHECKPOINT_DIR" in output
+    assert landed_ids(clean_warehouse) == []

@@ -12,40 +12,18 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from stream_helpers import batch_totals, wait_for
-from stripe_helpers import stripe_fixture
+from stream_helpers import batch_totals, landed_ids, publish_charges, start_stream_job, wait_for
 from txstream_dagster.defs.stream.assets import raw_transactions
 from txstream_dagster.defs.stream.checks import every_message_is_accounted_for, quarantine_rate_is_low
 from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.jvm import JvmDependencyMissing
 from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_spark import main as job
-from txstream_spark.event_contract import message_headers
 from txstream_spark.sink import staging_table
 
 pytestmark = pytest.mark.slow
 
 MALFORMED = [b"{not json", b"[]", b"\xff\xfe", b'{"object": "invoice", "id": "in_1"}']
-
-
-def publish_charges(kafka: KafkaResource, count: int, prefix: str = "ch_job_", malformed: list[bytes] = ()) -> set[str]:
-    producer = kafka.producer()
-    charge = stripe_fixture("charge")
-    ids = set()
-    for i in range(count):
-        obj = {**charge, "id": f"{prefix}{i}", "amount": 100 + i}
-        ids.add(obj["id"])
-        producer.send(kafka.topic, key=obj["id"].encode(), value=__import__("orjson").dumps(obj),
-                      headers=message_headers("charge", "synthetic", 1_700_000_000_000 + i))
-    for value in malformed:
-        producer.send(kafka.topic, key=b"bad", value=value)
-    producer.flush()
-    producer.close()
-    return ids
-
-
-def landed_ids(postgres: PostgresResource) -> list[str]:
-    return [i for (i,) in postgres.fetch_all("SELECT object_id FROM raw.transactions ORDER BY 1")]
 
 
 @pytest.fixture
@@ -89,13 +67,6 @@ def test_a_dagster_run_lands_every_charge_once_and_quarantines_the_rest(
     [second] = again.asset_materializations_for_node("raw_transactions")
     assert second.metadata["consumed"].value == 0
     assert landed_ids(clean_warehouse) == sorted(ids)
-
-
-def submit(spark: SparkResource, kafka: KafkaResource, postgres: PostgresResource, trigger: str) -> subprocess.Popen:
-    command = spark.submit_command(bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic, trigger=trigger,
-                                   fail_on_data_loss=True, interval="200 milliseconds")
-    return subprocess.Popen(command, env={**os.environ, **spark.job_env(postgres.resolved_url())},
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def batches(postgres: PostgresResource) -> int:
@@ -156,7 +127,7 @@ def test_kill_9_mid_batch_then_restart_loses_nothing_and_duplicates_nothing(
     clean_warehouse: PostgresResource, kafka: KafkaResource, spark: SparkResource
 ):
     ids = publish_charges(kafka, 6000)
-    stream = submit(spark, kafka, clean_warehouse, "processing-time")  # 500 offsets per trigger: 12 batches
+    stream = start_stream_job(spark, kafka, clean_warehouse, "processing-time")  # 500 offsets per trigger: 12 batches
     try:
         wait_for(lambda: batches(clean_warehouse) >= 1, 120, "a first committed batch")
         staged = freeze_mid_batch(stream, clean_warehouse, kafka.topic, 120)
@@ -169,7 +140,7 @@ def test_kill_9_mid_batch_then_restart_loses_nothing_and_duplicates_nothing(
     with clean_warehouse.connect(autocommit=True) as conn:
         assert staged_rows(conn, kafka.topic) >= staged
 
-    restarted = submit(spark, kafka, clean_warehouse, "available-now")
+    restarted = start_stream_job(spark, kafka, clean_warehouse, "available-now")
     output, _ = restarted.communicate(timeout=300)
     assert restarted.returncode == 0, output
 
@@ -181,7 +152,7 @@ def test_a_postgres_restart_while_streaming_loses_nothing(
     clean_warehouse: PostgresResource, kafka: KafkaResource, spark: SparkResource, local_stack
 ):
     ids = publish_charges(kafka, 500, prefix="ch_before_")
-    stream = submit(spark, kafka, clean_warehouse, "processing-time")
+    stream = start_stream_job(spark, kafka, clean_warehouse, "processing-time")
     try:
         wait_for(lambda: len(landed_ids(clean_warehouse)) == 500, 120, "the first charges to land")
         local_stack.postgres.stop()

@@ -54,7 +54,7 @@ def main() -> None:
 
 @main.command()
 def up() -> None:
-    """Start the embedded PostgreSQL and Kafka broker (what is not configured), migrate, create the topic."""
+    """Start the embedded PostgreSQL and Apache Kafka (what is not configured), migrate, create the topic."""
     settings = _settings()
     for line in LocalStack(settings).up():
         console.print(f"[green]✓[/green] {line}")
@@ -98,7 +98,7 @@ def status() -> None:
         total = sum(kafka.end_offsets().values())
         console.print(
             f"[green]✓[/green] Kafka at {kafka.resolved_bootstrap()} "
-            f"({'embedded' if stack.embeds_broker else 'external'}): topic {topic.name}, "
+            f"({'embedded' if stack.embeds_kafka else 'external'}): topic {topic.name}, "
             f"{topic.partitions} partitions, {total} messages"
         )
     except Exception as exc:  # noqa: BLE001

@@ -225,7 +225,7 @@ def run_demo(settings: Settings, *, charges: int, days: int, seed: int, port: in
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.setdefault("TXSTREAM_FOREX_BUNDLED_MAX_DAYS_PAST_END", str(DEMO_FOREX_DAYS_PAST_END))
 
-    with console.status("starting PostgreSQL and the Kafka broker"):
+    with console.status("starting PostgreSQL and Kafka"):
         for line in LocalStack(settings).up():
             console.print(f"[green]✓[/green] {line}")
         postgres, kafka = PostgresResource(), KafkaResource(topic=settings.topic)

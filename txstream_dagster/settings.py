@@ -51,12 +51,12 @@ class Settings(BaseSettings):
 
     # --- Kafka ------------------------------------------------------------
     kafka_bootstrap: str | None = Field(
-        default=None, description="host:port[,host:port] of the Kafka cluster; unset → embedded broker."
+        default=None, description="host:port[,host:port] of the Kafka cluster; unset → the embedded Kafka (`txstream up`)."
     )
     topic: str = Field(default="stripe.events", description="Topic carrying Stripe objects.")
     topic_partitions: int = Field(default=4, ge=1, le=1024, description="Partitions of a topic txstream creates.")
     topic_replication: int = Field(default=1, ge=1, le=16, description="Replication factor of a topic txstream creates.")
-    local_kafka_port: int = Field(default=59092, ge=1, le=65535, description="Port of the embedded Kafka broker.")
+    local_kafka_port: int = Field(default=59092, ge=1, le=65535, description="Port of the embedded Kafka (127.0.0.1).")
     local_kafka_controller_port: int = Field(
         default=59093, ge=1, le=65535, description="Port of the embedded Kafka's KRaft controller (127.0.0.1 only)."
     )

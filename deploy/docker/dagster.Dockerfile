@@ -5,13 +5,20 @@
 #
 #   docker build -f deploy/docker/dagster.Dockerfile -t txstream-dagster .
 #
-# Build from the repository root. SPARK_VERSION must equal the Spark image's:
-# PySpark refuses executors of another version.
+# Build from the repository root. SPARK_VERSION must equal the Spark image's
+# and jvm/pom.xml's spark.version: PySpark refuses executors of another version.
 ARG PYTHON_VERSION=3.12
+ARG MAVEN_IMAGE=maven:3.9.9-eclipse-temurin-17
+
+# Spark's Kafka connector, resolved by Maven from the pom `make install` uses.
+FROM ${MAVEN_IMAGE} AS jvm
+COPY jvm/ /build/jvm/
+RUN mvn --batch-mode --quiet -f /build/jvm/pom.xml package -Djvm.lib.dir=/build/lib
+
 FROM python:${PYTHON_VERSION}-slim-bookworm
 
-ARG SPARK_VERSION=4.3.0
-ARG MAVEN_REPOSITORY=https://repo1.maven.org/maven2
+ARG SPARK_VERSION=4.2.0
+ARG PYTHON_VERSION
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -52,10 +59,8 @@ COPY dbt_project ./dbt_project
 # the profile's defaults exist for exactly this.
 RUN dagster-dbt project prepare-and-package --file txstream_dagster/defs/dbt/project.py
 
-COPY deploy/docker/fetch_kafka_connector.py /tmp/fetch_kafka_connector.py
-RUN python /tmp/fetch_kafka_connector.py --repository "$MAVEN_REPOSITORY" \
-        --jars-dir "$(python -c 'import pathlib, pyspark; print(pathlib.Path(pyspark.__file__).parent / "jars")')" \
-    && rm /tmp/fetch_kafka_connector.py
+# Next to Spark's own jars, so the driver in this image finds the Kafka source without --jars.
+COPY --from=jvm /build/lib/spark-kafka/ /opt/txstream/venv/lib/python${PYTHON_VERSION}/site-packages/pyspark/jars/
 
 COPY deploy/dagster/dagster.yaml deploy/dagster/workspace.yaml ${DAGSTER_HOME}/
 

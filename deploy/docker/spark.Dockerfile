@@ -6,15 +6,21 @@
 #
 # Build from the repository root, from the same commit and with the same
 # SPARK_VERSION and PYTHON_VERSION as the code image: the driver runs there,
-# and PySpark refuses Python workers of another minor version.
-ARG SPARK_VERSION=4.3.0
+# and PySpark refuses Python workers of another minor version. SPARK_VERSION
+# is the spark.version of jvm/pom.xml, which the connector is resolved at.
+ARG SPARK_VERSION=4.2.0
 ARG UV_VERSION=0.11.7
+ARG MAVEN_IMAGE=maven:3.9.9-eclipse-temurin-17
 FROM ghcr.io/astral-sh/uv:${UV_VERSION} AS uv
+
+# Spark's Kafka connector, resolved by Maven from the pom `make install` uses.
+FROM ${MAVEN_IMAGE} AS jvm
+COPY jvm/ /build/jvm/
+RUN mvn --batch-mode --quiet -f /build/jvm/pom.xml package -Djvm.lib.dir=/build/lib
 
 FROM apache/spark:${SPARK_VERSION}-scala2.13-java17-ubuntu
 
 ARG PYTHON_VERSION=3.12
-ARG MAVEN_REPOSITORY=https://repo1.maven.org/maven2
 
 USER root
 
@@ -35,9 +41,7 @@ RUN uv python install "$PYTHON_VERSION" \
     && uv pip install --python "$VIRTUAL_ENV/bin/python" -r /tmp/spark-requirements.txt \
     && rm /tmp/spark-requirements.txt
 
-COPY deploy/docker/fetch_kafka_connector.py /tmp/fetch_kafka_connector.py
-RUN python /tmp/fetch_kafka_connector.py --jars-dir /opt/spark/jars --repository "$MAVEN_REPOSITORY" \
-    && rm /tmp/fetch_kafka_connector.py
+COPY --from=jvm /build/lib/spark-kafka/ /opt/spark/jars/
 
 # Our job's package, importable by every Python worker through a .pth file.
 COPY spark/txstream_spark /opt/txstream/spark/txstream_spark

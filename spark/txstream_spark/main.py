@@ -137,10 +137,10 @@ def run(config: StreamConfig, postgres_url: str, reporter: JobReporter) -> int:
             raise PreflightError(str(exc)) from None
         # source → transform → sink: the sink runs the transform in its Spark tasks, which COPY the
         # result straight to PostgreSQL (see sink.py), so rows never gather on the driver.
+        topic_watch = TopicWatch(config.bootstrap, config.topic, topic.topic_id)
         sink = PostgresSink(
             postgres_url, config.topic, functools.partial(transform_batches, topic_id=topic.topic_id),
-            on_batch=reporter.batch_committed, log=reporter.log,
-            topic_watch=TopicWatch(config.bootstrap, config.topic, topic.topic_id),
+            on_batch=reporter.batch_committed, log=reporter.log, topic_watch=topic_watch,
         )
         writer = messages.writeStream.foreachBatch(sink).option("checkpointLocation", config.checkpoint)
         if config.trigger == "available-now":
@@ -152,10 +152,26 @@ def run(config: StreamConfig, postgres_url: str, reporter: JobReporter) -> int:
         try:
             query.awaitTermination()
         except StreamingQueryException as exc:
-            raise StreamFailed(failure_reason(str(exc))) from None
+            raise StreamFailed(_topic_gone(topic_watch) or failure_reason(str(exc))) from None
         finally:
             sink.close()
         return 0
+
+
+def _topic_gone(topic_watch) -> str | None:
+    """Why the query failed, when it is that the topic was deleted under it (Spark only says a partition is
+    unknown, or that data may have been lost)."""
+    from txstream_spark.kafka_topic import TopicRecreated
+
+    try:
+        topic_watch.check()
+    except TopicRecreated as gone:
+        return str(gone)
+    except Exception:  # noqa: BLE001 - Kafka unreachable now: keep Spark's own reason
+        return None
+    finally:
+        topic_watch.close()
+    return None
 
 
 def _stop_on_signals(query) -> None:

@@ -154,6 +154,13 @@ WITH upserted AS (
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
 """)
 
+# One scan for what the apply needs to know of the staged batch (quarantined rows have no object_id).
+STAGED_FIGURES = sql.SQL("""
+SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)),
+       count(*) FILTER (WHERE quarantine_reason IS NOT NULL), count(DISTINCT object_id)
+FROM {}
+""")
+
 # A task Spark retried after it had staged its rows leaves them twice.
 DROP_REPEATED_MESSAGES = sql.SQL("""
 DELETE FROM {staging} a USING {staging} b
@@ -188,13 +195,13 @@ def apply_staged(conn: psycopg.Connection, topic: str, spark_batch_id: int | Non
     with conn.transaction(), conn.cursor() as cur:
         # One writer per topic at a time, so the replay check below cannot race.
         cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"txstream-sink:{topic}"])
-        total, distinct_messages = cur.execute(
-            sql.SQL("SELECT count(*), count(DISTINCT (kafka_partition, kafka_offset)) FROM {}").format(staging)
-        ).fetchone()
+        total, distinct_messages, quarantined, distinct_objects = cur.execute(STAGED_FIGURES.format(staging)).fetchone()
         if total == 0:
             return result
         if distinct_messages < total:
             cur.execute(DROP_REPEATED_MESSAGES.format(staging=staging))
+            total, distinct_messages, quarantined, distinct_objects = cur.execute(
+                STAGED_FIGURES.format(staging)).fetchone()
         result.offset_ranges = [
             {"topic": t, "topic_id": tid, "partition": p, "from": lo, "to": hi, "count": n}
             for t, tid, p, lo, hi, n in cur.execute(
@@ -213,12 +220,7 @@ def apply_staged(conn: psycopg.Connection, topic: str, spark_batch_id: int | Non
             result.seconds = time.perf_counter() - started
             return result
 
-        quarantined, accepted, distinct_objects = cur.execute(
-            sql.SQL(
-                "SELECT count(*) FILTER (WHERE quarantine_reason IS NOT NULL), "
-                "count(*) FILTER (WHERE quarantine_reason IS NULL), count(DISTINCT object_id) FROM {}"
-            ).format(staging)
-        ).fetchone()
+        accepted = total - quarantined
         if distinct_objects < accepted:
             cur.execute(DROP_SUPERSEDED_VERSIONS.format(staging=staging))
         result.inserted, result.updated = cur.execute(

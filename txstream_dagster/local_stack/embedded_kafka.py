@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from txstream_dagster.jvm import KAFKA_BROKER, java_executable, module_jars
-from txstream_dagster.local_stack.processes import PidFile, require_free_port, spawn_detached
+from txstream_dagster.local_stack.processes import PidFile, require_free_port, spawn_detached, wait_for_port
 
 READY_TIMEOUT_S = 60.0
 # A controlled shutdown moves leadership away and flushes the log; it takes seconds, not minutes.
@@ -64,8 +64,12 @@ class Retention:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (what `kafka-storage random-uuid` prints)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (what `kafka-storage random-uuid`
+    prints). Like Kafka's own, never one starting with "-", which command lines would take for an option."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def server_properties(
@@ -201,7 +205,7 @@ class KafkaNode:
         """Write the cluster id and metadata version into an empty log dir (KRaft's one-time setup)."""
         result = subprocess.run(
             [java, *classpath, "kafka.tools.StorageTool", "format", "--ignore-formatted",
-             "--cluster-id", self.cluster_id or new_cluster_id(), "--config", str(self.properties_path)],
+             f"--cluster-id={self.cluster_id or new_cluster_id()}", f"--config={self.properties_path}"],
             capture_output=True, text=True, timeout=120,
         )
         if result.returncode != 0:
@@ -216,6 +220,9 @@ class KafkaNode:
         from kafka.errors import KafkaError
 
         deadline = time.monotonic() + timeout
+        while not wait_for_port(self.port, timeout=0.5) and time.monotonic() < deadline:
+            if self.pid_file.live_process() is None:
+                break
         while True:
             if self.pid_file.live_process() is None:
                 self.port_file.unlink(missing_ok=True)
