@@ -22,12 +22,14 @@ RESULTS = BENCH / "RESULTS.md"
 
 # name → arguments after `python bench/<name>.py`
 BENCHES: dict[str, list[str]] = {
+    "kafka_start": [],
     "producer_throughput": [],
     "stream_throughput": [],
     "stream_latency": [],
     "dbt_incremental": [],
     "forex_backfill": [],
     "soak": [],
+    "make_run": [],
 }
 
 

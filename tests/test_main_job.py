@@ -19,6 +19,7 @@ def test_the_main_job_streams_synthetic_charges_end_to_end_and_prints_a_summary(
         "TXSTREAM_DATA_DIR": str(tmp_path / "data"),
         "TXSTREAM_LOCAL_POSTGRES_PORT": str(free_port()),
         "TXSTREAM_LOCAL_KAFKA_PORT": str(free_port()),
+        "TXSTREAM_LOCAL_KAFKA_CONTROLLER_PORT": str(free_port()),
         "COLUMNS": "200",
     }
     try:
