@@ -28,11 +28,24 @@ def _not_busy() -> dg.AutomationCondition:
     )
 
 
-def _never_built() -> dg.AutomationCondition:
-    # A failed first build is not retried on every tick: it waits for the next change.
-    return (dg.AutomationCondition.missing() & ~dg.AutomationCondition.execution_failed()).with_label(
-        "never built"
+def _upstream_models_exist() -> dg.AutomationCondition:
+    # A model whose upstream dbt model was never built and is not being built now would fail: e.g. the
+    # dimensions on a first tick that holds back the staging views because the stream is landing
+    # raw.transactions. Only dbt deps count (see _upstream_updated for why not every dep).
+    missing_now = dg.AutomationCondition.missing() & ~dg.AutomationCondition.will_be_requested()
+    return (~dg.AutomationCondition.any_deps_match(missing_now).allow(dg.AssetSelection.kind("dbt"))).with_label(
+        "every upstream dbt model exists or is being built with it"
     )
+
+
+def _never_built() -> dg.AutomationCondition:
+    # A failed first build is not retried on every tick: it waits for the next change. A first build does
+    # not wait for upstream assets being updated (the stream landing, forex backfilling): it would be
+    # requested without its upstream dbt models, whose relationship tests would then fail in the same run.
+    return (
+        dg.AutomationCondition.missing() & ~dg.AutomationCondition.execution_failed()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("never built")
 
 
 def _definition_changed() -> dg.AutomationCondition:
@@ -54,11 +67,10 @@ def _upstream_updated() -> dg.AutomationCondition:
 def automation_condition_named(policy: str) -> dg.AutomationCondition:
     """The automation condition a model's `meta.dagster.automation` names."""
     if policy == "on_upstream_update":
-        return ((_never_built() | _upstream_updated() | _definition_changed()) & _not_busy()).with_label(
-            "rebuild when upstream data or the model changes"
-        )
+        return ((_never_built() | ((_upstream_updated() | _definition_changed()) & _not_busy()))
+                & _upstream_models_exist()).with_label("rebuild when upstream data or the model changes")
     if policy == "on_definition_change":
-        return ((_never_built() | _definition_changed()) & _not_busy()).with_label(
+        return ((_never_built() | (_definition_changed() & _not_busy())) & _upstream_models_exist()).with_label(
             "rebuild only when the model changes"
         )
     raise ValueError(
@@ -69,9 +81,8 @@ def automation_condition_named(policy: str) -> dg.AutomationCondition:
 
 def check_automation_condition() -> dg.AutomationCondition:
     """dbt tests run whenever the model they check (or another parent) is built."""
-    return (dg.AutomationCondition.any_deps_updated().since_last_handled() & ~dg.AutomationCondition.in_progress()).with_label(
-        "run when the checked model is rebuilt"
-    )
+    return (dg.AutomationCondition.any_deps_updated().since_last_handled() & ~dg.AutomationCondition.in_progress()
+            & _upstream_models_exist()).with_label("run when the checked model is rebuilt")
 
 
 def dagster_meta(dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
