@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 import orjson
 import pyarrow as pa
 
+from txstream_dagster.defs.stream.checks import every_message_is_accounted_for
 from txstream_dagster.defs.stream.offsets import committed_offsets
 from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.defs.stripe_source.publisher import encode
@@ -75,10 +76,13 @@ def kafka_batch(messages: Iterable[Message], topic: str = "stripe.events") -> pa
 
 
 def land_messages(postgres: PostgresResource, messages: Iterable[Message], topic: str = "stripe.events",
-                  topic_id: str = "test-topic") -> BatchResult:
+                  topic_id: str = "test-topic", conn=None) -> BatchResult:
+    """One micro-batch through the stream's transform and sink (as the topic's writer), on `conn` if given."""
     table = pa.Table.from_batches([transform_batch(kafka_batch(messages, topic), topic_id)])
-    with postgres.connect() as conn:
+    if conn is not None:
         return write_batch(conn, table)
+    with postgres.connect() as own:
+        return write_batch(own, table)
 
 
 def land_objects(postgres: PostgresResource, objects: Iterable[dict], source: str = "synthetic") -> BatchResult:
@@ -161,3 +165,13 @@ def latest_versions(seed: int, now_ms: int, rate: float, messages: int) -> dict[
     for message in (encode(v, "synthetic") for v in itertools.islice(SyntheticStripe(seed).stream(now_ms, rate), messages)):
         latest[message.key.decode()] = orjson.loads(message.value)
     return latest
+
+
+def assert_every_message_accounted_for_once(postgres: PostgresResource, objects: int) -> None:
+    """For streams where every object was published exactly once: each landed once, no batch applied twice."""
+    consumed, accounted, inserted, duplicates = batch_totals(postgres)
+    assert consumed == accounted
+    assert inserted == objects  # each object inserted once, by exactly one batch
+    assert duplicates == 0  # no message was applied twice (a replayed batch is not recorded again)
+    check = every_message_is_accounted_for(postgres=postgres)
+    assert check.passed, check.description  # offset ranges contiguous, none applied twice

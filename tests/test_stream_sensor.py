@@ -12,7 +12,7 @@ from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.defs.stream.sensors import next_cursor, stream_lag_sensor
 from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_spark.event_contract import message_headers
-from txstream_spark.preflight import stream_lock
+from txstream_spark.sink import claim_writer_lock
 
 
 def publish(kafka: KafkaResource, count: int) -> None:
@@ -25,8 +25,9 @@ def publish(kafka: KafkaResource, count: int) -> None:
     producer.close()
 
 
-def land_everything(kafka: KafkaResource, postgres: PostgresResource) -> None:
-    """What a finished catch-up run leaves behind: every message landed, offsets committed."""
+def land_everything(kafka: KafkaResource, postgres: PostgresResource, conn=None) -> None:
+    """What a finished catch-up run leaves behind: every message landed, offsets committed (through `conn`,
+    a writer's session, when given)."""
     ends = kafka.end_offsets()
     consumer = kafka.consumer()
     partitions = [TopicPartition(kafka.topic, p) for p in ends]
@@ -38,7 +39,7 @@ def land_everything(kafka: KafkaResource, postgres: PostgresResource) -> None:
             messages += [Message(value=r.value, key=r.key, headers=r.headers, partition=r.partition, offset=r.offset)
                          for r in records]
     consumer.close()
-    land_messages(postgres, messages, topic=kafka.topic, topic_id=kafka.describe_topic().topic_id)
+    land_messages(postgres, messages, topic=kafka.topic, topic_id=kafka.describe_topic().topic_id, conn=conn)
 
 
 def tick(kafka, postgres, spark, cursor=None):
@@ -82,9 +83,9 @@ def test_a_continuous_stream_is_reported_not_competed_with(clean_warehouse, kafk
     spark = SparkResource(checkpoint_root=str(tmp_path))
     publish(kafka, 10)
     first = tick(kafka, clean_warehouse, spark)
-    with stream_lock(clean_warehouse.resolved_url(), spark.checkpoint_for(kafka.topic)) as acquired:
-        assert acquired
-        land_everything(kafka, clean_warehouse)
+    with clean_warehouse.connect() as stream_session:  # the continuous stream's, holding the topic's writer lock
+        assert claim_writer_lock(stream_session, kafka.topic, "continuous")
+        land_everything(kafka, clean_warehouse, conn=stream_session)
         publish(kafka, 5)  # more arrives while the continuous stream runs
 
         second = tick(kafka, clean_warehouse, spark, cursor=first.cursor)

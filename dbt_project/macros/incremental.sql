@@ -1,23 +1,30 @@
-{#- The instant after which source rows may not be reflected in {{ this }} yet:
-    the newest `stamp_column` of {{ this }} minus `lookback_seconds` (by default
-    the lookback in dbt_project.yml, which covers writers outside dbt).
+{#- Commit-ordered watermarks for incremental models.
 
-    It is looked up before the model's query is planned and written into it as a
-    literal, so PostgreSQL estimates "ingested_at > <that instant>" from its
-    statistics (a few rows: index scans). A subquery there would be planned as a
+    Every raw row records `landed_xid`, the id of the transaction that last wrote
+    it, and every incremental model stores, on the rows a build writes,
+    `source_snapshot_xmin`: the xmin of the snapshot that build read (every
+    transaction below it had ended; those at or above it may still have been
+    running). The next build re-reads the rows written by transactions at or above
+    the newest such xmin. A writer's transaction that commits long after it began,
+    or after a build started, is therefore always picked up, whatever the clocks
+    say; rows read twice merge to the same result.
+
+    `watermark()` is looked up before the model's query is planned and written into
+    it as a literal, so PostgreSQL estimates "landed_xid >= <that xid>" from its
+    statistics (a few rows: an index scan). A subquery there would be planned as a
     third of the table and read everything on every micro-batch. -#}
-{% macro changed_since(stamp_column, lookback_seconds=none) -%}
-    {%- if execute -%}
+{% macro watermark() -%}
+    {%- if execute and is_incremental() -%}
         {%- set watermark_query -%}
-            select (
-                coalesce(max({{ stamp_column }}), '-infinity'::timestamptz)
-                - make_interval(secs => {{ (var("incremental_lookback_seconds") if lookback_seconds is none else lookback_seconds) | int }})
-            )::text
-            from {{ this }}
+            select coalesce(max(source_snapshot_xmin), '0'::xid8)::text from {{ this }}
         {%- endset -%}
-        {%- set watermark = run_query(watermark_query).columns[0].values()[0] -%}
-        '{{ watermark }}'::timestamptz
+        '{{ run_query(watermark_query).columns[0].values()[0] }}'::xid8
     {%- else -%}
-        '-infinity'::timestamptz
+        '0'::xid8
     {%- endif -%}
+{%- endmacro %}
+
+{#- The column every incremental model writes next to its rows: see above. -#}
+{% macro source_snapshot_xmin() -%}
+    pg_snapshot_xmin(pg_current_snapshot())
 {%- endmacro %}

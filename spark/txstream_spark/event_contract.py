@@ -3,7 +3,8 @@
 One message per Stripe object version:
 - key: the object's id (UTF-8), so every version of an object lands on one partition, in order;
 - value: the object's JSON exactly as Stripe returns it (no envelope);
-- headers: the object type, the source, the contract version, and when this version was observed.
+- headers: the object type, the source, the contract version, when this version was observed,
+  and (when Stripe said) the API version its JSON is shaped by.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ HEADER_OBJECT_TYPE = "stripe-object"       # charge | refund | dispute
 HEADER_SOURCE = "txstream-source"          # stripe | synthetic
 HEADER_SCHEMA_VERSION = "txstream-schema-version"
 HEADER_EVENT_TIME = "txstream-event-time"  # epoch milliseconds, decimal ASCII
+HEADER_API_VERSION = "stripe-api-version"   # the Event's api_version, e.g. 2024-06-20; absent when unknown
 
 OBJECT_TYPES = ("charge", "refund", "dispute")
 SOURCES = ("stripe", "synthetic")
@@ -26,19 +28,29 @@ TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
 # Stripe caps API objects far below this; anything larger is not a Stripe object.
 MAX_MESSAGE_BYTES = 1024 * 1024
+# Stripe's API versions are a release date, since 2024 with the release's name (2025-03-31.basil);
+# the contract accepts any short token of that alphabet, so a new naming scheme does not stop producers.
+API_VERSION = re.compile(r"[0-9A-Za-z._-]{1,64}")
 
 
-def message_headers(object_type: str, source: str, event_time_ms: int) -> list[tuple[str, bytes]]:
+def message_headers(
+    object_type: str, source: str, event_time_ms: int, api_version: str | None = None
+) -> list[tuple[str, bytes]]:
     if object_type not in OBJECT_TYPES:
         raise ValueError(f"object type {object_type!r} is not one of {OBJECT_TYPES}")
     if source not in SOURCES:
         raise ValueError(f"source {source!r} is not one of {SOURCES}")
-    return [
+    if api_version is not None and not API_VERSION.fullmatch(api_version):
+        raise ValueError(f"Stripe API version {api_version!r} is not like 2024-06-20 or 2025-03-31.basil")
+    headers = [
         (HEADER_OBJECT_TYPE, object_type.encode()),
         (HEADER_SOURCE, source.encode()),
         (HEADER_SCHEMA_VERSION, SCHEMA_VERSION.encode()),
         (HEADER_EVENT_TIME, str(int(event_time_ms)).encode()),
     ]
+    if api_version is not None:
+        headers.append((HEADER_API_VERSION, api_version.encode()))
+    return headers
 
 
 def check_topic_name(name: str, given_as: str) -> str:

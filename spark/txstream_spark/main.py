@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from txstream_spark import DEFAULT_MAX_OFFSETS_PER_TRIGGER
 from txstream_spark.event_contract import check_topic_name
-from txstream_spark.preflight import PreflightError, check_broker, check_warehouse, landed_topic_id, stream_lock
+from txstream_spark.preflight import PreflightError, check_broker, check_warehouse, landed_offsets
 from txstream_spark.reporting import JobReporter
 
 POSTGRES_URL_ENV = "TXSTREAM_POSTGRES_URL"
@@ -31,7 +31,7 @@ EXIT_PREFLIGHT_FAILED = 2
 EXIT_ALREADY_RUNNING = 3
 EXIT_STREAM_FAILED = 4
 # Our own errors raised inside a batch reach the driver wrapped in Spark's and Py4J's traces.
-_OWN_FAILURE = re.compile(r"\b(?:TopicRecreated|SinkUnavailable): (.+)")
+_OWN_FAILURE = re.compile(r"\b(?:TopicRecreated|SinkUnavailable|WriterLost): (.+)")
 
 
 class StreamFailed(RuntimeError):
@@ -107,7 +107,7 @@ def build_session(config: StreamConfig):
 def run(config: StreamConfig, postgres_url: str, reporter: JobReporter) -> int:
     from pyspark.errors import StreamingQueryException
 
-    from txstream_spark.checkpoint import check_same_topic, check_writable
+    from txstream_spark.checkpoint import check_writable, resume_plan, set_aside
     from txstream_spark.kafka_topic import TopicWatch
     from txstream_spark.sink import PostgresSink
     from txstream_spark.source import ConnectorMissing, read_kafka_stream
@@ -115,33 +115,34 @@ def run(config: StreamConfig, postgres_url: str, reporter: JobReporter) -> int:
 
     check_warehouse(postgres_url)
     topic = check_broker(config.bootstrap, config.topic)
-    with stream_lock(postgres_url, config.checkpoint) as acquired:
-        if not acquired:
-            reporter.log(
-                f"Another stream query is already running on checkpoint {config.checkpoint}; "
-                "nothing to do (its rows land in the same tables)."
-            )
-            return EXIT_ALREADY_RUNNING
+    topic_watch = TopicWatch(config.bootstrap, config.topic, topic.topic_id)
+    # source → transform → sink: the sink runs the transform in its Spark tasks, which COPY the
+    # result straight to PostgreSQL (see sink.py), so rows never gather on the driver.
+    sink = PostgresSink(
+        postgres_url, config.topic, functools.partial(transform_batches, topic_id=topic.topic_id),
+        on_batch=reporter.batch_committed, log=reporter.log, topic_watch=topic_watch,
+    )
+    if not sink.claim():
+        reporter.log(f"Another stream query is already writing topic {config.topic}; nothing to do "
+                     "(its rows land in the same tables).")
+        return EXIT_ALREADY_RUNNING
+    try:
         spark = build_session(config)
         spark.sparkContext.setLogLevel("WARN")
         check_writable(spark, config.checkpoint)
-        check_same_topic(spark, config.checkpoint, config.topic, topic.topic_id,
-                         landed_topic_id(postgres_url, config.topic))
-        reporter.log(f"reading {config.topic} (id {topic.topic_id}, {topic.partitions} partitions) from {config.bootstrap}")
+        plan = resume_plan(spark, config.checkpoint, topic, landed_offsets(postgres_url, config.topic),
+                           config.starting_offsets)
+        if plan.set_aside:
+            reporter.log(f"checkpoint moved to {set_aside(spark, config.checkpoint)}")
+        reporter.log(f"reading {config.topic} (id {topic.topic_id}, {topic.partitions} partitions) from "
+                     f"{config.bootstrap}: {plan.reason}")
         try:
             messages = read_kafka_stream(
-                spark, bootstrap=config.bootstrap, topic=config.topic, starting_offsets=config.starting_offsets,
+                spark, bootstrap=config.bootstrap, topic=config.topic, starting_offsets=plan.starting_offsets,
                 max_offsets_per_trigger=config.max_offsets_per_trigger, fail_on_data_loss=config.fail_on_data_loss,
             )
         except ConnectorMissing as exc:
             raise PreflightError(str(exc)) from None
-        # source → transform → sink: the sink runs the transform in its Spark tasks, which COPY the
-        # result straight to PostgreSQL (see sink.py), so rows never gather on the driver.
-        topic_watch = TopicWatch(config.bootstrap, config.topic, topic.topic_id)
-        sink = PostgresSink(
-            postgres_url, config.topic, functools.partial(transform_batches, topic_id=topic.topic_id),
-            on_batch=reporter.batch_committed, log=reporter.log, topic_watch=topic_watch,
-        )
         writer = messages.writeStream.foreachBatch(sink).option("checkpointLocation", config.checkpoint)
         if config.trigger == "available-now":
             writer = writer.trigger(availableNow=True)
@@ -153,9 +154,9 @@ def run(config: StreamConfig, postgres_url: str, reporter: JobReporter) -> int:
             query.awaitTermination()
         except StreamingQueryException as exc:
             raise StreamFailed(_topic_gone(topic_watch) or failure_reason(str(exc))) from None
-        finally:
-            sink.close()
-        return 0
+    finally:
+        sink.close()
+    return 0
 
 
 def _topic_gone(topic_watch) -> str | None:

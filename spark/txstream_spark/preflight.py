@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 
 import psycopg
 
@@ -63,28 +62,23 @@ def check_broker(bootstrap: str, topic: str) -> TopicDescription:
     return description
 
 
-def landed_topic_id(url: str, topic: str) -> str | None:
-    """The id of the topic incarnation whose offsets PostgreSQL holds, if any."""
+@dataclass(frozen=True)
+class LandedOffsets:
+    """What PostgreSQL says the stream has landed of a topic: the incarnation (topic id) and, per
+    partition, the next offset to read. Written in the same transaction as the rows."""
+
+    topic_id: str | None
+    next_offsets: dict[int, int]
+
+
+def landed_offsets(url: str, topic: str) -> LandedOffsets:
     with connect(url) as conn:
-        row = conn.execute(
-            "SELECT kafka_topic_id FROM ops.stream_offsets WHERE kafka_topic = %s ORDER BY updated_at DESC LIMIT 1",
+        rows = conn.execute(
+            "SELECT kafka_partition, next_offset, kafka_topic_id FROM ops.stream_offsets WHERE kafka_topic = %s",
             [topic],
-        ).fetchone()
-    return row[0] if row else None
-
-
-def stream_lock_key(checkpoint: str) -> str:
-    return f"txstream-stream:{checkpoint}"
-
-
-@contextmanager
-def stream_lock(url: str, checkpoint: str) -> Iterator[bool]:
-    """Held for the job's lifetime: two queries on one checkpoint would corrupt it."""
-    conn = connect(url, autocommit=True)
-    try:
-        acquired = conn.execute(
-            "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [stream_lock_key(checkpoint)]
-        ).fetchone()[0]
-        yield acquired
-    finally:
-        conn.close()
+        ).fetchall()
+    topic_ids = {topic_id for _, _, topic_id in rows}
+    return LandedOffsets(
+        topic_id=topic_ids.pop() if len(topic_ids) == 1 else None,
+        next_offsets={partition: offset for partition, offset, _ in rows},
+    )

@@ -1,12 +1,18 @@
-"""One micro-batch → PostgreSQL, exactly once in effect.
+"""One micro-batch → PostgreSQL, exactly once in effect, by the topic's only writer.
 
-1. Stage: every Spark task COPYs its transformed rows into the topic's UNLOGGED
-   staging table, in parallel, streaming (PostgreSQL parses while Python
-   transforms). The driver never holds the batch.
-2. Apply, in one transaction on the driver: upsert the staged rows into
-   `raw.transactions` (the latest version of each object wins), insert the
-   quarantined messages, advance `ops.stream_offsets`, record the batch in
-   `ops.stream_batches`, empty the staging table.
+0. Claim: a stream query becomes the topic's writer by taking a session-level
+   advisory lock on the connection it applies with; a second query on the same
+   topic finds it taken and does not start. After a reconnect (PostgreSQL
+   restarted) the lock is taken again before anything is written, or the query
+   stops: it lost the topic to another writer.
+1. Stage: every Spark task COPYs its transformed rows into this query's own
+   UNLOGGED staging table, in parallel, streaming (PostgreSQL parses while Python
+   transforms). The driver never holds the batch; no other writer's tasks can add
+   rows to it.
+2. Apply, in one transaction on the lock's connection: check the lock is still
+   held, upsert the staged rows into `raw.transactions` (the latest version of
+   each object wins), insert the quarantined messages, advance
+   `ops.stream_offsets`, record the batch in `ops.stream_batches`, empty staging.
 
 The batch is keyed by the Kafka offset ranges it covers, so a batch replayed
 after a crash (same ranges) is recognised and changes nothing.
@@ -17,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,17 +47,59 @@ def _columns(names: Iterable[str]) -> sql.Composed:
     return sql.SQL(", ").join(map(sql.Identifier, names))
 
 
-def staging_table(topic: str) -> sql.Identifier:
-    """ops.stream_staging_<hash of the topic>: one per topic, so two streams never share one."""
-    return sql.Identifier("ops", f"stream_staging_{hashlib.sha1(topic.encode()).hexdigest()[:16]}")
+class WriterLost(RuntimeError):
+    """Another stream query holds the topic's writer lock: this one must stop writing."""
+
+
+def writer_lock_key(topic: str) -> str:
+    """The advisory lock that makes one stream query the topic's only writer (the Dagster sensor probes it)."""
+    return f"txstream-stream-writer:{topic}"
+
+
+def staging_prefix(topic: str) -> str:
+    return f"stream_staging_{hashlib.sha1(topic.encode()).hexdigest()[:12]}_"
+
+
+def staging_table(topic: str, writer: str) -> sql.Identifier:
+    """ops.stream_staging_<hash of the topic>_<writer>: one per stream query, never shared."""
+    return sql.Identifier("ops", f"{staging_prefix(topic)}{writer}")
+
+
+# 64-bit advisory lock keys show in pg_locks as classid (high 32 bits) and objid (low 32 bits).
+_HOLDS_WRITER_LOCK = """
+SELECT EXISTS (
+    SELECT 1 FROM pg_locks
+    WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted AND objsubid = 1
+      AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(%s, 0))
+"""
+
+
+def claim_writer_lock(conn: psycopg.Connection, topic: str, writer: str) -> bool:
+    """Make `conn`'s session the topic's only writer (False: another holds it), then drop the staging
+    tables earlier writers left behind (a writer that died, or lost the lock, never applies them)."""
+    if not conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [writer_lock_key(topic)]).fetchone()[0]:
+        conn.rollback()
+        return False
+    own = staging_table(topic, writer).as_string(conn)
+    for (stale,) in conn.execute(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'ops' AND starts_with(tablename, %s)",
+        [staging_prefix(topic)],
+    ).fetchall():
+        if sql.Identifier("ops", stale).as_string(conn) != own:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("ops", stale)))
+    conn.commit()
+    return True
+
+
+def holds_writer_lock(conn: psycopg.Connection, topic: str) -> bool:
+    return conn.execute(_HOLDS_WRITER_LOCK, [writer_lock_key(topic)]).fetchone()[0]
 
 
 # --- 1. stage ----------------------------------------------------------------
 
 
-def prepare_staging(conn: psycopg.Connection, topic: str) -> None:
-    """An empty staging table for the topic (a crashed attempt may have left rows)."""
-    table = staging_table(topic)
+def prepare_staging(conn: psycopg.Connection, table: sql.Identifier) -> None:
+    """An empty staging table (a failed attempt may have left rows)."""
     with conn.transaction():
         conn.execute(sql.SQL("CREATE UNLOGGED TABLE IF NOT EXISTS {} (LIKE ops.stream_staging_template)").format(table))
         conn.execute(sql.SQL("TRUNCATE {}").format(table))
@@ -67,12 +116,12 @@ def _csv_ready(batch: pa.RecordBatch, spark_batch_id: int) -> pa.Table:
     return pa.Table.from_arrays(columns, names=STAGED_COLUMNS)
 
 
-def copy_to_staging(conn: psycopg.Connection, topic: str, spark_batch_id: int, batches: Iterable[pa.RecordBatch]) -> int:
+def copy_to_staging(
+    conn: psycopg.Connection, table: sql.Identifier, spark_batch_id: int, batches: Iterable[pa.RecordBatch]
+) -> int:
     """Stream transformed batches into the staging table; returns the rows staged."""
     staged = 0
-    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
-        staging_table(topic), _columns(STAGED_COLUMNS)
-    )
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(table, _columns(STAGED_COLUMNS))
     with conn.transaction(), conn.cursor() as cur, cur.copy(statement) as copy:
         for batch in batches:
             if len(batch) == 0:
@@ -97,14 +146,15 @@ def _worker_connection(url: str) -> psycopg.Connection:
 
 
 def stage_in_tasks(
-    url: str, topic: str, spark_batch_id: int, transform: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
+    url: str, table: sql.Identifier, spark_batch_id: int,
+    transform: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]],
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """A `mapInArrow` function: each Spark task transforms its messages and COPYs them to staging."""
 
     def stage(messages: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         conn = _worker_connection(url)
         try:
-            staged = copy_to_staging(conn, topic, spark_batch_id, transform(messages))
+            staged = copy_to_staging(conn, table, spark_batch_id, transform(messages))
         except BaseException:
             _connections.pop(url, None)
             conn.close()
@@ -147,7 +197,7 @@ UPSERT = sql.SQL("""
 WITH upserted AS (
     INSERT INTO raw.transactions AS t ({columns})
     SELECT {columns} FROM {staging} WHERE quarantine_reason IS NULL
-    ON CONFLICT (object_id) DO UPDATE SET {assignments}, ingested_at = now()
+    ON CONFLICT (object_id) DO UPDATE SET {assignments}, ingested_at = now(), landed_xid = pg_current_xact_id()
     WHERE (excluded.event_time, excluded.kafka_offset) > (t.event_time, t.kafka_offset)
       AND excluded.payload IS DISTINCT FROM t.payload
     RETURNING (xmax = 0) AS inserted
@@ -188,14 +238,16 @@ ON CONFLICT DO NOTHING
 """)
 
 
-def apply_staged(conn: psycopg.Connection, topic: str, spark_batch_id: int | None, started_at: datetime) -> BatchResult:
-    """Move the staged batch into the raw tables, in one transaction."""
+def apply_staged(
+    conn: psycopg.Connection, topic: str, staging: sql.Identifier, spark_batch_id: int | None, started_at: datetime
+) -> BatchResult:
+    """Move the staged batch into the raw tables, in one transaction, on the connection holding the writer lock."""
     started = time.perf_counter()
-    staging = staging_table(topic)
     result = BatchResult()
     with conn.transaction(), conn.cursor() as cur:
-        # One writer per topic at a time, so the replay check below cannot race.
-        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"txstream-sink:{topic}"])
+        # Only the topic's writer applies (a query whose session was lost and whose lock another took stops).
+        if not holds_writer_lock(conn, topic):
+            raise WriterLost(f"this stream query no longer holds topic {topic!r}'s writer lock; nothing was applied")
         total, distinct_messages, quarantined, distinct_objects = cur.execute(STAGED_FIGURES.format(staging)).fetchone()
         if total == 0:
             return result
@@ -267,14 +319,23 @@ def apply_staged(conn: psycopg.Connection, topic: str, spark_batch_id: int | Non
 
 
 def write_batch(conn: psycopg.Connection, table: pa.Table, spark_batch_id: int | None = None) -> BatchResult:
-    """Stage and apply an already transformed batch from this process (what the Spark tasks do, in one)."""
+    """Stage and apply an already transformed batch from this process, as the topic's writer for the
+    connection's lifetime (what a stream query's tasks and driver do, in one)."""
     if table.num_rows == 0:
         return BatchResult()
     started_at = datetime.now(timezone.utc)
     topic = table.column("kafka_topic")[0].as_py()
-    prepare_staging(conn, topic)
-    copy_to_staging(conn, topic, spark_batch_id or 0, table.to_batches())
-    return apply_staged(conn, topic, spark_batch_id, started_at)
+    writer = uuid.uuid4().hex[:12]
+    if not claim_writer_lock(conn, topic, writer):
+        raise WriterLost(f"a stream query is writing topic {topic!r}")
+    staging = staging_table(topic, writer)
+    prepare_staging(conn, staging)
+    copy_to_staging(conn, staging, spark_batch_id or 0, table.to_batches())
+    try:
+        return apply_staged(conn, topic, staging, spark_batch_id, started_at)
+    finally:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
+        conn.commit()
 
 
 class SinkUnavailable(RuntimeError):
@@ -282,14 +343,16 @@ class SinkUnavailable(RuntimeError):
 
 
 class PostgresSink:
-    """The `foreachBatch` callable: stage in the tasks, apply on the driver; a failed batch is tried again.
+    """The `foreachBatch` callable: the topic's only writer; stages in the tasks, applies on the driver.
 
-    Each attempt starts from an empty staging table and applying is one
-    transaction, so an attempt that failed half-way (PostgreSQL restarting, a
-    broker away, a task lost) left nothing behind. After the last attempt the
-    query fails, and the next run replays the batch from Spark's checkpoint.
-    Before applying, `topic_watch` makes sure the staged messages came from the
-    topic the stream started on, not from one created again under its name.
+    `claim()` first, before the query starts. A failed batch is tried again: each
+    attempt starts from an empty staging table and applying is one transaction, so
+    an attempt that failed half-way (PostgreSQL restarting, a broker away, a task
+    lost) left nothing behind; a reconnect takes the writer lock again or stops the
+    query (WriterLost). After the last attempt the query fails, and the next run
+    replays the batch. Before applying, `topic_watch` makes sure the staged
+    messages came from the topic the stream started on, not from one created
+    again under its name.
     """
 
     RETRY_DELAYS_S = (1, 2, 4, 8, 15, 30)
@@ -301,24 +364,41 @@ class PostgresSink:
         self.on_batch = on_batch
         self.log = log
         self.topic_watch = topic_watch
+        self.writer = uuid.uuid4().hex[:12]
+        self.staging = staging_table(topic, self.writer)
         self.conn: psycopg.Connection | None = None
 
+    def claim(self) -> bool:
+        """Become the topic's only writer; False when another stream query is."""
+        conn = psycopg.connect(self.url, connect_timeout=5, application_name="txstream-stream-sink")
+        if not claim_writer_lock(conn, self.topic, self.writer):
+            conn.close()
+            return False
+        self.conn = conn
+        return True
+
     def _connection(self) -> psycopg.Connection:
-        if self.conn is None or self.conn.closed:
-            self.conn = psycopg.connect(self.url, connect_timeout=5, application_name="txstream-stream-sink")
+        """The writer's connection; a new one takes the writer lock again first."""
+        if self.conn is None or self.conn.closed or self.conn.broken:
+            self.conn = None
+            if not self.claim():
+                raise WriterLost(
+                    f"another stream query took topic {self.topic!r}'s writer lock while this one reconnected "
+                    "(PostgreSQL restarted?): this one stops, the other goes on writing."
+                )
         return self.conn
 
     def write(self, batch_df, batch_id: int) -> BatchResult:
         started_at = datetime.now(timezone.utc)
         conn = self._connection()
-        prepare_staging(conn, self.topic)
-        stage = stage_in_tasks(self.url, self.topic, batch_id, self.transform)
+        prepare_staging(conn, self.staging)
+        stage = stage_in_tasks(self.url, self.staging, batch_id, self.transform)
         staging_started = time.perf_counter()
         batch_df.mapInArrow(stage, "staged long").collect()
         stage_seconds = time.perf_counter() - staging_started
         if self.topic_watch is not None:
             self.topic_watch.check()  # asked after the read: a topic recreated before or during it shows by now
-        result = apply_staged(conn, self.topic, batch_id, started_at)
+        result = apply_staged(conn, self.topic, self.staging, batch_id, started_at)
         result.stage_seconds = stage_seconds
         return result
 
@@ -327,10 +407,10 @@ class PostgresSink:
             try:
                 result = self.write(batch_df, batch_id)
                 break
-            except TopicRecreated:
+            except (TopicRecreated, WriterLost):
                 raise
             except Exception as exc:  # noqa: BLE001 - task failures reach us as Py4J errors
-                self.close()
+                self._disconnect()
                 reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
                 if delay is None:
                     raise SinkUnavailable(
@@ -342,9 +422,19 @@ class PostgresSink:
         if self.on_batch is not None:
             self.on_batch(batch_id, result)
 
-    def close(self) -> None:
+    def _disconnect(self) -> None:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+    def close(self) -> None:
+        """Drop this writer's staging table and give the writer lock up (closing the session releases it)."""
+        if self.conn is not None and not self.conn.closed and not self.conn.broken:
+            try:
+                self.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self.staging))
+                self.conn.commit()
+            except psycopg.Error:
+                pass  # the next writer drops it
+        self._disconnect()
         if self.topic_watch is not None:
             self.topic_watch.close()

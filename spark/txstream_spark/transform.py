@@ -3,13 +3,20 @@
 `parse_message` decides for one message; `transform_batch` applies it to an
 Arrow record batch of Spark's Kafka source (what `mapInArrow` hands us) and returns
 one batch holding both kinds of row, told apart by `quarantine_reason`.
+
+No message can stop the stream: every per-message step runs inside one boundary
+in `transform_batch` that turns any exception into a quarantine row with a
+reason, and every value is bounded before it reaches Arrow or PostgreSQL (ids
+that fit a btree index, amounts that fit bigint, times PostgreSQL and Python
+can both hold, no NUL characters in text). Kafka Connect's dead-letter queue
+makes the same promise for conversion errors.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -17,6 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from txstream_spark.event_contract import (
+    API_VERSION,
+    HEADER_API_VERSION,
     HEADER_EVENT_TIME,
     HEADER_OBJECT_TYPE,
     HEADER_SOURCE,
@@ -26,9 +35,20 @@ from txstream_spark.event_contract import (
 )
 
 CURRENCY_CODE = re.compile(r"^[a-z]{3}$")
-# Stripe was founded in 2010; anything outside this window is not a real `created`.
-EARLIEST_CREATED = int(datetime(2000, 1, 1, tzinfo=timezone.utc).timestamp())
-LATEST_CREATED = int(datetime(2100, 1, 1, tzinfo=timezone.utc).timestamp())
+# Stripe was founded in 2010; anything outside this window is not a real `created` (or event time).
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+EARLIEST_CREATED = int(EARLIEST.timestamp())
+LATEST_CREATED = int(LATEST.timestamp())
+# A version stamped later than this after the stream saw it would win every later upsert of its
+# object and freeze it: such a message is quarantined (event_time_in_future), not clamped.
+EVENT_TIME_FUTURE_TOLERANCE = timedelta(minutes=15)
+# Stripe ids are short ASCII (ch_…, 27 characters); raw.transactions indexes them, and a btree
+# entry must stay under ~2.7 kB, so anything longer is not an id.
+MAX_ID_LENGTH = 255
+MAX_STATUS_LENGTH = 64
+# raw.transactions.amount is a bigint.
+MAX_AMOUNT = 2**63 - 1
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 # The rows of Spark's `kafka` source (with includeHeaders), as Arrow record batches.
@@ -60,6 +80,7 @@ OUTPUT_SCHEMA = pa.schema(
         ("livemode", pa.bool_()),
         ("source", pa.string()),
         ("event_time", UTC_MICROS),
+        ("api_version", pa.string()),
         ("payload", pa.string()),
         ("kafka_topic", pa.string()),
         ("kafka_topic_id", pa.string()),
@@ -75,7 +96,7 @@ OUTPUT_SCHEMA = pa.schema(
 )
 TYPED_COLUMNS = [
     "object_id", "object_type", "amount", "currency", "status", "created_at", "charge_id",
-    "customer_id", "livemode", "source", "event_time", "payload",
+    "customer_id", "livemode", "source", "event_time", "api_version", "payload",
 ]
 
 
@@ -101,6 +122,7 @@ class StripeObjectRow:
     livemode: bool | None
     source: str
     event_time: datetime
+    api_version: str | None  # the Stripe API version the JSON is shaped by, when the producer knew it
     payload: bytes  # the message value, exactly as sent
 
 
@@ -129,19 +151,47 @@ def _preview(value: Any) -> str:
 
 def _id_of(value: Any, name: str) -> str | None:
     """Stripe references are an id, or the expanded object carrying one."""
-    if value is None or isinstance(value, str):
-        return value
     if isinstance(value, dict) and isinstance(value.get("id"), str):
-        return value["id"]
-    raise Rejected("wrong_type", f"{name!r} must be an id or an expanded object, got {_preview(value)}")
+        value = value["id"]
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise Rejected("wrong_type", f"{name!r} must be an id or an expanded object, got {_preview(value)}")
+    return _bounded(value, name, MAX_ID_LENGTH)
+
+
+def _bounded(text: str, name: str, max_length: int) -> str:
+    if len(text) > max_length:
+        raise Rejected("invalid_value", f"{name!r} is {len(text)} characters long; at most {max_length} is an id")
+    return text
+
+
+def _header(headers: dict[str, bytes | None], name: str) -> str | None:
+    """A header's text; absent → None; present without a value, or not UTF-8 → invalid_header."""
+    if name not in headers:
+        return None
+    value = headers[name]
+    if value is None:
+        raise Rejected("invalid_header", f"header {name} has no value (null)")
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Rejected("invalid_header", f"header {name}={value[:30]!r} is not UTF-8") from None
 
 
 def _utc(epoch_seconds: float) -> datetime:
     return datetime.fromtimestamp(epoch_seconds, tz=timezone.utc)
 
 
-def parse_message(value: bytes | None, headers: dict[str, bytes], kafka_timestamp: datetime | None) -> StripeObjectRow:
-    """One Kafka message → one typed row, or `Rejected` saying what is wrong with it."""
+def parse_message(
+    value: bytes | None,
+    headers: dict[str, bytes | None],
+    kafka_timestamp: datetime | None,
+    now: datetime | None = None,
+) -> StripeObjectRow:
+    """One Kafka message → one typed row, or `Rejected` saying what is wrong with it.
+
+    `now` is when the stream sees the message (an event time beyond it plus the tolerance is rejected)."""
     if value is None:
         raise Rejected("empty_value", "the message has no value (a tombstone?); Stripe objects are never empty")
     if len(value) > MAX_MESSAGE_BYTES:
@@ -165,19 +215,18 @@ def parse_message(value: bytes | None, headers: dict[str, bytes], kafka_timestam
         raise Rejected(
             "unknown_object_type", f"'object' is {_preview(object_type)}; expected one of {', '.join(OBJECT_TYPES)}"
         )
-    declared = headers.get(HEADER_OBJECT_TYPE)
-    if declared is not None and declared.decode("utf-8", "replace") != object_type:
+    declared = _header(headers, HEADER_OBJECT_TYPE)
+    if declared is not None and declared != object_type:
         raise Rejected(
-            "type_mismatch",
-            f"header {HEADER_OBJECT_TYPE}={declared.decode('utf-8', 'replace')!r} but the object is a {object_type}",
+            "type_mismatch", f"header {HEADER_OBJECT_TYPE}={_preview(declared)} but the object is a {object_type}"
         )
 
-    object_id = _field(obj, "id", str, "a string")
+    object_id = _bounded(_field(obj, "id", str, "a string"), "id", MAX_ID_LENGTH)
     if not object_id:
         raise Rejected("missing_field", f"{object_type} has an empty 'id'")
     amount = _field(obj, "amount", int, "an integer (minor units)")
-    if amount < 0:
-        raise Rejected("invalid_value", f"'amount' is negative ({amount})")
+    if not 0 <= amount <= MAX_AMOUNT:
+        raise Rejected("invalid_value", f"'amount' {_preview(amount)} is not between 0 and {MAX_AMOUNT}")
     currency = _field(obj, "currency", str, "a string")
     if not CURRENCY_CODE.match(currency):
         raise Rejected("invalid_value", f"'currency' {currency!r} is not a lower-case ISO 4217 code")
@@ -187,6 +236,8 @@ def parse_message(value: bytes | None, headers: dict[str, bytes], kafka_timestam
     # Stripe's Refund object has no `livemode`; charges and disputes always do.
     livemode = _field(obj, "livemode", bool, "a boolean", required=object_type != "refund")
     status = _field(obj, "status", str, "a string", required=False)
+    if status is not None:
+        _bounded(status, "status", MAX_STATUS_LENGTH)
 
     customer_id = _id_of(obj.get("customer"), "customer")
     if object_type == "charge":
@@ -196,10 +247,20 @@ def parse_message(value: bytes | None, headers: dict[str, bytes], kafka_timestam
         if charge_id is None:
             raise Rejected("missing_field", f"{object_type} has no 'charge'")
 
-    source = headers.get(HEADER_SOURCE, b"stripe").decode("utf-8", "replace")
+    source = _header(headers, HEADER_SOURCE) or "stripe"
     if source not in SOURCES:
-        raise Rejected("invalid_header", f"header {HEADER_SOURCE}={source!r}; expected one of {', '.join(SOURCES)}")
-    event_time = _event_time(headers.get(HEADER_EVENT_TIME), kafka_timestamp, created)
+        raise Rejected("invalid_header", f"header {HEADER_SOURCE}={_preview(source)}; expected one of {', '.join(SOURCES)}")
+    api_version = _header(headers, HEADER_API_VERSION)
+    if api_version is not None and not API_VERSION.fullmatch(api_version):
+        raise Rejected("invalid_header", f"header {HEADER_API_VERSION}={_preview(api_version)} is not a Stripe API version")
+    event_time = _event_time(_header(headers, HEADER_EVENT_TIME), kafka_timestamp, created)
+    now = now or datetime.now(timezone.utc)
+    if event_time > now + EVENT_TIME_FUTURE_TOLERANCE:
+        raise Rejected(
+            "event_time_in_future",
+            f"observed at {event_time.isoformat()}, more than {EVENT_TIME_FUTURE_TOLERANCE} after the stream saw it "
+            f"({now.isoformat(timespec='seconds')}): a version from the future would win every later update",
+        )
 
     return StripeObjectRow(
         object_id=object_id,
@@ -213,26 +274,27 @@ def parse_message(value: bytes | None, headers: dict[str, bytes], kafka_timestam
         livemode=livemode,
         source=source,
         event_time=event_time,
+        api_version=api_version,
         payload=value,
     )
 
 
-def _event_time(header: bytes | None, kafka_timestamp: datetime | None, created: int) -> datetime:
+def _event_time(header: str | None, kafka_timestamp: datetime | None, created: int) -> datetime:
     """When this version was observed: the header, else the broker's timestamp, else `created`."""
-    if header is not None:
-        try:
-            return _utc(int(header) / 1000)
-        except (ValueError, OverflowError, OSError):
-            raise Rejected(
-                "invalid_header", f"header {HEADER_EVENT_TIME}={header[:30]!r} is not epoch milliseconds"
-            ) from None
-    return kafka_timestamp or _utc(created)
+    if header is None:
+        return kafka_timestamp or _utc(created)
+    try:
+        event_time = _utc(int(header) / 1000)
+    except (ValueError, OverflowError, OSError):
+        raise Rejected("invalid_header", f"header {HEADER_EVENT_TIME}={_preview(header)} is not epoch milliseconds") from None
+    if event_time < EARLIEST:
+        raise Rejected("invalid_header", f"header {HEADER_EVENT_TIME}={_preview(header)} is before {EARLIEST.year}")
+    return event_time
 
 
-def _header_dicts(batch: pa.RecordBatch) -> list[dict[str, bytes]]:
-    """Per row, its headers as a dict; built from the flat child arrays (far cheaper than to_pylist)."""
-    if "headers" not in batch.schema.names:
-        return [{} for _ in range(len(batch))]
+def _header_dicts(batch: pa.RecordBatch) -> list[dict[str, bytes | None]]:
+    """Per row, its headers as a dict (a value may be null); built from the flat child arrays (far cheaper
+    than to_pylist). A key repeated in one message keeps its last value."""
     headers = batch.column("headers")
     offsets = headers.offsets.to_pylist()
     entries = headers.flatten()
@@ -249,15 +311,32 @@ def _only_where(mask: pa.Array, column: pa.Array) -> pa.Array:
     return pc.if_else(mask, column, pa.nulls(len(column), column.type))
 
 
-def transform_batch(batch: pa.RecordBatch, topic_id: str = "") -> pa.RecordBatch:
+def _kafka_timestamps(batch: pa.RecordBatch) -> tuple[pa.Array, list[datetime | None]]:
+    """The broker's timestamps, nulled outside [EARLIEST, LATEST): a producer may set any CreateTime, and
+    neither Python nor PostgreSQL holds every int64 of microseconds. (Arrow array, Python values)."""
+    micros = batch.column("timestamp").cast(pa.int64())
+    plausible = pc.and_(pc.greater_equal(micros, int(EARLIEST.timestamp() * 1e6)),
+                        pc.less(micros, int(LATEST.timestamp() * 1e6)))
+    bounded = _only_where(pc.fill_null(plausible, False), micros).cast(UTC_MICROS)
+    return bounded, bounded.to_pylist()
+
+
+def pg_text(text: str) -> str:
+    """Text PostgreSQL can store: no NUL characters (text and jsonb refuse them)."""
+    return text.replace("\x00", "\ufffd")
+
+
+def transform_batch(batch: pa.RecordBatch, topic_id: str = "", now: datetime | None = None) -> pa.RecordBatch:
     """Kafka source rows (KAFKA_MESSAGE_SCHEMA) → OUTPUT_SCHEMA rows, stamped with the topic's id.
 
     Only what must be decided per message runs in Python; the Kafka columns and
-    the payload bytes pass through as Arrow arrays, untouched.
+    the payload bytes pass through as Arrow arrays, untouched. `now` (default: the
+    clock) bounds event times from the future.
     """
+    now = now or datetime.now(timezone.utc)
     rows = len(batch)
     values = batch.column("value").to_pylist()
-    kafka_timestamps = batch.column("timestamp").to_pylist()
+    kafka_timestamp_column, kafka_timestamps = _kafka_timestamps(batch)
     headers = _header_dicts(batch)
     typed: dict[str, list] = {name: [None] * rows for name in TYPED_COLUMNS if name != "payload"}
     reasons: list[str | None] = [None] * rows
@@ -265,10 +344,12 @@ def transform_batch(batch: pa.RecordBatch, topic_id: str = "") -> pa.RecordBatch
 
     for i in range(rows):
         try:
-            row = parse_message(values[i], headers[i], kafka_timestamps[i])
+            row = parse_message(values[i], headers[i], kafka_timestamps[i], now)
         except Rejected as rejection:
-            reasons[i] = rejection.reason
-            details[i] = rejection.detail
+            reasons[i], details[i] = rejection.reason, pg_text(rejection.detail)
+            continue
+        except Exception as exc:  # noqa: BLE001 - the boundary: no message may stop the stream
+            reasons[i], details[i] = "unparseable", pg_text(f"{type(exc).__name__}: {exc}"[:300])
             continue
         for name, column in typed.items():
             column[i] = getattr(row, name)
@@ -284,7 +365,7 @@ def transform_batch(batch: pa.RecordBatch, topic_id: str = "") -> pa.RecordBatch
         "kafka_topic_id": pa.repeat(pa.scalar(topic_id, pa.string()), rows),
         "kafka_partition": batch.column("partition"),
         "kafka_offset": batch.column("offset"),
-        "kafka_timestamp": batch.column("timestamp").cast(UTC_MICROS),
+        "kafka_timestamp": kafka_timestamp_column,
         "kafka_key": _only_where(quarantined, batch.column("key")),
         "raw_value": _only_where(quarantined, batch.column("value")),
         "headers": pa.array([_headers_json(headers[i]) if reasons[i] else None for i in range(rows)], pa.string()),
@@ -294,8 +375,13 @@ def transform_batch(batch: pa.RecordBatch, topic_id: str = "") -> pa.RecordBatch
     return pa.RecordBatch.from_arrays([columns[name] for name in OUTPUT_SCHEMA.names], schema=OUTPUT_SCHEMA)
 
 
-def _headers_json(headers: dict[str, bytes]) -> str:
-    return orjson.dumps({k: (v.decode("utf-8", "replace") if v is not None else None) for k, v in headers.items()}).decode()
+def _headers_json(headers: dict[str, bytes | None]) -> str:
+    """A quarantined message's headers as a JSON object PostgreSQL's jsonb takes (values as UTF-8 text,
+    bad bytes and NULs replaced)."""
+    return orjson.dumps({
+        pg_text(str(key)): None if value is None else pg_text(bytes(value).decode("utf-8", "replace"))
+        for key, value in headers.items()
+    }).decode()
 
 
 def transform_batches(batches, topic_id: str = ""):

@@ -3,7 +3,7 @@
         materialized='incremental',
         unique_key='revenue_date',
         incremental_strategy='delete+insert',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['revenue_key'], 'unique': True},
             {'columns': ['revenue_date']},
@@ -14,10 +14,10 @@
 {#- Daily revenue per currency, card brand and card country, for dashboards.
 
     Incremental by day: a build finds the days holding charges that
-    fct_transactions rewrote after the newest fact row this model has already
-    aggregated, and replaces those days whole (delete+insert on revenue_date), so
-    a day is always the aggregate of all its charges — never a sum of partial
-    batches. No lookback: the fact is written only by dbt, one build at a time. -#}
+    fct_transactions rewrote in transactions at or after this model's watermark
+    (macros/incremental.sql), and replaces those days whole (delete+insert on
+    revenue_date), so a day is always the aggregate of all its charges — never a
+    sum of partial batches. -#}
 
 with
 
@@ -26,7 +26,7 @@ affected_days as (
 
     select distinct charge_date
     from {{ ref('fct_transactions') }}
-    where transformed_at > {{ changed_since('charges_transformed_at', lookback_seconds=0) }}
+    where transformed_xid >= {{ watermark() }}
 
 ),
 {% endif %}
@@ -92,7 +92,8 @@ final as (
         successful_charge_count::numeric / nullif(charge_count, 0) as success_rate,
         gross_amount / nullif(successful_charge_count, 0) as average_ticket,
         gross_amount_gbp / nullif(successful_charge_count, 0) as average_ticket_gbp,
-        now() as aggregated_at
+        now() as aggregated_at,
+        {{ source_snapshot_xmin() }} as source_snapshot_xmin
 
     from by_day
 

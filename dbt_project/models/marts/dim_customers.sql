@@ -3,7 +3,7 @@
         materialized='incremental',
         unique_key='customer_id',
         incremental_strategy='merge',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         indexes=[{'columns': ['customer_id'], 'unique': True}],
     )
 }}
@@ -18,7 +18,7 @@ charges as (
     select * from {{ ref('stg_stripe__charges') }}
     where customer_id is not null
     {% if is_incremental() %}
-      and ingested_at > {{ changed_since('transformed_at') }}
+      and landed_xid >= {{ watermark() }}
     {% endif %}
 
 ),
@@ -69,7 +69,8 @@ final as (
 
     select
         *,
-        now() as transformed_at
+        now() as transformed_at,
+        {{ source_snapshot_xmin() }} as source_snapshot_xmin
 
     from widened
 

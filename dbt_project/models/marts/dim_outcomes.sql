@@ -3,7 +3,7 @@
         materialized='incremental',
         unique_key='outcome_key',
         incremental_strategy='merge',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         indexes=[{'columns': ['outcome_key'], 'unique': True}],
     )
 }}
@@ -17,7 +17,7 @@ charges as (
 
     select * from {{ ref('stg_stripe__charges') }}
     {% if is_incremental() %}
-    where ingested_at > {{ changed_since('transformed_at') }}
+    where landed_xid >= {{ watermark() }}
     {% endif %}
 
 ),
@@ -50,7 +50,8 @@ final as (
         case when charge_status = 'failed' then outcome_reason end as decline_code,
         failure_code,
         risk_level,
-        now() as transformed_at
+        now() as transformed_at,
+        {{ source_snapshot_xmin() }} as source_snapshot_xmin
 
     from outcomes
 

@@ -3,7 +3,7 @@
         materialized='incremental',
         unique_key='payment_method_key',
         incremental_strategy='merge',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         indexes=[{'columns': ['payment_method_key'], 'unique': True}],
     )
 }}
@@ -18,7 +18,7 @@ charges as (
 
     select * from {{ ref('stg_stripe__charges') }}
     {% if is_incremental() %}
-    where ingested_at > {{ changed_since('transformed_at') }}
+    where landed_xid >= {{ watermark() }}
     {% endif %}
 
 ),
@@ -72,7 +72,8 @@ final as (
     select
         *,
         wallet_type is not null as is_wallet,
-        now() as transformed_at
+        now() as transformed_at,
+        {{ source_snapshot_xmin() }} as source_snapshot_xmin
 
     from widened
 

@@ -3,12 +3,12 @@
         materialized='incremental',
         unique_key='charge_id',
         incremental_strategy='merge',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         indexes=[
             {'columns': ['charge_id'], 'unique': True},
             {'columns': ['charge_date', 'currency_code']},
             {'columns': ['fx_rate_missing', 'currency_code', 'charge_date']},
-            {'columns': ['transformed_at']},
+            {'columns': ['transformed_xid']},
         ],
     )
 }}
@@ -24,7 +24,7 @@
     charge_id. `--full-refresh` recomputes everything and gives the same rows. -#}
 
 {%- if is_incremental() %}
-    {%- set watermark = changed_since('transformed_at') %}
+    {%- set watermark = watermark() %}
 {%- endif %}
 
 with
@@ -34,24 +34,24 @@ refetched_rates as (
 
     select distinct rate_date, quote_currency
     from {{ ref('stg_forex__rates') }}
-    where fetched_at > {{ watermark }}
+    where landed_xid >= {{ watermark }}
 
 ),
 
 affected_charges as (
 
     select charge_id from {{ ref('stg_stripe__charges') }}
-    where ingested_at > {{ watermark }}
+    where landed_xid >= {{ watermark }}
 
     union
 
     select charge_id from {{ ref('stg_stripe__refunds') }}
-    where ingested_at > {{ watermark }}
+    where landed_xid >= {{ watermark }}
 
     union
 
     select charge_id from {{ ref('stg_stripe__disputes') }}
-    where ingested_at > {{ watermark }}
+    where landed_xid >= {{ watermark }}
 
     union
 
@@ -268,7 +268,10 @@ final as (
 
         -- lineage
         charge_ingested_at,
-        now() as transformed_at
+        now() as transformed_at,
+        -- commit-ordered: agg_daily_revenue re-reads the facts written at or after its watermark
+        pg_current_xact_id() as transformed_xid,
+        {{ source_snapshot_xmin() }} as source_snapshot_xmin
 
     from with_rates
 

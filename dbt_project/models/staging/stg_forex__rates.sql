@@ -15,7 +15,8 @@ renamed as (
         rate,
         effective_date,
         source as rate_source,
-        fetched_at
+        fetched_at,
+        landed_xid
 
     from source
 

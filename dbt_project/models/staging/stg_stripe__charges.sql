@@ -54,7 +54,8 @@ renamed as (
         source.source as data_source,
         source.created_at,
         source.event_time as observed_at,
-        source.ingested_at
+        source.ingested_at,
+        source.landed_xid
 
     from source
     {#- One jsonb_to_record per nested object: the payload is decompressed once per

@@ -30,7 +30,8 @@ renamed as (
         source.source as data_source,
         source.created_at,
         source.event_time as observed_at,
-        source.ingested_at
+        source.ingested_at,
+        source.landed_xid
 
     from source
     -- The payload is decompressed once per row (see stg_stripe__charges).

@@ -45,7 +45,7 @@ def save_published_rates(conn: psycopg.Connection, rate_date: date, published: P
                 VALUES (%s, %s, %s, %s, %s, %s, now())
                 ON CONFLICT (rate_date, base, quote) DO UPDATE
                 SET rate = EXCLUDED.rate, effective_date = EXCLUDED.effective_date,
-                    source = EXCLUDED.source, fetched_at = EXCLUDED.fetched_at
+                    source = EXCLUDED.source, fetched_at = EXCLUDED.fetched_at, landed_xid = pg_current_xact_id()
                 """,
                 [
                     (rate_date, published.base, quote, rate, published.effective_date, published.source)

@@ -54,8 +54,9 @@ def reset() -> None:
     topic that no longer exists. The rows already landed stay; what the new topic
     holds is read from its start (earliest) and deduplicated against them.
     """
-    checkpoint = SparkResource.from_settings().checkpoint_for(get_settings().topic)
-    if stream_running(PostgresResource(), checkpoint):
+    topic = get_settings().topic
+    checkpoint = SparkResource.from_settings().checkpoint_for(topic)
+    if stream_running(PostgresResource(), topic):
         raise RuntimeError(f"A stream query is running on {checkpoint}: stop it first, then reset.")
     if urlsplit(checkpoint).scheme not in ("", "file"):
         raise RuntimeError(f"{checkpoint} is not on this machine: delete it with your storage's tools, then run the stream.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from txstream_dagster.resources import PostgresResource
-from txstream_spark.preflight import stream_lock_key
+from txstream_spark.sink import writer_lock_key
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,9 @@ def record_lag(postgres: PostgresResource, topic: str, end_offsets: dict[int, in
         cur.execute("DELETE FROM ops.stream_lag WHERE observed_at < now() - interval '7 days'")
 
 
-def stream_running(postgres: PostgresResource, checkpoint: str) -> bool:
-    """True when a stream query holds the checkpoint's lock (a catch-up run or continuous mode)."""
-    key = stream_lock_key(checkpoint)
+def stream_running(postgres: PostgresResource, topic: str) -> bool:
+    """True when a stream query holds the topic's writer lock (a catch-up run or continuous mode)."""
+    key = writer_lock_key(topic)
     with postgres.connect(autocommit=True) as conn:
         acquired = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [key]).fetchone()[0]
         if acquired:

@@ -56,7 +56,7 @@ def stream_lag_sensor(
         ))
     total_lag = sum(lag.values())
     runs: list[dg.RunRequest] = []
-    if stream_running(postgres, spark.checkpoint_for(kafka.topic)):
+    if stream_running(postgres, kafka.topic):
         if before["committed_total"] is not None and committed.total > before["committed_total"] and not _catch_up_in_progress(context):
             events.append(dg.AssetMaterialization(
                 asset_key="raw_transactions",

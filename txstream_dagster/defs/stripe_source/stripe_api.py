@@ -36,7 +36,7 @@ import stripe
 from txstream_dagster.defs.stripe_source.cursors import CursorStore
 from txstream_dagster.defs.stripe_source.object_versions import ObjectVersion
 from txstream_dagster.defs.stripe_source.publisher import Publisher, PublishReport
-from txstream_spark.event_contract import OBJECT_TYPES
+from txstream_spark.event_contract import API_VERSION, OBJECT_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +169,12 @@ class StripeApi:
         return events
 
 
+def api_version_of(event: dict[str, Any]) -> str | None:
+    """The Event's api_version when it is one the contract carries (Stripe leaves it null on some events)."""
+    version = event.get("api_version")
+    return version if isinstance(version, str) and API_VERSION.fullmatch(version) else None
+
+
 def versions_from_events(events: list[dict[str, Any]]) -> list[ObjectVersion]:
     """The charge, refund and dispute in each event (oldest first), with its observation time.
 
@@ -185,7 +191,8 @@ def versions_from_events(events: list[dict[str, Any]]) -> list[ObjectVersion]:
         second = event["created"]
         within_second = within_second + 1 if second == previous_second else 0
         previous_second = second
-        versions.append(ObjectVersion(obj["object"], obj["id"], second * 1000 + min(within_second, 999), obj))
+        versions.append(ObjectVersion(obj["object"], obj["id"], second * 1000 + min(within_second, 999), obj,
+                                      api_version_of(event)))
     return versions
 
 
