@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from txstream_dagster.jvm import SPARK_KAFKA_CONNECTOR, module_jars
 from txstream_dagster.local_stack import LocalStack
 from txstream_dagster.local_stack.embedded_kafka import KafkaNode, Retention
 from txstream_dagster.local_stack.processes import free_port
@@ -91,3 +92,21 @@ def own_kafka(tmp_path: Path, isolated_settings: Settings):
     node.start()
     yield node
     node.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_session(isolated_settings: Settings):
+    """A local SparkSession in the test process with Spark's Kafka connector on its classpath, as
+    `txstream stream` gives the job (started only by the tests that ask for it)."""
+    from pyspark.sql import SparkSession
+
+    jars = ",".join(str(jar) for jar in module_jars(isolated_settings.jvm_lib_dir, SPARK_KAFKA_CONNECTOR))
+    session = (
+        SparkSession.builder.master("local[2]").appName("txstream-tests")
+        .config("spark.jars", jars)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()

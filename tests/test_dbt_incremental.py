@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 FRIDAY, SATURDAY, MONDAY = date(2024, 6, 14), date(2024, 6, 15), date(2024, 6, 17)
 # What dbt computes again on every build; everything else must match exactly.
-BUILD_STAMPS = {"transformed_at", "aggregated_at", "charges_transformed_at"}
+BUILD_STAMPS = {"transformed_at", "aggregated_at", "charges_transformed_at", "transformed_xid", "source_snapshot_xmin"}
 
 
 def snapshot(postgres, table: str, key: str) -> dict:
@@ -86,15 +86,42 @@ def test_an_incremental_build_rewrites_only_the_charges_that_changed(postgres):
     before = {r["charge_id"]: r["transformed_at"] for r in rows(postgres, "SELECT charge_id, transformed_at FROM marts.fct_transactions")}
 
     land_objects(postgres, [charge("ch_new", 999, "usd", utc(2024, 6, 14, 12))])
-    # As if the history had landed well before the previous build, not within the
-    # lookback that covers writers still committing while dbt reads.
-    with postgres.connect() as conn:
-        conn.execute("UPDATE raw.transactions SET ingested_at = ingested_at - interval '1 hour' WHERE object_id <> 'ch_new'")
-        conn.execute("UPDATE raw.forex_rates SET fetched_at = fetched_at - interval '1 hour'")
     assert build_marts(postgres).success
     after = {r["charge_id"]: r["transformed_at"] for r in rows(postgres, "SELECT charge_id, transformed_at FROM marts.fct_transactions")}
     rewritten = {charge_id for charge_id, at in after.items() if before.get(charge_id) is None or at > before[charge_id]}
     assert rewritten == {"ch_new"}
+
+
+def test_a_transaction_that_commits_long_after_it_began_is_still_picked_up(postgres):
+    # Regression: incremental models re-read 60 s before their watermark, on ingested_at, the *start* time
+    # of the writing transaction: a transaction committing later than that was never picked up.
+    empty_warehouse(postgres)
+    write_rates(postgres, [(FRIDAY, "usd", "1.2731", FRIDAY)])
+    land_objects(postgres, [charge(f"ch_{i}", 1000 + i, "usd", utc(2024, 6, 14, 10)) for i in range(5)])
+    assert build_marts(postgres, full_refresh=True).success
+    with postgres.connect() as slow:  # a writer whose transaction began ten minutes ago and is still open
+        slow.execute(
+            """INSERT INTO raw.transactions (object_id, object_type, amount, currency, status, created_at, charge_id,
+                   customer_id, livemode, source, event_time, payload, kafka_topic, kafka_topic_id, kafka_partition,
+                   kafka_offset, first_ingested_at, ingested_at)
+               SELECT 'ch_slow', object_type, amount, currency, status, created_at, 'ch_slow', customer_id, livemode,
+                      source, event_time, jsonb_set(payload, '{id}', '"ch_slow"'), kafka_topic, kafka_topic_id,
+                      kafka_partition, kafka_offset + 1000, now() - interval '10 minutes', now() - interval '10 minutes'
+               FROM raw.transactions WHERE object_id = 'ch_0'"""
+        )
+        land_objects(postgres, [charge("ch_fast", 999, "usd", utc(2024, 6, 14, 12))])
+        assert build_marts(postgres).success  # reads while the slow transaction is still open
+        assert {"ch_fast"} <= fact_ids(postgres) and "ch_slow" not in fact_ids(postgres)
+        slow.commit()
+
+    assert build_marts(postgres).success
+
+    assert "ch_slow" in fact_ids(postgres)
+    assert fact_ids(postgres) == {f"ch_{i}" for i in range(5)} | {"ch_fast", "ch_slow"}
+
+
+def fact_ids(postgres) -> set[str]:
+    return {r["charge_id"] for r in rows(postgres, "SELECT charge_id FROM marts.fct_transactions")}
 
 
 def synthetic_history(days: int, charges: int) -> tuple[list[dict], date]:

@@ -18,7 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stream_helpers import batch_totals, landed_ids, output_of, publish_charges, start_stream_job
 from stripe_helpers import stripe_fixture
+from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.resources import PostgresResource
 from txstream_spark.event_contract import (
     HEADER_API_VERSION,
@@ -165,3 +167,53 @@ def test_whatever_the_transform_produces_the_sink_lands_and_accounts_for(warehou
     assert result.consumed == len(generated)
     assert result.consumed == result.inserted + result.updated + result.duplicates + result.quarantined
     assert result.quarantined == sum(reason is not None for reason in out.column("quarantine_reason").to_pylist())
+
+
+# --- end to end: hostile messages through Kafka and the Spark job -----------------------------
+
+HOSTILE_MESSAGES = [
+    # (key, value, headers, the reason the stream must give, or None when it must land)
+    (b"ch_ok", orjson.dumps({**stripe_fixture("charge"), "id": "ch_ok"}),
+     [(HEADER_OBJECT_TYPE, b"charge"), (HEADER_SOURCE, b"synthetic")], None),
+    (b"null-header", orjson.dumps({**stripe_fixture("charge"), "id": "ch_null_header"}),
+     [(HEADER_SOURCE, None)], "invalid_header"),
+    (b"nul-header", orjson.dumps({**stripe_fixture("charge"), "id": "ch_nul_header"}),
+     [(HEADER_OBJECT_TYPE, b"char\x00ge")], "type_mismatch"),
+    (b"huge", b'{"id": "ch_huge", "object": "charge", "amount": 18446744073709551615, "currency": "gbp", '
+              b'"created": 1760000000, "livemode": false}', [], "invalid_value"),
+    (b"long-id", orjson.dumps({**stripe_fixture("charge"), "id": "ch_" + "x" * 5000}), [], "invalid_value"),
+    (b"future", orjson.dumps({**stripe_fixture("charge"), "id": "ch_future"}),
+     [(HEADER_EVENT_TIME, b"4102444800000")], "event_time_in_future"),
+    (b"surrogate", b'{"id": "ch_s", "object": "charge", "note": "\\ud800"}', [], "invalid_json"),
+    (b"nul-json", b'{"id": "ch_n", "object": "charge", "note": "\\u0000"}', [], "unsupported_json"),
+    (None, None, [(HEADER_OBJECT_TYPE, None)], "empty_value"),
+    (b"bytes", bytes(range(256)), [("\x00key", b"\xff\xfe")], "invalid_utf8"),
+]
+
+
+@pytest.mark.slow
+def test_hostile_messages_through_kafka_and_spark_are_each_quarantined_and_the_stream_goes_on(
+    clean_warehouse: PostgresResource, kafka, spark_session, tmp_path
+):
+    # Written with Spark's own Kafka sink: kafka-python refuses null header values, other clients do not.
+    rows = [(key, value, [{"key": k, "value": v} for k, v in headers]) for key, value, headers, _ in HOSTILE_MESSAGES]
+    (spark_session.createDataFrame(rows, "key binary, value binary, headers array<struct<key:string,value:binary>>")
+     .write.format("kafka").option("kafka.bootstrap.servers", kafka.resolved_bootstrap())
+     .option("topic", kafka.topic).save())
+    spark = SparkResource(master="local[2]", checkpoint_root=str(tmp_path / "checkpoints"))
+
+    stream = start_stream_job(spark, kafka, clean_warehouse, "available-now")
+    output = output_of(stream)
+
+    assert stream.returncode == 0, output
+    assert landed_ids(clean_warehouse) == ["ch_ok"]
+    quarantined = sorted(reason for (reason,) in clean_warehouse.fetch_all("SELECT reason FROM raw.quarantined_events"))
+    assert quarantined == sorted(reason for *_, reason in HOSTILE_MESSAGES if reason)
+    consumed, accounted, _, _ = batch_totals(clean_warehouse)
+    assert consumed == accounted == len(HOSTILE_MESSAGES)
+    # …and the stream still takes what comes next.
+    publish_charges(kafka, 5, prefix="ch_after_")
+    again = start_stream_job(spark, kafka, clean_warehouse, "available-now")
+    output = output_of(again)
+    assert again.returncode == 0, output
+    assert len(landed_ids(clean_warehouse)) == 6

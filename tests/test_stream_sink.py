@@ -10,6 +10,8 @@ from txstream_dagster.resources import PostgresResource
 from txstream_spark.sink import write_batch
 from txstream_spark.transform import transform_batch
 
+T0 = 1_760_000_000_000  # epoch ms, 2025-10: event times are plausible ones (not before 2000, not in the future)
+
 
 def charge(object_id: str, **fields) -> dict:
     return {**stripe_fixture("charge"), "id": object_id, **fields}
@@ -51,9 +53,9 @@ def test_a_replayed_batch_changes_nothing(clean_warehouse: PostgresResource):
 def test_a_later_version_wins_and_an_older_one_arriving_late_is_ignored(clean_warehouse: PostgresResource):
     created = charge("ch_1", refunded=False, amount_refunded=0)
     refunded = charge("ch_1", refunded=True, amount_refunded=100)
-    land_messages(clean_warehouse, [message_for(created, event_time_ms=1_000, offset=1)])
-    update = land_messages(clean_warehouse, [message_for(refunded, event_time_ms=2_000, offset=2)])
-    late = land_messages(clean_warehouse, [message_for(created, event_time_ms=1_000, offset=3)])
+    land_messages(clean_warehouse, [message_for(created, event_time_ms=T0 + 1_000, offset=1)])
+    update = land_messages(clean_warehouse, [message_for(refunded, event_time_ms=T0 + 2_000, offset=2)])
+    late = land_messages(clean_warehouse, [message_for(created, event_time_ms=T0 + 1_000, offset=3)])
     assert (update.updated, late.duplicates) == (1, 1)
     assert rows(clean_warehouse)["ch_1"][2] == "true"
 
@@ -62,8 +64,8 @@ def test_two_versions_in_one_batch_land_as_the_latest(clean_warehouse: PostgresR
     result = land_messages(
         clean_warehouse,
         [
-            message_for(charge("ch_1", status="pending"), event_time_ms=1_000, offset=1),
-            message_for(charge("ch_1", status="succeeded"), event_time_ms=2_000, offset=2),
+            message_for(charge("ch_1", status="pending"), event_time_ms=T0 + 1_000, offset=1),
+            message_for(charge("ch_1", status="succeeded"), event_time_ms=T0 + 2_000, offset=2),
         ],
     )
     assert (result.inserted, result.duplicates) == (1, 1)
@@ -71,9 +73,9 @@ def test_two_versions_in_one_batch_land_as_the_latest(clean_warehouse: PostgresR
 
 
 def test_the_same_version_published_twice_is_a_duplicate_not_an_update(clean_warehouse: PostgresResource):
-    land_messages(clean_warehouse, [message_for(charge("ch_1"), event_time_ms=1_000, offset=1)])
+    land_messages(clean_warehouse, [message_for(charge("ch_1"), event_time_ms=T0 + 1_000, offset=1)])
     before = rows(clean_warehouse)
-    again = land_messages(clean_warehouse, [message_for(charge("ch_1"), event_time_ms=1_000, offset=2)])
+    again = land_messages(clean_warehouse, [message_for(charge("ch_1"), event_time_ms=T0 + 1_000, offset=2)])
     assert (again.updated, again.duplicates) == (0, 1)
     assert rows(clean_warehouse) == before
 

@@ -10,32 +10,14 @@ import pyarrow as pa
 import pytest
 
 from txstream_dagster.defs.stream.resources import SparkResource
-from txstream_dagster.jvm import SPARK_KAFKA_CONNECTOR, module_jars
 from txstream_dagster.resources import KafkaResource, PostgresResource
-from txstream_dagster.settings import Settings, get_settings
+from txstream_dagster.settings import get_settings
 from txstream_spark import main as job
 from txstream_spark.event_contract import message_headers
 from txstream_spark.source import read_kafka_stream
 from txstream_spark.transform import KAFKA_MESSAGE_SCHEMA, transform_batch
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def spark(isolated_settings: Settings):
-    """A local SparkSession with the connector on its classpath, as `txstream stream` gives the job."""
-    from pyspark.sql import SparkSession
-
-    jars = ",".join(str(jar) for jar in module_jars(isolated_settings.jvm_lib_dir, SPARK_KAFKA_CONNECTOR))
-    session = (
-        SparkSession.builder.master("local[2]").appName("txstream-test-source")
-        .config("spark.jars", jars)
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
-    yield session
-    session.stop()
 
 
 def read_topic_with_spark(spark, kafka: KafkaResource) -> pa.Table:
@@ -50,7 +32,7 @@ def read_topic_with_spark(spark, kafka: KafkaResource) -> pa.Table:
     )
 
 
-def test_the_connector_hands_the_transform_exactly_the_columns_it_reads(spark, kafka: KafkaResource):
+def test_the_connector_hands_the_transform_exactly_the_columns_it_reads(spark_session, kafka: KafkaResource):
     charge = {"id": "ch_src", "object": "charge", "amount": 1999, "currency": "gbp", "created": 1_760_000_000,
               "livemode": False, "status": "succeeded"}
     producer = kafka.producer()
@@ -58,7 +40,7 @@ def test_the_connector_hands_the_transform_exactly_the_columns_it_reads(spark, k
                   headers=message_headers("charge", "synthetic", 1_760_000_000_123)).get(timeout=10)
     producer.close()
 
-    table = read_topic_with_spark(spark, kafka)
+    table = read_topic_with_spark(spark_session, kafka)
 
     assert table.schema.remove_metadata() == KAFKA_MESSAGE_SCHEMA  # the contract between Spark and transform.py
     [row] = transform_batch(table.to_batches()[0], "topic-id").to_pylist()
@@ -68,7 +50,7 @@ def test_the_connector_hands_the_transform_exactly_the_columns_it_reads(spark, k
 
 
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
-def test_compressed_messages_reach_the_stream_unchanged(codec, spark, kafka: KafkaResource, monkeypatch):
+def test_compressed_messages_reach_the_stream_unchanged(codec, spark_session, kafka: KafkaResource, monkeypatch):
     # The producer compresses with kafka-python's codec extras; Spark's connector (kafka-clients) decodes.
     monkeypatch.setenv("TXSTREAM_PRODUCER_COMPRESSION", codec)
     get_settings.cache_clear()
@@ -86,12 +68,12 @@ def test_compressed_messages_reach_the_stream_unchanged(codec, spark, kafka: Kaf
     producer.close()
 
     read = {(row["key"], row["value"], tuple((h["key"], h["value"]) for h in row["headers"]))
-            for row in read_topic_with_spark(spark, kafka).to_pylist()}
+            for row in read_topic_with_spark(spark_session, kafka).to_pylist()}
     assert read == sent
 
 
-def test_the_stream_source_reads_with_the_jobs_options(spark, kafka: KafkaResource):
-    stream = read_kafka_stream(spark, bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic,
+def test_the_stream_source_reads_with_the_jobs_options(spark_session, kafka: KafkaResource):
+    stream = read_kafka_stream(spark_session, bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic,
                                starting_offsets="earliest", max_offsets_per_trigger=10, fail_on_data_loss=True)
     assert stream.isStreaming
     assert stream.schema.simpleString() == (

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
+import pyarrow as pa
 import pytest
 
 from stream_helpers import Message, kafka_batch, message_for
 from stripe_helpers import stripe_fixture
-from txstream_spark.event_contract import HEADER_EVENT_TIME, HEADER_OBJECT_TYPE, MAX_MESSAGE_BYTES
-from txstream_spark.transform import OUTPUT_SCHEMA, Rejected, parse_message, transform_batch
+from txstream_spark.event_contract import (
+    HEADER_API_VERSION,
+    HEADER_EVENT_TIME,
+    HEADER_OBJECT_TYPE,
+    HEADER_SOURCE,
+    MAX_MESSAGE_BYTES,
+    message_headers,
+)
+from txstream_spark.transform import (
+    EVENT_TIME_FUTURE_TOLERANCE,
+    OUTPUT_SCHEMA,
+    Rejected,
+    parse_message,
+    transform_batch,
+)
 
 
 def rows_of(*messages: Message) -> list[dict]:
@@ -94,6 +108,11 @@ def test_malformed_messages_are_quarantined_with_a_reason(value, reason):
         ({"livemode": "no"}, "wrong_type", "'livemode'"),
         ({"customer": 42}, "wrong_type", "'customer'"),
         ({"description": "nul \u0000 byte"}, "unsupported_json", "\\u0000"),
+        # Valid JSON that Arrow's int64 and PostgreSQL's bigint cannot hold (orjson reads it as a Python int).
+        ({"amount": 2**64 - 1}, "invalid_value", "larger than a bigint holds"),
+        # A btree index entry cannot hold it: the apply would fail on every retry.
+        ({"id": "ch_" + "x" * 3000}, "invalid_value", "'id' is 3003 characters long"),
+        ({"status": "s" * 200}, "invalid_value", "'status'"),
     ],
 )
 def test_charges_with_bad_fields_are_quarantined_naming_the_field(change, reason, detail):
@@ -139,3 +158,52 @@ def test_rejections_say_what_was_wrong():
         parse_message(b"{}", {}, None)
     assert rejection.value.reason == "unknown_object_type"
     assert "expected one of charge, refund, dispute" in rejection.value.detail
+
+
+def with_header(message: Message, name: str, value: bytes | None) -> Message:
+    message.headers = [(k, v) for k, v in message.headers if k != name] + [(name, value)]
+    return message
+
+
+def test_a_header_without_a_value_is_quarantined_not_a_crash():
+    # Regression: kafka-python refuses null header values, but other clients send them; the transform
+    # decoded the source header's None and raised, so the batch failed on every retry.
+    [row] = rows_of(with_header(message_for(stripe_fixture("charge")), HEADER_SOURCE, None))
+    assert (row["quarantine_reason"], row["quarantine_detail"]) == ("invalid_header", f"header {HEADER_SOURCE} has no value (null)")
+    assert json.loads(row["headers"])[HEADER_SOURCE] is None
+
+
+def test_a_nul_byte_in_a_header_is_kept_out_of_the_jsonb_column():
+    # Regression: the quarantined message's headers went to a jsonb column, which refuses \u0000.
+    [row] = rows_of(with_header(message_for(stripe_fixture("charge")), HEADER_OBJECT_TYPE, b"char\x00ge"))
+    assert row["quarantine_reason"] == "type_mismatch"
+    assert "\x00" not in row["headers"] and "\\u0000" not in row["headers"]
+
+
+def test_a_version_stamped_in_the_future_is_quarantined_so_it_cannot_freeze_its_object():
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    future = message_for(stripe_fixture("charge"), event_time_ms=int((now + timedelta(days=365)).timestamp() * 1000))
+    slightly_ahead = message_for(stripe_fixture("charge"), event_time_ms=int((now + timedelta(minutes=5)).timestamp() * 1000))
+    rows = transform_batch(kafka_batch([future, slightly_ahead]), now=now).to_pylist()
+    assert rows[0]["quarantine_reason"] == "event_time_in_future"
+    assert rows[1]["quarantine_reason"] is None  # within the tolerance for producers' clock skew
+    assert EVENT_TIME_FUTURE_TOLERANCE == timedelta(minutes=15)
+
+
+def test_the_stripe_api_version_is_recorded_when_the_producer_knows_it():
+    charge = stripe_fixture("charge")
+    known = Message(value=json.dumps(charge).encode(), key=b"k",
+                    headers=message_headers("charge", "stripe", 1_760_000_000_000, "2025-03-31.basil"))
+    [with_version, without] = rows_of(known, message_for(charge))
+    assert (with_version["api_version"], without["api_version"]) == ("2025-03-31.basil", None)
+    [garbled] = rows_of(with_header(message_for(charge), HEADER_API_VERSION, b"2025 03 31; drop table"))
+    assert garbled["quarantine_reason"] == "invalid_header"
+
+
+def test_a_broker_timestamp_no_database_can_hold_is_dropped_not_fatal():
+    charge = stripe_fixture("charge")
+    batch = kafka_batch([message_for(charge)])
+    micros = pa.array([-(2**62)], pa.int64()).cast(batch.schema.field("timestamp").type)
+    hostile = batch.set_column(batch.schema.get_field_index("timestamp"), "timestamp", micros)
+    [row] = transform_batch(hostile).to_pylist()
+    assert row["quarantine_reason"] is None and row["kafka_timestamp"] is None

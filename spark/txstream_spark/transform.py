@@ -225,8 +225,10 @@ def parse_message(
     if not object_id:
         raise Rejected("missing_field", f"{object_type} has an empty 'id'")
     amount = _field(obj, "amount", int, "an integer (minor units)")
-    if not 0 <= amount <= MAX_AMOUNT:
-        raise Rejected("invalid_value", f"'amount' {_preview(amount)} is not between 0 and {MAX_AMOUNT}")
+    if amount < 0:
+        raise Rejected("invalid_value", f"'amount' is negative ({_preview(amount)})")
+    if amount > MAX_AMOUNT:
+        raise Rejected("invalid_value", f"'amount' {_preview(amount)} is larger than a bigint holds ({MAX_AMOUNT})")
     currency = _field(obj, "currency", str, "a string")
     if not CURRENCY_CODE.match(currency):
         raise Rejected("invalid_value", f"'currency' {currency!r} is not a lower-case ISO 4217 code")
