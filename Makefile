@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYSPARK_PYTHON := $(abspath $(BIN))/python
-# Installed again only when pyproject.toml changes.
+# Installed again only when the lock changes.
 STAMP := $(VENV)/.installed
 # The jars jvm/pom.xml declares (Apache Kafka, Spark's Kafka connector), where txstream looks for them.
 DATA_DIR := $(or $(TXSTREAM_DATA_DIR),.txstream)
@@ -19,10 +19,12 @@ JVM_POMS := $(wildcard jvm/pom.xml jvm/*/pom.xml)
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Every Python dependency comes from requirements.lock, pinned and checked against its hashes
+# (`make lock` re-resolves it from pyproject.toml); txstream itself is installed on top, editable.
+$(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 # Maven resolves the jars once; a later install finds them in ~/.m2 and works offline.
@@ -34,6 +36,12 @@ $(JVM_STAMP): $(JVM_POMS)
 
 .PHONY: install
 install: $(STAMP) $(JVM_STAMP) ## Create .venv, install txstream with its test tools, resolve the JVM jars with Maven
+
+.PHONY: lock
+lock: ## Re-resolve requirements.lock (pins and hashes) from pyproject.toml, after changing a dependency
+	@test -x $(VENV)-lock/bin/pip-compile || { $(PYTHON) -m venv $(VENV)-lock && $(VENV)-lock/bin/pip install --quiet pip-tools; }
+	$(VENV)-lock/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
+	  --extra test --output-file requirements.lock pyproject.toml
 
 .PHONY: system-deps
 system-deps: ## Install what pip cannot (Java 17, Maven, Chromium for the UI test) with apt, when run as root

@@ -142,9 +142,10 @@ def main() -> int:
                 }
                 sample["kafka disk"] = folder_mib(stack.kafka.log_dir)
                 samples.append(sample)
-                print(f"{sample['minute']:5.1f} min  lag {sample['lag']:>7,}  "
-                      + "  ".join(f"{k} {v:,.0f} MiB" for k, v in sample.items() if k not in ("minute", "lag")),
-                      flush=True)
+                if len(samples) == 1 or int(samples[-1]["minute"]) > int(samples[-2]["minute"]):  # a line a minute
+                    print(f"{sample['minute']:5.1f} min  lag {sample['lag']:>7,}  "
+                          + "  ".join(f"{k} {v:,.0f} MiB" for k, v in sample.items() if k not in ("minute", "lag")),
+                          flush=True)
                 if job.poll() is not None:
                     raise SystemExit(f"the stream job exited with code {job.returncode}")
         finally:

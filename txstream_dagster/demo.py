@@ -131,6 +131,16 @@ class DagsterDev:
             f"Its logs: {self.url}/runs/{run.run_id}"
         )
 
+    def runs_in_progress(self) -> int:
+        import dagster as dg
+
+        with dg.DagsterInstance.from_config(str(self.home)) as instance:
+            return len(instance.get_run_records(dg.RunsFilter(
+                statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+                          dg.DagsterRunStatus.STARTED],
+                created_after=self.started_at,
+            )))
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
@@ -284,6 +294,11 @@ def run_demo(settings: Settings, *, charges: int, days: int, seed: int, port: in
             wait_until("dbt to build marts.fct_transactions", lambda: marts_caught_up(postgres), 900,
                        dagster.raise_if_a_run_failed)
         console.print("[green]✓[/green] dbt models built: staging → dimensions and facts → daily aggregates")
+
+        # Their runs still record checks and materializations: let them end, so none is cut short.
+        with console.status("waiting for the runs to finish their checks"):
+            wait_until("the stream and dbt runs to finish", lambda: dagster.runs_in_progress() == 0, 300,
+                       dagster.raise_if_a_run_failed)
 
         result = DemoResult(produced, malformed, *summarise(postgres), seconds=time.monotonic() - started)
         print_summary(console, result)

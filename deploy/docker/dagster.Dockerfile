@@ -8,14 +8,15 @@
 # Build from the repository root. SPARK_VERSION must equal the Spark image's
 # and jvm/pom.xml's spark.version: PySpark refuses executors of another version.
 ARG PYTHON_VERSION=3.12
-ARG MAVEN_IMAGE=maven:3.9.9-eclipse-temurin-17
+ARG PYTHON_IMAGE=python:3.12-slim-bookworm@sha256:34386ef0cb081344d7ec1c103ba398e6e9f64e9ab3a1509accc92a4e24a07258
+ARG MAVEN_IMAGE=maven:3.9.9-eclipse-temurin-17@sha256:f58d59b6273e785ac0a4477f6e9b5ba1d7731c75b906c0f7b34076f1851318cc
 
 # Spark's Kafka connector, resolved by Maven from the pom `make install` uses.
 FROM ${MAVEN_IMAGE} AS jvm
 COPY jvm/ /build/jvm/
 RUN mvn --batch-mode --quiet -f /build/jvm/pom.xml package -Djvm.lib.dir=/build/lib
 
-FROM python:${PYTHON_VERSION}-slim-bookworm
+FROM ${PYTHON_IMAGE}
 
 ARG SPARK_VERSION=4.2.0
 ARG PYTHON_VERSION

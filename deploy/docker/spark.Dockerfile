@@ -9,16 +9,18 @@
 # and PySpark refuses Python workers of another minor version. SPARK_VERSION
 # is the spark.version of jvm/pom.xml, which the connector is resolved at.
 ARG SPARK_VERSION=4.2.0
-ARG UV_VERSION=0.11.7
-ARG MAVEN_IMAGE=maven:3.9.9-eclipse-temurin-17
-FROM ghcr.io/astral-sh/uv:${UV_VERSION} AS uv
+# Docker's official Spark image (the `spark` repository) for SPARK_VERSION, pinned by digest.
+ARG SPARK_IMAGE=spark:4.2.0-scala2.13-java17-ubuntu@sha256:7feb3a7f3e3abd93d98bc8e28294ae64cd7b09eb43c73e01ea7464c5fbc1daea
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.11.7@sha256:240fb85ab0f263ef12f492d8476aa3a2e4e1e333f7d67fbdd923d00a506a516a
+ARG MAVEN_IMAGE=maven:3.9.9-eclipse-temurin-17@sha256:f58d59b6273e785ac0a4477f6e9b5ba1d7731c75b906c0f7b34076f1851318cc
+FROM ${UV_IMAGE} AS uv
 
 # Spark's Kafka connector, resolved by Maven from the pom `make install` uses.
 FROM ${MAVEN_IMAGE} AS jvm
 COPY jvm/ /build/jvm/
 RUN mvn --batch-mode --quiet -f /build/jvm/pom.xml package -Djvm.lib.dir=/build/lib
 
-FROM apache/spark:${SPARK_VERSION}-scala2.13-java17-ubuntu
+FROM ${SPARK_IMAGE}
 
 ARG PYTHON_VERSION=3.12
 
