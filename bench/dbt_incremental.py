@@ -27,6 +27,7 @@ from pathlib import Path
 from throwaway_stack import throwaway_stack
 
 from txstream_dagster.currencies import dbt_project_dir
+from txstream_dagster.db.logins import Login
 from txstream_dagster.defs.dbt.resources import dbt_connection_env, dbt_executable
 
 FIXTURES = Path(__file__).parents[1] / "tests" / "fixtures" / "stripe"
@@ -138,7 +139,7 @@ def main() -> None:
     newest_day = (date.fromisoformat(HISTORY_START) + timedelta(days=HISTORY_DAYS - 1)).isoformat()
 
     with throwaway_stack() as (postgres, _):
-        env = dbt_connection_env(postgres.resolved_url())
+        env = dbt_connection_env(postgres.url_for(Login.TRANSFORMER))
         started = time.perf_counter()
         with postgres.connect() as conn:
             conn.execute(INSERT_CHARGES, {**templates, "currencies": CURRENCIES, "first": 1, "last": options.charges,
@@ -146,7 +147,7 @@ def main() -> None:
             conn.execute(INSERT_FOLLOW_UPS, templates)
             conn.execute(INSERT_RATES, {"start": HISTORY_START, "days": HISTORY_DAYS + 1,
                                         "quotes": [c for c in CURRENCIES if c not in ("gbp", "aed")]})
-        with postgres.connect(autocommit=True) as conn:
+        with postgres.connect(autocommit=True, login=Login.OWNER) as conn:
             conn.execute("VACUUM ANALYZE raw.transactions")
             conn.execute("VACUUM ANALYZE raw.forex_rates")
             [(objects, size)] = conn.execute(
@@ -170,7 +171,7 @@ def main() -> None:
         print(f"incremental (+{options.new_charges:,}): {incremental_wall:7.1f} s  (models {incremental_models:6.1f} s)")
         print(f"ratio:               {incremental_wall / full_wall:7.1%}  (models {incremental_models / full_models:.1%})")
 
-        with postgres.connect() as conn:
+        with postgres.connect(login=Login.TRANSFORMER) as conn:
             [(facts, missing)] = conn.execute(
                 "SELECT count(*), count(*) FILTER (WHERE fx_rate_missing) FROM marts.fct_transactions").fetchall()
         print(f"fct_transactions: {facts:,} charges, {missing:,} without a GBP rate (AED)")

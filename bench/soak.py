@@ -108,7 +108,7 @@ def main() -> int:
         command = spark.submit_command(bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic,
                                        trigger="processing-time", fail_on_data_loss=True,
                                        interval="500 milliseconds")
-        job = subprocess.Popen(command, env={**os.environ, **spark.job_env(postgres.resolved_url())},
+        job = subprocess.Popen(command, env={**os.environ, **spark.job_env(postgres)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         stop = threading.Event()
         producer = threading.Thread(target=publish_synthetic, daemon=True, kwargs=dict(
@@ -128,7 +128,7 @@ def main() -> int:
         started = time.monotonic()
         producer.start()
         try:
-            while (elapsed := time.monotonic() - started) < args.minutes * 60:
+            while time.monotonic() - started < args.minutes * 60:
                 time.sleep(args.sample_seconds)
                 ends = kafka.end_offsets()
                 lag = sum(ends.values()) - committed_offsets(postgres, kafka.topic).total

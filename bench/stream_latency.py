@@ -65,7 +65,7 @@ def main() -> None:
                               checkpoint_root=os.environ["TXSTREAM_DATA_DIR"] + "/ckpt")
         command = spark.submit_command(bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic,
                                        trigger="processing-time", fail_on_data_loss=True, interval=args.interval)
-        job = subprocess.Popen(command, env={**os.environ, **spark.job_env(postgres.resolved_url())},
+        job = subprocess.Popen(command, env={**os.environ, **spark.job_env(postgres)},
                                stdout=subprocess.DEVNULL, start_new_session=True)
         try:
             time.sleep(15)  # let Spark start before the clock runs

@@ -70,7 +70,7 @@ def run_stream(postgres, kafka, max_offsets: int, checkpoint_root: str) -> float
     command = spark.submit_command(bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic,
                                    trigger="available-now", fail_on_data_loss=True)
     started = time.perf_counter()
-    subprocess.run(command, env={**os.environ, **spark.job_env(postgres.resolved_url())}, check=True,
+    subprocess.run(command, env={**os.environ, **spark.job_env(postgres)}, check=True,
                    stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 

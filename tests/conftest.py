@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from txstream_dagster.db.logins import Login
 from txstream_dagster.jvm import SPARK_KAFKA_CONNECTOR, module_jars
 from txstream_dagster.local_stack import LocalStack
 from txstream_dagster.local_stack.embedded_kafka import KafkaNode, Retention
@@ -68,7 +69,7 @@ def postgres(local_stack) -> PostgresResource:
 @pytest.fixture
 def clean_warehouse(postgres: PostgresResource) -> PostgresResource:
     """Empty raw and bookkeeping tables, so a test sees only its own rows."""
-    with postgres.connect() as conn:
+    with postgres.connect(login=Login.OWNER) as conn:
         conn.execute(
             "TRUNCATE raw.transactions, raw.quarantined_events, raw.forex_rates, "
             "ops.stream_offsets, ops.stream_batches, ops.source_cursors, ops.stream_lag, ops.dbt_node_runs"

@@ -18,6 +18,7 @@ import dagster as dg
 from psycopg.rows import dict_row
 
 from stripe_helpers import stripe_fixture
+from txstream_dagster.db.logins import Login
 from txstream_dagster.defs.dbt.assets import DbtBuildConfig, txstream_dbt_models
 from txstream_dagster.defs.dbt.checks import fx_rate_missing_charges
 from txstream_dagster.defs.dbt.definitions import defs as dbt_defs
@@ -31,7 +32,7 @@ WRITTEN_TABLES = (
 
 
 def empty_warehouse(postgres: PostgresResource) -> None:
-    with postgres.connect() as conn:
+    with postgres.connect(login=Login.OWNER) as conn:
         conn.execute(f"TRUNCATE {WRITTEN_TABLES}")
 
 
@@ -107,7 +108,8 @@ def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
 
 
 def rows(postgres: PostgresResource, query: str, params: Any = None) -> list[dict[str, Any]]:
-    with postgres.connect() as conn, conn.cursor(row_factory=dict_row) as cur:
+    """As dbt's login, which reads every layer: raw, staging, marts and monitoring."""
+    with postgres.connect(login=Login.TRANSFORMER) as conn, conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params).fetchall()
 
 

@@ -13,6 +13,7 @@ import itertools
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -116,7 +117,7 @@ def start_stream_job(spark: SparkResource, kafka: KafkaResource, postgres: Postg
     """The real Spark job, submitted as Dagster and `txstream stream` submit it, in a process group of its own."""
     command = spark.submit_command(bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic, trigger=trigger,
                                    fail_on_data_loss=True, interval=interval)
-    return subprocess.Popen(command, env={**os.environ, **spark.job_env(postgres.resolved_url())},
+    return subprocess.Popen(command, env={**os.environ, **spark.job_env(postgres)},
                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -159,14 +160,6 @@ def caught_up(postgres: PostgresResource, kafka: KafkaResource) -> bool:
     return committed_offsets(postgres, kafka.topic).total >= sum(kafka.end_offsets().values())
 
 
-def latest_versions(seed: int, now_ms: int, rate: float, messages: int) -> dict[str, dict]:
-    """Object id → the payload of its last version, for the first `messages` of a synthetic stream."""
-    latest = {}
-    for message in (encode(v, "synthetic") for v in itertools.islice(SyntheticStripe(seed).stream(now_ms, rate), messages)):
-        latest[message.key.decode()] = orjson.loads(message.value)
-    return latest
-
-
 def assert_every_message_accounted_for_once(postgres: PostgresResource, objects: int) -> None:
     """For streams where every object was published exactly once: each landed once, no batch applied twice."""
     consumed, accounted, inserted, duplicates = batch_totals(postgres)
@@ -175,3 +168,48 @@ def assert_every_message_accounted_for_once(postgres: PostgresResource, objects:
     assert duplicates == 0  # no message was applied twice (a replayed batch is not recorded again)
     check = every_message_is_accounted_for(postgres=postgres)
     assert check.passed, check.description  # offset ranges contiguous, none applied twice
+
+
+class SyntheticStream:
+    """A synthetic Stripe stream published from a thread at `rate` events/s while a test breaks things;
+    `finish()` stops it and returns what Kafka acknowledged."""
+
+    def __init__(self, kafka: KafkaResource, seed: int, rate: float):
+        from txstream_dagster.defs.stripe_source.production import publish_synthetic
+
+        self.kafka, self.seed, self.rate = kafka, seed, rate
+        self.now_ms = int(time.time() * 1000)
+        self.stop = threading.Event()
+        self.produced: dict = {}
+        self.thread = threading.Thread(target=lambda: self.produced.update(summary=publish_synthetic(
+            kafka, seed=seed, rate=rate, stop=self.stop, now_ms=self.now_ms)))
+        self.thread.start()
+
+    def finish(self, timeout: float = 180):
+        self.stop.set()
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the producer did not finish"
+        return self.produced["summary"]
+
+    def latest_versions(self, messages: int) -> dict[str, dict]:
+        """Object id → the payload of its last version, among the first `messages` of the stream."""
+        latest = {}
+        for version in itertools.islice(SyntheticStripe(self.seed).stream(self.now_ms, self.rate), messages):
+            message = encode(version, "synthetic")
+            latest[message.key.decode()] = orjson.loads(message.value)
+        return latest
+
+
+def assert_landed_exactly_once(postgres: PostgresResource, kafka: KafkaResource, stream: SyntheticStream) -> None:
+    """Every message Kafka acknowledged is in the topic once, and its object in raw.transactions once, at its
+    latest version; every message consumed once; the offset ranges contiguous and none applied twice."""
+    published = stream.produced["summary"].messages
+    assert sum(kafka.end_offsets().values()) == published  # acks=all + idempotence: nothing twice in the topic
+    latest = stream.latest_versions(published)
+    held = dict(postgres.fetch_all("SELECT object_id, payload FROM raw.transactions"))
+    assert held == latest  # nothing acknowledged is lost, nothing else appears, each at its last version
+    consumed, accounted, inserted, _ = batch_totals(postgres)
+    assert consumed == accounted == published  # every message consumed once: no batch applied twice
+    assert inserted == len(latest)  # each object inserted once; its later versions updated it
+    check = every_message_is_accounted_for(postgres=postgres)
+    assert check.passed, check.description

@@ -20,6 +20,7 @@ from grafana_helpers import (
     go_float, go_rfc3339_nano, interval_options, interval_selection, load_dashboard, parse_interval,
     provisioned_datasource, query_panels, referenced_variables,
 )
+from txstream_dagster.db.logins import Login
 from warehouse_helpers import BuiltWarehouse, build_pipeline_warehouse
 
 # The dashboard JSON schema version each Grafana release writes (apps/dashboard/pkg/migration/
@@ -65,7 +66,8 @@ def variable_named(dashboard: str, name: str) -> dict:
 def pinned_grafana_version() -> str:
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     image = compose["services"]["grafana"]["image"]
-    return image.rpartition(":")[2]
+    reference = image.partition("@")[0]  # the tag, without the pinned digest
+    return reference.rpartition(":")[2]
 
 
 # --- the JSON itself ---------------------------------------------------------------------------------
@@ -272,9 +274,8 @@ def warehouse(postgres) -> BuiltWarehouse:
 
 @pytest.fixture(scope="module")
 def reader(warehouse, postgres):
-    url = postgres.reader_url()
-    assert url, "the read-only role has no password: PostgresResource.migrate() sets it"
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+    with postgres.connect(login=Login.READER, autocommit=True) as conn:
+        conn.row_factory = dict_row
         yield conn
 
 
@@ -337,7 +338,9 @@ def test_the_read_only_role_cannot_read_raw_ops_or_staging(reader):
 
 @pytest.mark.slow
 def test_currency_variable_offers_every_currency_charged_in(reader, warehouse, postgres):
-    charged = {row[0] for row in postgres.fetch_all("SELECT DISTINCT currency_code FROM marts.fct_transactions")}
+    charged = {
+        row[0] for row in postgres.fetch_all("SELECT DISTINCT currency_code FROM marts.fct_transactions", login=Login.READER)
+    }
     assert set(currency_options(reader, whole_history(warehouse))) == charged
     assert {"gbp", "usd", "eur", "aed"} <= charged
 
@@ -375,6 +378,7 @@ def test_transactions_per_minute_at_any_interval_add_up_to_the_charges(interval,
     [(charges,)] = postgres.fetch_all(
         "SELECT count(*) FROM marts.fct_transactions WHERE created_at BETWEEN %s AND %s",
         [time_range.start, time_range.end],
+        login=Login.READER,
     )
     assert charges > 0
     assert all(row["time"] % int(bucket.total_seconds()) == 0 for row in rows)  # grouped by the chosen bucket
@@ -394,6 +398,7 @@ def test_revenue_stat_for_one_currency_and_day_is_that_days_captured_gbp(reader,
         "SELECT coalesce(sum(captured_amount_gbp), 0) FROM marts.fct_transactions "
         "WHERE charge_date = %s AND currency_code = 'usd' AND is_successful",
         [day],
+        login=Login.READER,
     )
     assert expected > 0
     assert row["revenue_gbp"] == expected
@@ -411,6 +416,7 @@ def test_charges_without_a_rate_are_counted_not_hidden(reader, warehouse, postgr
                   count(*) FILTER (WHERE fx_rate_missing AND currency_code = 'aed')
            FROM marts.fct_transactions WHERE created_at BETWEEN %s AND %s""",
         [time_range.start, time_range.end],
+        login=Login.READER,
     )
     assert aed_without_rate > 0  # ECB publishes no AED rate
     assert row["charges_without_gbp_rate"] == without_rate

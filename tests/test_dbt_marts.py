@@ -21,6 +21,7 @@ from dbt_helpers import (
 )
 from stream_helpers import land_objects
 from stripe_helpers import stripe_fixture
+from txstream_dagster.db.logins import Login
 from txstream_dagster.defs.dbt.cli import dbt_command
 
 pytestmark = pytest.mark.slow
@@ -198,9 +199,7 @@ def test_monitoring_shows_the_unconverted_charges_and_when_each_model_last_built
 
 
 def test_dashboards_read_role_sees_marts_and_monitoring_but_not_staging_or_raw(marts, postgres):
-    reader_url = postgres.reader_url()
-    assert reader_url, "the embedded PostgreSQL gives the read-only role a password"
-    with psycopg.connect(reader_url, autocommit=True) as conn:
+    with postgres.connect(login=Login.READER, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM marts.fct_transactions").fetchone() == (11,)
         assert conn.execute("SELECT count(*) FROM marts.agg_daily_revenue").fetchone()[0] > 0
         assert conn.execute("SELECT count(*) FROM monitoring.stream_ingestion_per_minute").fetchone()[0] > 0

@@ -32,7 +32,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from txstream_dagster.db.migrate import migrate, set_reader_password
+from txstream_dagster.db.logins import PIPELINE_LOGINS, Login
+from txstream_dagster.run_pods import LOGIN_SECRETS, SPARK_SERVICE_ACCOUNT
+from txstream_dagster.db.migrate import migrate, set_login_password
 from txstream_dagster.jvm import SPARK_KAFKA_CONNECTOR, module_jars
 from txstream_dagster.local_stack.embedded_postgres import EmbeddedPostgres
 from txstream_dagster.local_stack.processes import free_port
@@ -240,15 +242,39 @@ def test_kafka_runs_in_kraft_mode_without_zookeeper():
 
 def test_app_containers_reach_the_compose_services():
     env = environment("dagster-code")
-    warehouse, written = split_url(env["TXSTREAM_POSTGRES_URL"])
-    assert (warehouse.username, warehouse.hostname, warehouse.path) == ("txstream", "postgres", "/txstream")
-    assert REQUIRED_REFERENCE.match(written(warehouse.password))["name"] == "TXSTREAM_DB_PASSWORD"
+    warehouse = urlsplit(env["TXSTREAM_POSTGRES_URL"])
+    assert (warehouse.hostname, warehouse.port, warehouse.path) == ("postgres", 5432, "/txstream")
     assert env["TXSTREAM_KAFKA_BOOTSTRAP"].split(":")[0] == "kafka"
     assert env["TXSTREAM_SPARK_MASTER"] == "spark://spark-master:7077"
     assert env["TXSTREAM_FOREX_SOURCE"] == "frankfurter"
     assert urlsplit(env["TXSTREAM_FOREX_URL"]).hostname == "frankfurter"
-    assert REQUIRED_REFERENCE.match(env["TXSTREAM_READER_PASSWORD"])["name"] == "TXSTREAM_READER_PASSWORD"
-    assert environment("txstream-init") == {k: v for k, v in env.items() if not k.startswith("DAGSTER_PG_")}
+
+
+LOGIN_PASSWORDS = {login.password_variable for login in PIPELINE_LOGINS}
+
+
+def test_only_the_init_service_knows_the_owner_and_each_service_gets_only_the_logins_it_uses():
+    init, code = environment("txstream-init"), environment("dagster-code")
+    owner, written = split_url(init["TXSTREAM_POSTGRES_URL"])
+    assert (owner.username, owner.hostname, owner.path) == ("txstream", "postgres", "/txstream")
+    assert REQUIRED_REFERENCE.match(written(owner.password))["name"] == "TXSTREAM_DB_PASSWORD"
+    for name, service in services().items():
+        if name not in ("txstream-init", "postgres"):  # postgres creates the owner on its first start
+            assert "TXSTREAM_DB_PASSWORD" not in yaml.safe_dump(service), f"{name} must not get the owner's password"
+    address = urlsplit(code["TXSTREAM_POSTGRES_URL"])
+    assert address.username is None and address.password is None
+    # The init service sets every login's password; the code location's runs sign in as each of them.
+    for env in (init, code):
+        assert {key for key in env if key in LOGIN_PASSWORDS} == LOGIN_PASSWORDS
+        for variable in LOGIN_PASSWORDS:
+            assert REQUIRED_REFERENCE.match(env[variable])["name"] == variable
+    grafana = environment("grafana")
+    assert {key for key in grafana if "PASSWORD" in key and key.startswith("TXSTREAM_")} == {"TXSTREAM_READER_PASSWORD"}
+    assert "STRIPE_API_KEY" in code and "STRIPE_API_KEY" not in init  # only what pulls from Stripe has the key
+    common = {k: v for k, v in code.items() if not k.startswith("DAGSTER_PG_") and k not in LOGIN_PASSWORDS}
+    assert {k: v for k, v in init.items() if k not in LOGIN_PASSWORDS} == {
+        **{k: v for k, v in common.items() if k != "STRIPE_API_KEY"}, "TXSTREAM_POSTGRES_URL": init["TXSTREAM_POSTGRES_URL"]
+    }
 
 
 def test_every_txstream_variable_compose_sets_is_a_setting():
@@ -274,10 +300,10 @@ def test_compose_environment_passes_settings_validation(monkeypatch):
             monkeypatch.setenv(key, re.sub(r"\$\{([A-Z0-9_]+)(:[?-])?([^}]*)\}", interpolate, str(value)))
 
     settings = Settings(_env_file=None)
-    assert settings.postgres_url.get_secret_value() == (
-        f"postgresql://txstream:{examples['TXSTREAM_DB_PASSWORD']}@postgres:5432/txstream"
-    )
-    assert settings.reader_password.get_secret_value() == examples["TXSTREAM_READER_PASSWORD"]
+    assert settings.postgres_url.get_secret_value() == "postgresql://postgres:5432/txstream"
+    for login in PIPELINE_LOGINS:
+        password = getattr(settings, f"{login.name.lower()}_password")
+        assert password.get_secret_value() == examples[login.password_variable]
     assert (settings.kafka_bootstrap, settings.topic_replication) == ("kafka:9092", 1)
     assert settings.forex_source == "frankfurter"
     assert settings.data_dir == Path("/var/lib/txstream")
@@ -522,11 +548,17 @@ def test_compose_database_bootstrap_lets_txstream_migrate_grafana_read_and_dagst
     # `txstream up` in compose: migrations as the non-superuser owner, then the reader's password.
     with psycopg.connect(url("txstream", passwords["TXSTREAM_DB_PASSWORD"], "txstream")) as conn:
         assert migrate(conn)
-        set_reader_password(conn, "example-reader-pw")
+        for login in PIPELINE_LOGINS:
+            set_login_password(conn, login, f"example-{login}-pw")
         assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
-    with psycopg.connect(url("txstream_reader", "example-reader-pw", "txstream")) as conn:
+    with psycopg.connect(url("txstream_reader", "example-txstream_reader-pw", "txstream")) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("SELECT count(*) FROM raw.transactions")
+    with psycopg.connect(url("txstream_transformer", "example-txstream_transformer-pw", "txstream")) as conn:
+        conn.execute("CREATE TABLE marts.built_by_dbt AS SELECT count(*) FROM raw.transactions")
+    with psycopg.connect(url("txstream_writer", "example-txstream_writer-pw", "txstream")) as conn:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT count(*) FROM marts.built_by_dbt")
     with pytest.raises(psycopg.OperationalError):  # each role reaches only its own database
         psycopg.connect(url("dagster", passwords["DAGSTER_PG_PASSWORD"], "txstream")).close()
 
@@ -568,10 +600,8 @@ def k8s_documents(name: str) -> list[dict]:
 def test_helm_values_launch_runs_as_kubernetes_jobs_with_secrets_from_a_secret():
     values = yaml.safe_load(HELM_VALUES.read_text())
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
-    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
-    assert {"name": "txstream-secrets"} in launcher["envSecrets"]
     (deployment,) = values["dagster-user-deployments"]["deployments"]
-    assert {"name": "txstream-secrets"} in deployment["envSecrets"]
+    assert deployment["envSecrets"] == [{"name": LOGIN_SECRETS[Login.WRITER]}, {"name": "txstream-stripe"}]
     assert deployment["codeServerArgs"] == ["--module-name", "txstream_dagster.definitions"]
     assert values["generatePostgresqlPasswordSecret"] is False
     assert values["global"]["postgresqlSecretName"]
@@ -580,7 +610,79 @@ def test_helm_values_launch_runs_as_kubernetes_jobs_with_secrets_from_a_secret()
         if isinstance(value, str) and re.search(r"password|token|api_?key", path[-1], re.IGNORECASE):
             pytest.fail(f"{'.'.join(path)} = {value!r}: secrets belong in a Kubernetes Secret")
     for env in deployment["env"]:
-        assert not SECRET_NAME.search(env["name"]), f"{env['name']} must come from txstream-secrets"
+        assert not SECRET_NAME.search(env["name"]), f"{env['name']} must come from a Secret"
+    address = urlsplit({env["name"]: env["value"] for env in deployment["env"]}["TXSTREAM_POSTGRES_URL"])
+    assert address.username is None and address.password is None  # the owner's URL is the migration Job's
+
+
+# The Helm chart renders runK8sConfig's keys as the instance's run_k8s_config keys.
+CHART_RUN_K8S_KEYS = {"podSpecConfig": "pod_spec_config", "containerConfig": "container_config",
+                      "podTemplateSpecMetadata": "pod_template_spec_metadata", "jobSpecConfig": "job_spec_config",
+                      "jobMetadata": "job_metadata"}
+
+
+def run_pod(run_tags: dict[str, str]):
+    """The pod spec dagster-k8s builds for a run with `run_tags` under the Helm values: the run launcher's
+    config, then the code location's (includeConfigInLaunchedRuns), then the run's tags."""
+    from dagster_k8s.container_context import K8sContainerContext
+    from dagster_k8s.job import (
+        DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, construct_dagster_k8s_job, get_user_defined_k8s_config,
+    )
+
+    values = yaml.safe_load(HELM_VALUES.read_text())
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    context = K8sContainerContext(
+        env_secrets=[secret["name"] for secret in launcher["envSecrets"]],
+        run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(
+            {CHART_RUN_K8S_KEYS[key]: value for key, value in launcher["runK8sConfig"].items()}
+        ),
+    ).merge(K8sContainerContext(env_secrets=[secret["name"] for secret in deployment["envSecrets"]]))
+    context = context.merge(K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(run_tags)))
+    job = construct_dagster_k8s_job(
+        DagsterK8sJobConfig(job_image=deployment["image"]["repository"], dagster_home="/opt/dagster/dagster_home",
+                            instance_config_map="dagster-instance"),
+        ["dagster", "api", "execute_run"], "dagster-run-test", user_defined_k8s_config=context.run_k8s_config,
+    )
+    return job.spec.template.spec
+
+
+def pod_secrets(pod) -> set[str]:
+    return {source.secret_ref.name for container in pod.containers for source in container.env_from or []}
+
+
+def test_each_kind_of_run_pod_gets_only_its_logins_and_spark_rights_only_when_it_launches_spark():
+    from txstream_dagster.defs.dbt.definitions import dbt_automation_sensor
+    from txstream_dagster.defs.reporting.definitions import reporting_automation_sensor
+    from txstream_dagster.defs.stream.sensors import stream_catch_up_job
+
+    writer, transformer, reader = (LOGIN_SECRETS[login] for login in PIPELINE_LOGINS)
+    ad_hoc = run_pod({})  # a run launched from the UI carries no tags
+    assert pod_secrets(ad_hoc) == {writer, "txstream-stripe"}
+    assert ad_hoc.service_account_name is None and ad_hoc.automount_service_account_token is False
+
+    stream = run_pod(stream_catch_up_job.tags)
+    assert stream.service_account_name == SPARK_SERVICE_ACCOUNT and stream.automount_service_account_token
+    assert pod_secrets(stream) == {writer, "txstream-stripe"}
+    env = {item.name: item.value_from.field_ref.field_path for item in stream.containers[0].env if item.value_from}
+    assert env == {"POD_NAME": "metadata.name", "SPARK_LOCAL_IP": "status.podIP"}
+
+    dbt = run_pod(dbt_automation_sensor.run_tags)
+    assert pod_secrets(dbt) == {writer, "txstream-stripe", transformer} and dbt.automount_service_account_token is False
+    report = run_pod(reporting_automation_sensor.run_tags)
+    assert pod_secrets(report) == {writer, "txstream-stripe", reader} and report.service_account_name is None
+
+
+def test_only_the_migration_job_gets_the_owner_and_it_sets_every_login():
+    (job,) = k8s_documents("txstream-migrate-job.yaml")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["txstream", "up"]
+    assert [source["secretRef"]["name"] for source in container["envFrom"]] == ["txstream-owner", *LOGIN_SECRETS.values()]
+    assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    (deployment,) = yaml.safe_load(HELM_VALUES.read_text())["dagster-user-deployments"]["deployments"]
+    code_env = {env["name"]: env["value"] for env in deployment["env"]}
+    for env in container["env"]:  # the topic it creates is the one the code location uses
+        assert code_env[env["name"]] == env["value"]
 
 
 def test_helm_values_keep_the_same_run_queue_as_the_compose_instance():
@@ -595,7 +697,7 @@ def test_helm_values_keep_the_same_run_queue_as_the_compose_instance():
     assert daemon["runRetries"]["enabled"] is False  # else the chart writes a second run_retries
 
 
-def test_run_pods_are_spark_drivers_with_their_own_service_account_and_config():
+def test_the_stream_run_pod_is_a_spark_driver_with_its_own_service_account_and_config():
     values = yaml.safe_load(HELM_VALUES.read_text())
     run_config = values["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]
     (deployment,) = values["dagster-user-deployments"]["deployments"]
@@ -603,15 +705,13 @@ def test_run_pods_are_spark_drivers_with_their_own_service_account_and_config():
     assert env["TXSTREAM_SPARK_MASTER"]["value"].startswith("k8s://https://")
 
     service_account, role, binding = k8s_documents("spark-rbac.yaml")
-    assert run_config["podSpecConfig"]["serviceAccountName"] == service_account["metadata"]["name"]
+    assert "serviceAccountName" not in run_config["podSpecConfig"]  # only the stream's runs (their tags)
+    assert SPARK_SERVICE_ACCOUNT == service_account["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": service_account["metadata"]["name"]}]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     pod_rules = [rule for rule in role["rules"] if "pods" in rule["resources"]]
     assert pod_rules and {"create", "delete", "watch", "list"} <= set(pod_rules[0]["verbs"])
 
-    run_env = {item["name"]: item for item in run_config["containerConfig"]["env"]}
-    assert run_env["SPARK_LOCAL_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
-    assert run_env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     spark_defaults = (DEPLOY / "k8s" / "spark-defaults.conf").read_text()
     assert re.search(r"^spark\.kubernetes\.driver\.pod\.name\s+\$\{env:POD_NAME\}$", spark_defaults, re.MULTILINE)
 

@@ -12,17 +12,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from stream_helpers import batch_totals, caught_up, landed_ids, latest_versions, start_stream_job, stop_stream, wait_for
-from txstream_dagster.defs.stream.checks import every_message_is_accounted_for
+from stream_helpers import (
+    SyntheticStream, assert_landed_exactly_once, caught_up, landed_ids, start_stream_job, stop_stream, wait_for,
+)
 from txstream_dagster.defs.stream.resources import SparkResource
-from txstream_dagster.defs.stripe_source.production import publish_synthetic
 from txstream_dagster.local_stack.embedded_kafka import KafkaNode, Retention, new_cluster_id
 from txstream_dagster.local_stack.processes import free_port
 from txstream_dagster.resources import KafkaResource, PostgresResource
@@ -119,35 +118,19 @@ def test_a_broker_killed_mid_stream_loses_and_duplicates_nothing_on_a_cluster(
     assert all(len(p["replica_nodes"]) == len(p["isr_nodes"]) == BROKERS for p in description["partitions"])
     spark = SparkResource(master=spark_standalone.url, checkpoint_root=str(tmp_path / "checkpoints"))
     stream = start_stream_job(spark, kafka, clean_warehouse, "processing-time", "1 second")
-    now_ms = int(time.time() * 1000)
-    stop = threading.Event()
-    produced: dict = {}
-    producer = threading.Thread(target=lambda: produced.update(
-        summary=publish_synthetic(kafka, seed=33, rate=RATE, stop=stop, now_ms=now_ms)))
-    producer.start()
+    producer = SyntheticStream(kafka, seed=33, rate=RATE)
     try:
         wait_for(lambda: len(landed_ids(clean_warehouse)) > 500, 240, "the stream to land the first events")
         kafka_cluster[1].kill()  # kill -9 of a broker that leads some partitions and votes in the quorum
         time.sleep(8)  # producing and streaming go on with the two left (min.insync.replicas = 2)
-        stop.set()
-        producer.join(180)
-        assert not producer.is_alive(), "the producer did not finish with a broker down"
+        producer.finish()
         wait_for(lambda: caught_up(clean_warehouse, kafka), 240, "the stream to land everything the topic holds")
         assert stream.poll() is None, "the stream did not ride out the broker's death"
         apps = (spark_standalone.state() or {}).get("activeapps", [])
         assert any(app["name"].startswith("txstream-stream[") for app in apps)  # on the cluster, not local
     finally:
-        stop.set()
+        producer.stop.set()
         stop_stream(stream)
         kafka_cluster[1].start()
 
-    summary = produced["summary"]
-    assert sum(kafka.end_offsets().values()) == summary.messages  # acks=all + idempotence: nothing twice
-    latest = latest_versions(33, now_ms, RATE, summary.messages)
-    held = dict(clean_warehouse.fetch_all("SELECT object_id, payload FROM raw.transactions"))
-    assert held == latest
-    consumed, accounted, inserted, _ = batch_totals(clean_warehouse)
-    assert consumed == accounted == summary.messages  # every message consumed once: no batch applied twice
-    assert inserted == len(latest)  # each object inserted once; its later versions updated it
-    check = every_message_is_accounted_for(postgres=clean_warehouse)
-    assert check.passed, check.description
+    assert_landed_exactly_once(clean_warehouse, kafka, producer)

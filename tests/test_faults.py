@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
+
 import pytest
 
 from stream_helpers import (
-    batch_totals, caught_up, landed_ids, latest_versions, output_of, publish_charges, start_stream_job, stop_stream,
-    wait_for,
+    SyntheticStream, assert_landed_exactly_once, caught_up, landed_ids, output_of, publish_charges, start_stream_job,
+    stop_stream, wait_for,
 )
 from txstream_dagster.defs.stream.checks import every_message_is_accounted_for
 from txstream_dagster.defs.stream.resources import SparkResource
-from txstream_dagster.defs.stripe_source.production import publish_synthetic
 from txstream_dagster.local_stack.embedded_kafka import KafkaNode
 from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_spark import main as job
@@ -38,37 +37,21 @@ def test_kafka_killed_mid_stream_and_restarted_loses_and_duplicates_nothing(
     kafka.ensure_topic(partitions=4, replication=1)
     spark = SparkResource(master="local[2]", checkpoint_root=str(tmp_path / "checkpoints"))
     stream = start_stream_job(spark, kafka, clean_warehouse, "processing-time", "500 milliseconds")
-    now_ms = int(time.time() * 1000)
-    stop = threading.Event()
-    produced: dict = {}
-    producer = threading.Thread(target=lambda: produced.update(
-        summary=publish_synthetic(kafka, seed=21, rate=RATE, stop=stop, now_ms=now_ms)))
-    producer.start()
+    producer = SyntheticStream(kafka, seed=21, rate=RATE)
     try:
         wait_for(lambda: len(landed_ids(clean_warehouse)) > 500, 180, "the stream to land the first events")
         own_kafka.kill()  # kill -9: producer and stream both lose their broker mid-flight
         time.sleep(3)
         own_kafka.start()
         time.sleep(5)
-        stop.set()
-        producer.join(180)
-        assert not producer.is_alive(), "the producer did not finish after Kafka came back"
+        producer.finish()
         wait_for(lambda: caught_up(clean_warehouse, kafka), 240, "the stream to land everything the topic holds")
         assert stream.poll() is None, "the stream did not ride out the crash"
     finally:
-        stop.set()
+        producer.stop.set()
         stop_stream(stream)
 
-    summary = produced["summary"]
-    assert sum(kafka.end_offsets().values()) == summary.messages  # the idempotent producer wrote nothing twice
-    latest = latest_versions(21, now_ms, RATE, summary.messages)
-    held = dict(clean_warehouse.fetch_all("SELECT object_id, payload FROM raw.transactions"))
-    assert held == latest  # nothing acknowledged is lost, nothing else appears, each at its last version
-    consumed, accounted, inserted, _ = batch_totals(clean_warehouse)
-    assert consumed == accounted == summary.messages  # every message consumed once: no batch applied twice
-    assert inserted == len(latest)  # each object inserted once; its later versions updated it
-    check = every_message_is_accounted_for(postgres=clean_warehouse)
-    assert check.passed, check.description
+    assert_landed_exactly_once(clean_warehouse, kafka, producer)
 
 
 def run_reset(kafka: KafkaResource, checkpoint_root: str) -> subprocess.CompletedProcess:

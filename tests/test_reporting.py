@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from PIL import Image
 
+from txstream_dagster.db.logins import Login
 from txstream_dagster.defs.reporting import assets as reporting_assets
 from txstream_dagster.defs.reporting.assets import (
     KpiReportConfig, daily_after_the_marts, daily_kpi_report, report_markdown, reports_dir,
@@ -104,7 +105,7 @@ def test_without_a_reader_password_the_report_fails_saying_what_to_set_never_rea
     )
     assert not result.success
     [failure] = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
-    assert "txstream_reader has no password: set TXSTREAM_READER_PASSWORD" in str(failure.event_specific_data)
+    assert "txstream_reader login has no password: set TXSTREAM_READER_PASSWORD" in str(failure.event_specific_data)
 
 
 # --- against a warehouse the pipeline built ----------------------------------------------------------
@@ -133,6 +134,7 @@ def figures_from_the_facts(postgres, first: date, last: date) -> dict:
                   count(*) FILTER (WHERE fx_rate_missing)
            FROM marts.fct_transactions WHERE charge_date BETWEEN %s AND %s""",
         [first, last],
+        login=Login.READER,
     )
     return {"charges": charges, "successful_charges": ok, "revenue_gbp": revenue, "charges_without_gbp_rate": missing}
 
@@ -199,5 +201,5 @@ def test_report_reads_the_marts_as_the_read_only_role_which_cannot_write(postgre
 
 @pytest.mark.slow
 def test_no_window_before_the_first_charge_and_the_error_says_what_to_do(postgres, warehouse):
-    with pytest.raises(NoChargesYet, match="build the marts first"), postgres.connect_as_reader() as conn:
+    with pytest.raises(NoChargesYet, match="build the marts first"), postgres.connect(login=Login.READER) as conn:
         kpi_window(conn, 30, today=date(2000, 1, 1))

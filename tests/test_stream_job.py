@@ -165,7 +165,7 @@ def test_a_postgres_restart_while_streaming_loses_nothing(
 
 
 def test_the_job_refuses_to_start_when_the_broker_is_unreachable(postgres: PostgresResource, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("TXSTREAM_POSTGRES_URL", postgres.resolved_url())
+    monkeypatch.setenv("TXSTREAM_POSTGRES_URL", postgres.url_for())
     code = job.main(["--bootstrap", "127.0.0.1:1", "--topic", "t", "--checkpoint", str(tmp_path)])
     assert code == job.EXIT_PREFLIGHT_FAILED
     assert "Cannot reach Kafka at 127.0.0.1:1 (TXSTREAM_KAFKA_BOOTSTRAP)" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from stream_helpers import (
     assert_every_message_accounted_for_once, landed_ids, output_of, publish_charges, start_stream_job, stop_stream,
     wait_for,
 )
+from txstream_dagster.db.logins import Login
 from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_spark import main as job
@@ -94,7 +95,7 @@ def test_a_database_restored_from_a_backup_gets_back_what_it_lost(
 ):
     ids = publish_charges(kafka, 300, prefix="ch_before_backup_")
     run_to_the_end(spark, kafka, clean_warehouse)
-    with clean_warehouse.connect() as conn:  # the backup
+    with clean_warehouse.connect(login=Login.OWNER) as conn:  # the backup, and the restore, by the DBA
         for table in RESTORED_TABLES:
             conn.execute(f"CREATE TEMP TABLE \"backup {table}\" AS SELECT * FROM {table}")
         conn.commit()

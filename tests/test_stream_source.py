@@ -89,7 +89,7 @@ def test_a_spark_without_the_connector_is_told_where_to_get_it(postgres: Postgre
         bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic, trigger="available-now", fail_on_data_loss=True)
     at = command.index("--jars")
     del command[at:at + 2]
-    result = subprocess.run(command, env={**os.environ, **SparkResource().job_env(postgres.resolved_url())},
+    result = subprocess.run(command, env={**os.environ, **SparkResource().job_env(postgres)},
                             capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr  # spark-submit passes the job's stderr on as its stdout
     assert result.returncode == job.EXIT_PREFLIGHT_FAILED, output

@@ -115,6 +115,21 @@ def test_materialising_with_a_stripe_key_pulls_new_events_from_stripe(
     assert second["stripe_cursor"] >= first["stripe_cursor"] > now_ms / 1000 - 60
 
 
+@pytest.mark.parametrize("key, warned", [("sk_test_fake_4242", True), ("rk_test_fake_4242", False)])
+def test_a_secret_key_is_warned_about_and_a_restricted_key_is_not(kafka, clean_warehouse, key, warned):
+    with FakeStripe(api_key=key) as fake, dg.instance_for_test() as instance:
+        stripe = StripeResource(api_key=fake.api_key, api_base=fake.url, backfill_days=1)
+        result = dg.materialize(
+            [stripe_events_topic], resources={"kafka": kafka, "postgres": clean_warehouse, "stripe": stripe},
+            instance=instance,
+        )
+        assert result.success
+        messages = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    warnings = [message for message in messages if "restricted key (rk_…)" in message]
+    assert bool(warnings) is warned
+    assert not any(key in message for message in messages)  # the key itself is never logged
+
+
 # --- the command ----------------------------------------------------------------------------
 
 

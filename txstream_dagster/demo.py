@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from txstream_dagster.currencies import REPO_ROOT, currency
+from txstream_dagster.db.logins import Login
 from txstream_dagster.defs.stripe_source.production import ProductionSummary, publish_synthetic
 from txstream_dagster.local_stack import LocalStack
 from txstream_dagster.resources import KafkaResource, PostgresResource
@@ -202,11 +203,12 @@ def stream_caught_up(postgres: PostgresResource, kafka: KafkaResource) -> bool:
 
 
 def marts_caught_up(postgres: PostgresResource) -> bool:
-    if postgres.fetch_one("SELECT to_regclass('marts.fct_transactions')")[0] is None:
+    if postgres.fetch_one("SELECT to_regclass('marts.fct_transactions')", login=Login.TRANSFORMER)[0] is None:
         return False
     charges, facts = postgres.fetch_one(
         "SELECT (SELECT count(*) FROM raw.transactions WHERE object_type = 'charge'), "
-        "(SELECT count(*) FROM marts.fct_transactions)"
+        "(SELECT count(*) FROM marts.fct_transactions)",
+        login=Login.TRANSFORMER,
     )
     return charges > 0 and facts == charges
 
@@ -216,14 +218,16 @@ def summarise(postgres: PostgresResource) -> tuple[int, int, int, int, list[tupl
         "SELECT (SELECT count(*) FROM raw.transactions), (SELECT count(*) FROM raw.quarantined_events)"
     )
     charges, fx_missing = postgres.fetch_one(
-        "SELECT count(*), count(*) FILTER (WHERE fx_rate_missing) FROM marts.fct_transactions"
+        "SELECT count(*), count(*) FILTER (WHERE fx_rate_missing) FROM marts.fct_transactions",
+        login=Login.TRANSFORMER,
     )
     revenue = postgres.fetch_all(
         """SELECT currency_code, count(*) FILTER (WHERE is_successful),
                   sum(net_amount) FILTER (WHERE is_successful), sum(net_amount_gbp) FILTER (WHERE is_successful),
                   bool_or(fx_rate_missing)
            FROM marts.fct_transactions GROUP BY 1
-           ORDER BY sum(net_amount_gbp) FILTER (WHERE is_successful) DESC NULLS LAST LIMIT 12"""
+           ORDER BY sum(net_amount_gbp) FILTER (WHERE is_successful) DESC NULLS LAST LIMIT 12""",
+        login=Login.TRANSFORMER,  # reads raw and marts
     )
     return landed, quarantined, charges, fx_missing, revenue
 
@@ -295,16 +299,17 @@ def run_demo(settings: Settings, *, charges: int, days: int, seed: int, port: in
                        dagster.raise_if_a_run_failed)
         console.print("[green]✓[/green] dbt models built: staging → dimensions and facts → daily aggregates")
 
-        # Their runs still record checks and materializations: let them end, so none is cut short.
-        with console.status("waiting for the runs to finish their checks"):
-            wait_until("the stream and dbt runs to finish", lambda: dagster.runs_in_progress() == 0, 300,
-                       dagster.raise_if_a_run_failed)
 
         result = DemoResult(produced, malformed, *summarise(postgres), seconds=time.monotonic() - started)
         print_summary(console, result)
         if serve:
             console.print(f"\nDagster UI: [bold]{dagster.url}[/bold] (runs, asset graph, checks). Ctrl-C stops it.")
             dagster.process.wait()
+        else:
+            # The runs still record their checks: let them end before dagster dev stops, so none is cut short.
+            with console.status("waiting for the runs to finish before stopping Dagster"):
+                wait_until("the stream and dbt runs to finish", lambda: dagster.runs_in_progress() == 0, 300,
+                           dagster.raise_if_a_run_failed)
         return result
     except DemoFailed as exc:
         console.print(f"[red]✗[/red] {exc}")

@@ -41,11 +41,24 @@ class Settings(BaseSettings):
     # --- PostgreSQL -------------------------------------------------------
     postgres_url: SecretStr | None = Field(
         default=None,
-        description="postgresql://user:password@host:port/db of the warehouse; unset → embedded PostgreSQL.",
+        description="postgresql://[owner:password@]host:port/db of the warehouse; unset → embedded PostgreSQL. "
+        "The owner's credentials are needed only where `txstream migrate` runs; the pipeline logs in as the "
+        "three logins below, so give other processes the URL without them.",
+    )
+    writer_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the `txstream_writer` login (the stream, forex rates, Stripe cursors: raw and "
+        "ops only); `txstream migrate` sets it. Unset with the embedded PostgreSQL → generated.",
+    )
+    transformer_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the `txstream_transformer` login (dbt: reads raw, owns the marts); "
+        "`txstream migrate` sets it. Unset with the embedded PostgreSQL → generated.",
     )
     reader_password: SecretStr | None = Field(
         default=None,
-        description="Password of the read-only `txstream_reader` login (dashboards); unset → the role cannot log in.",
+        description="Password of the read-only `txstream_reader` login (dashboards, KPI report); "
+        "`txstream migrate` sets it. Unset with the embedded PostgreSQL → generated.",
     )
     local_postgres_port: int = Field(default=55432, ge=1, le=65535, description="Port of the embedded PostgreSQL.")
 
@@ -124,7 +137,10 @@ class Settings(BaseSettings):
         "latest = only what is produced from then on. Ignored once the checkpoint exists.",
     )
 
-    @field_validator("postgres_url", "stripe_api_key", "reader_password", "kafka_bootstrap", mode="before")
+    @field_validator(
+        "postgres_url", "stripe_api_key", "writer_password", "transformer_password", "reader_password",
+        "kafka_bootstrap", mode="before",
+    )
     @classmethod
     def _empty_means_unset(cls, value):
         """`STRIPE_API_KEY=` in a .env file means "no key", not an empty key."""

@@ -4,7 +4,8 @@
         --bootstrap kafka:9092 --checkpoint /data/checkpoints/stripe.events --trigger available-now
 
 The warehouse URL is read from the TXSTREAM_POSTGRES_URL environment variable,
-never from the command line (command lines show up in `ps` and the Spark UI).
+never from the command line (command lines show up in `ps` and the Spark UI); it signs
+in as the txstream_writer login, which may write raw and ops and nothing else.
 Launched by Dagster (Pipes), it streams its logs and a materialization of
 `raw_transactions` back to the run; launched by hand, it prints a summary.
 """

@@ -70,15 +70,23 @@ class LandedOffsets:
     topic_id: str | None
     next_offsets: dict[int, int]
 
+    @property
+    def total(self) -> int:
+        return sum(self.next_offsets.values())
 
-def landed_offsets(url: str, topic: str) -> LandedOffsets:
-    with connect(url) as conn:
-        rows = conn.execute(
-            "SELECT kafka_partition, next_offset, kafka_topic_id FROM ops.stream_offsets WHERE kafka_topic = %s",
-            [topic],
-        ).fetchall()
+
+def read_landed_offsets(conn: psycopg.Connection, topic: str) -> LandedOffsets:
+    rows = conn.execute(
+        "SELECT kafka_partition, next_offset, kafka_topic_id FROM ops.stream_offsets WHERE kafka_topic = %s",
+        [topic],
+    ).fetchall()
     topic_ids = {topic_id for _, _, topic_id in rows}
     return LandedOffsets(
         topic_id=topic_ids.pop() if len(topic_ids) == 1 else None,
         next_offsets={partition: offset for partition, offset, _ in rows},
     )
+
+
+def landed_offsets(url: str, topic: str) -> LandedOffsets:
+    with connect(url) as conn:
+        return read_landed_offsets(conn, topic)

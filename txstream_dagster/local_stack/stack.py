@@ -6,6 +6,7 @@ set, PostgreSQL is never started here; with TXSTREAM_KAFKA_BOOTSTRAP set, Kafka 
 
 from __future__ import annotations
 
+from txstream_dagster.db.logins import Login
 from txstream_dagster.local_stack.embedded_kafka import KafkaNode, Retention
 from txstream_dagster.local_stack.embedded_postgres import EmbeddedPostgres
 from txstream_dagster.settings import Settings
@@ -66,10 +67,12 @@ class LocalStack:
             )
         return self.postgres.url()
 
-    def reader_password(self) -> str | None:
-        if self.settings.reader_password is not None:
-            return self.settings.reader_password.get_secret_value()
-        return self.postgres.reader_password() if self.embeds_postgres else None
+    def login_password(self, login: Login) -> str | None:
+        """The password `login` signs in with: its TXSTREAM_*_PASSWORD, else the embedded server's own."""
+        configured = getattr(self.settings, f"{login.name.lower()}_password")
+        if configured is not None:
+            return configured.get_secret_value()
+        return self.postgres.login_password(login) if self.embeds_postgres else None
 
     def kafka_bootstrap(self) -> str:
         if not self.embeds_kafka:

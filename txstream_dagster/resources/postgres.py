@@ -1,4 +1,4 @@
-"""The warehouse: PostgreSQL, external (TXSTREAM_POSTGRES_URL) or embedded."""
+"""The warehouse: PostgreSQL, external (TXSTREAM_POSTGRES_URL) or embedded, and the logins it is used as."""
 
 from __future__ import annotations
 
@@ -6,98 +6,118 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import dagster as dg
 import psycopg
 from psycopg import sql
 
-from txstream_dagster.db.migrate import migrate, set_reader_password
+from txstream_dagster.db.logins import PIPELINE_LOGINS, Login
+from txstream_dagster.db.migrate import migrate, set_login_password
 from txstream_dagster.local_stack import LocalStack
 from txstream_dagster.settings import get_settings, redact_url
 
 CONNECT_TIMEOUT_S = 5
-READER_ROLE = "txstream_reader"
 
 
 class WarehouseUnavailable(RuntimeError):
     pass
 
 
-def _explain(exc: psycopg.OperationalError, url: str, embedded: bool, as_reader: bool = False) -> str:
+def _explain(exc: psycopg.OperationalError, url: str, embedded: bool, login: Login) -> str:
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     password = psycopg.conninfo.conninfo_to_dict(url).get("password")
     if password:
         message = message.replace(password, "***")
     where = redact_url(url)
-    if as_reader and re.search(r"password authentication failed|is not permitted to log in", message):
+    refused = re.search(r"password authentication failed|is not permitted to log in|no password supplied", message)
+    if refused and login is not Login.OWNER:
         hint = (
-            f"The {READER_ROLE} role logs in with TXSTREAM_READER_PASSWORD once `txstream migrate` "
-            "(or `txstream up`) set it: run that with the same TXSTREAM_READER_PASSWORD."
+            f"The {login} login signs in with {login.password_variable} once `txstream migrate` (or "
+            f"`txstream up`) set it: run that with the same {login.password_variable}."
         )
     elif embedded:
         hint = "The embedded PostgreSQL is not answering: run `txstream status`, then `txstream up`."
-    elif re.search(r"password authentication failed|no password supplied", message):
-        hint = "Fix the user or password in TXSTREAM_POSTGRES_URL."
+    elif refused:
+        hint = "Put the database owner's user and password in TXSTREAM_POSTGRES_URL where migrations run."
     elif re.search(r"does not exist", message):
         hint = "Create that database/role, or fix the name in TXSTREAM_POSTGRES_URL."
     else:
         hint = "Check the host and port in TXSTREAM_POSTGRES_URL and that the server is up."
-    return f"Cannot connect to PostgreSQL at {where}: {message}. {hint}"
+    return f"Cannot connect to PostgreSQL at {where} as {login}: {message}. {hint}"
 
 
-def connect(url: str, *, embedded: bool = False, autocommit: bool = False, as_reader: bool = False) -> psycopg.Connection:
+def connect(
+    url: str, *, embedded: bool = False, autocommit: bool = False, login: Login = Login.OWNER
+) -> psycopg.Connection:
     try:
         return psycopg.connect(
             url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT_S, application_name="txstream"
         )
     except psycopg.OperationalError as exc:
-        raise WarehouseUnavailable(_explain(exc, url, embedded, as_reader)) from None
+        raise WarehouseUnavailable(_explain(exc, url, embedded, login)) from None
     except psycopg.ProgrammingError as exc:  # malformed URL
         raise WarehouseUnavailable(
             f"TXSTREAM_POSTGRES_URL={redact_url(url)} is not a valid connection URL: {exc}"
         ) from None
 
 
+def with_credentials(url: str, user: str, password: str) -> str:
+    """`url` (postgresql://[anyone@]host:port/db?…) signing in as `user` instead."""
+    parts = urlsplit(url)
+    address = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{address}"))
+
+
 class PostgresResource(dg.ConfigurableResource):
     """PostgreSQL holding raw data, bookkeeping and the dbt marts.
 
-    `url` is set from the TXSTREAM_POSTGRES_URL env var (never a literal);
-    unset means the embedded PostgreSQL that `txstream up` started.
+    `url` is set from the TXSTREAM_POSTGRES_URL env var (never a literal); unset means the
+    embedded PostgreSQL that `txstream up` started. Connections sign in as `login` unless told
+    otherwise: the writer by default, the transformer for dbt, the reader for dashboards and
+    reports, the owner only to migrate.
     """
 
     url: str | None = None
+    login: Login = Login.WRITER
 
     def resolved_url(self) -> str:
+        """The URL as configured: the owner's (or only the server's address, where no migration runs)."""
         return self.url or LocalStack(get_settings()).postgres_url()
+
+    def url_for(self, login: Login | None = None) -> str:
+        """Where and as whom `login` (default: this resource's) connects."""
+        login = login or self.login
+        if login is Login.OWNER:
+            return self.resolved_url()
+        password = LocalStack(get_settings()).login_password(login)
+        if not password:
+            raise WarehouseUnavailable(
+                f"The {login} login has no password: set {login.password_variable} where this runs, and run "
+                "`txstream migrate` once with it (that lets the login sign in)."
+            )
+        return with_credentials(self.resolved_url(), str(login), password)
 
     @property
     def embedded(self) -> bool:
         return not self.url and get_settings().postgres_url is None
 
     @contextmanager
-    def connect(self, autocommit: bool = False) -> Iterator[psycopg.Connection]:
-        with connect(self.resolved_url(), embedded=self.embedded, autocommit=autocommit) as conn:
+    def connect(self, autocommit: bool = False, login: Login | None = None) -> Iterator[psycopg.Connection]:
+        login = login or self.login
+        with connect(self.url_for(login), embedded=self.embedded, autocommit=autocommit, login=login) as conn:
             yield conn
 
-    @contextmanager
-    def connect_as_reader(self) -> Iterator[psycopg.Connection]:
-        """As the read-only role the dashboards use: for read paths, which then cannot write."""
-        url = self.reader_url()
-        if url is None:
-            # As Grafana's datasource: no password, no login (never the owner role instead).
-            raise WarehouseUnavailable(
-                f"The read-only role {READER_ROLE} has no password: set TXSTREAM_READER_PASSWORD "
-                "(the one Grafana logs in with) and run `txstream migrate`."
-            )
-        with connect(url, embedded=self.embedded, as_reader=True) as conn:
-            yield conn
-
-    def fetch_all(self, query: str | sql.Composable, params: Sequence[Any] | dict | None = None) -> list[tuple]:
-        with self.connect() as conn:
+    def fetch_all(
+        self, query: str | sql.Composable, params: Sequence[Any] | dict | None = None, login: Login | None = None
+    ) -> list[tuple]:
+        with self.connect(login=login) as conn:
             return conn.execute(query, params).fetchall()
 
-    def fetch_one(self, query: str | sql.Composable, params: Sequence[Any] | dict | None = None) -> tuple | None:
-        with self.connect() as conn:
+    def fetch_one(
+        self, query: str | sql.Composable, params: Sequence[Any] | dict | None = None, login: Login | None = None
+    ) -> tuple | None:
+        with self.connect(login=login) as conn:
             return conn.execute(query, params).fetchone()
 
     def copy_rows(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
@@ -115,19 +135,12 @@ class PostgresResource(dg.ConfigurableResource):
         return written
 
     def migrate(self) -> list[str]:
-        """Bring the schema up to date; also lets the read-only role log in when it has a password."""
-        with self.connect() as conn:
+        """Bring the schema up to date as the owner; every login with a password may then sign in."""
+        stack = LocalStack(get_settings())
+        with self.connect(login=Login.OWNER) as conn:
             applied = migrate(conn)
-            reader_password = LocalStack(get_settings()).reader_password()
-            if reader_password:
-                set_reader_password(conn, reader_password)
+            for login in PIPELINE_LOGINS:
+                password = stack.login_password(login)
+                if password:
+                    set_login_password(conn, login, password)
         return applied
-
-    def reader_url(self) -> str | None:
-        """Connection URL of the read-only role (dashboards), when it has a password."""
-        password = LocalStack(get_settings()).reader_password()
-        if not password:
-            return None
-        info = psycopg.conninfo.conninfo_to_dict(self.resolved_url())
-        info.update(user=READER_ROLE, password=password)
-        return psycopg.conninfo.make_conninfo(**info)

@@ -8,6 +8,7 @@ from pydantic import Field
 from txstream_dagster.defs.dbt.project import txstream_dbt_project
 from txstream_dagster.defs.dbt.resources import dbt_connection
 from txstream_dagster.defs.dbt.translator import TxstreamDbtTranslator
+from txstream_dagster.db.logins import Login
 from txstream_dagster.resources import PostgresResource
 
 
@@ -33,5 +34,5 @@ def txstream_dbt_models(
 ):
     # `build` runs each selected model's tests right after it, so a failing
     # error-severity test stops the models downstream of it in the same run.
-    with dbt_connection(postgres.resolved_url()):
+    with dbt_connection(postgres.url_for(Login.TRANSFORMER)):
         yield from dbt.cli(dbt_build_args(config), context=context).stream().fetch_row_counts()

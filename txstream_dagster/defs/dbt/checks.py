@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import dagster as dg
 
 from txstream_dagster.defs.dbt.translator import check_automation_condition
+from txstream_dagster.db.logins import Login
 from txstream_dagster.resources import PostgresResource
 
 FCT_TRANSACTIONS = dg.AssetKey(["marts", "fct_transactions"])
@@ -51,7 +52,8 @@ def fx_rate_missing_charges(postgres: PostgresResource) -> dg.AssetCheckResult:
            FROM marts.fct_transactions
            WHERE fx_rate_missing
            GROUP BY currency_code
-           ORDER BY count(*) DESC, currency_code"""
+           ORDER BY count(*) DESC, currency_code""",
+        login=Login.READER,
     )
     missing = [MissingRates(code, count, oldest) for code, count, oldest in rows]
     late = overdue(missing, datetime.now(timezone.utc).date())  # charge dates are UTC days

@@ -15,6 +15,7 @@ import click
 
 from txstream_dagster.currencies import dbt_project_dir
 from txstream_dagster.defs.dbt.resources import dbt_connection_env, dbt_executable
+from txstream_dagster.db.logins import Login
 from txstream_dagster.resources import PostgresResource
 
 
@@ -28,7 +29,7 @@ def dbt_command(dbt_args: tuple[str, ...]) -> None:
     project_dir = str(dbt_project_dir())
     env = {
         **os.environ,
-        **dbt_connection_env(PostgresResource().resolved_url()),
+        **dbt_connection_env(PostgresResource().url_for(Login.TRANSFORMER)),
         "DBT_PROJECT_DIR": project_dir,
         "DBT_PROFILES_DIR": project_dir,
     }

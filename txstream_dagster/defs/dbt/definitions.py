@@ -2,10 +2,12 @@
 
 import dagster as dg
 
+from txstream_dagster.db.logins import Login
 from txstream_dagster.defs.dbt.assets import txstream_dbt_models
 from txstream_dagster.defs.dbt.checks import fx_rate_missing_charges
 from txstream_dagster.defs.dbt.project import txstream_dbt_project
 from txstream_dagster.defs.dbt.resources import dbt_cli_resource
+from txstream_dagster.run_pods import run_pod_tags
 
 # Evaluates the models' and checks' automation conditions (translator.py): when
 # the stream lands a micro-batch or forex rates arrive, the affected models and
@@ -16,6 +18,8 @@ dbt_automation_sensor = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.assets(txstream_dbt_models),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
+    # One dbt build at a time (the run queue limits this tag); on Kubernetes the pod gets dbt's login.
+    run_tags={"txstream/dbt": "build", **run_pod_tags(login=Login.TRANSFORMER)},
 )
 
 defs = dg.Definitions(

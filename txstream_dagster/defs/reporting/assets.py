@@ -17,6 +17,7 @@ import dagster as dg
 from pydantic import Field
 
 from txstream_dagster.defs.reporting.kpis import KpiWindow, NoChargesYet, kpi_window
+from txstream_dagster.db.logins import Login
 from txstream_dagster.resources import PostgresResource
 from txstream_dagster.settings import get_settings
 
@@ -111,7 +112,7 @@ def daily_kpi_report(
     today = datetime.now(timezone.utc).date()  # revenue days are UTC days
     try:
         # A read path: as the read-only role, like the dashboards, not as the owner.
-        with postgres.connect_as_reader() as conn:
+        with postgres.connect(login=Login.READER) as conn:
             window = kpi_window(conn, config.days, today)
     except NoChargesYet as exc:
         raise dg.Failure(str(exc)) from None

@@ -38,7 +38,7 @@ def raw_transactions(
         fail_on_data_loss=get_settings().stream_fail_on_data_loss,
     )
     context.log.info(f"spark-submit to {spark.master}, checkpoint {spark.checkpoint_for(kafka.topic)}")
-    invocation = pipes_subprocess_client.run(context=context, command=command, env=spark.job_env(postgres.resolved_url()))
+    invocation = pipes_subprocess_client.run(context=context, command=command, env=spark.job_env(postgres))
     reported = invocation.get_materialize_result()
     after = committed_offsets(postgres, kafka.topic)
     return dg.MaterializeResult(

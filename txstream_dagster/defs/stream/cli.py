@@ -42,7 +42,7 @@ def stream(ctx: click.Context, continuous: bool, interval: str) -> None:
         fail_on_data_loss=settings.stream_fail_on_data_loss,
         interval=interval,
     )
-    env = {**os.environ, **spark.job_env(PostgresResource().resolved_url())}
+    env = {**os.environ, **spark.job_env(PostgresResource())}
     sys.exit(subprocess.run(command, env=env).returncode)
 
 

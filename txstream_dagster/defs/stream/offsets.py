@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from txstream_dagster.resources import PostgresResource
+from txstream_spark.preflight import LandedOffsets, read_landed_offsets
 from txstream_spark.sink import writer_lock_key
 
 
-@dataclass(frozen=True)
-class CommittedOffsets:
-    topic_id: str | None
-    next_offsets: dict[int, int]
-
-    @property
-    def total(self) -> int:
-        return sum(self.next_offsets.values())
+def committed_offsets(postgres: PostgresResource, topic: str) -> LandedOffsets:
+    """What has landed of the topic, as the stream job reads it when it decides where to resume."""
+    with postgres.connect() as conn:
+        return read_landed_offsets(conn, topic)
 
 
-def committed_offsets(postgres: PostgresResource, topic: str) -> CommittedOffsets:
-    rows = postgres.fetch_all(
-        "SELECT kafka_partition, next_offset, kafka_topic_id FROM ops.stream_offsets WHERE kafka_topic = %s",
-        [topic],
-    )
-    topic_ids = {topic_id for _, _, topic_id in rows}
-    return CommittedOffsets(
-        topic_id=topic_ids.pop() if len(topic_ids) == 1 else None,
-        next_offsets={partition: offset for partition, offset, _ in rows},
-    )
-
-
-def lag_by_partition(end_offsets: dict[int, int], committed: CommittedOffsets, topic_id: str | None) -> dict[int, int]:
+def lag_by_partition(end_offsets: dict[int, int], committed: LandedOffsets, topic_id: str | None) -> dict[int, int]:
     """Messages not yet landed, per partition. Pure.
 
     Offsets committed for another incarnation of the topic (recreated under the

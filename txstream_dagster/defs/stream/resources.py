@@ -10,7 +10,9 @@ from pathlib import Path
 import dagster as dg
 
 import txstream_spark
+from txstream_dagster.db.logins import Login
 from txstream_dagster.jvm import SPARK_KAFKA_CONNECTOR, java_executable, module_jars
+from txstream_dagster.resources import PostgresResource
 from txstream_dagster.settings import get_settings
 from txstream_spark import DEFAULT_MAX_OFFSETS_PER_TRIGGER
 
@@ -95,9 +97,9 @@ class SparkResource(dg.ConfigurableResource):
             return []  # the cluster's Spark image carries the connector
         return [str(jar) for jar in module_jars(jvm_dir, SPARK_KAFKA_CONNECTOR)]
 
-    def job_env(self, postgres_url: str) -> dict[str, str]:
-        """The job reads the warehouse URL from its environment, never its command line."""
-        env = {"TXSTREAM_POSTGRES_URL": postgres_url, "PYSPARK_PYTHON": sys.executable}
+    def job_env(self, postgres: PostgresResource) -> dict[str, str]:
+        """The job reads the warehouse URL, as the writer login, from its environment, never its command line."""
+        env = {"TXSTREAM_POSTGRES_URL": postgres.url_for(Login.WRITER), "PYSPARK_PYTHON": sys.executable}
         if self.is_local and LOCAL_SPARK_CONF_DIR.is_dir() and "SPARK_CONF_DIR" not in os.environ:
             env["SPARK_CONF_DIR"] = str(LOCAL_SPARK_CONF_DIR)
         return env

@@ -15,13 +15,15 @@ import dagster as dg
 from txstream_dagster.defs.stream.offsets import committed_offsets, lag_by_partition, record_lag, stream_running
 from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.resources import KafkaResource, PostgresResource
+from txstream_dagster.run_pods import run_pod_tags
 
 stream_catch_up_job = dg.define_asset_job(
     "stream_catch_up",
     selection=["raw_transactions"],
     description="Run the Spark job to the end of the topic and stop.",
-    # Needs run monitoring (dagster.yaml): a stuck catch-up is stopped after an hour.
-    tags={"dagster/max_runtime": 3600, "txstream/stream": "catch-up"},
+    # Needs run monitoring (dagster.yaml): a stuck catch-up is stopped after an hour. On Kubernetes
+    # its pod is the Spark driver: the only runs with Spark's service account.
+    tags={"dagster/max_runtime": 3600, "txstream/stream": "catch-up", **run_pod_tags(launches_spark=True)},
 )
 
 

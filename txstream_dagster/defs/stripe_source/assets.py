@@ -64,6 +64,8 @@ def stripe_events_topic(
 ) -> dg.MaterializeResult:
     if stripe.configured:
         context.log.info(f"Pulling new Stripe events ({stripe.mode} mode) into {kafka.topic}")
+        if stripe.key_warning:
+            context.log.warning(stripe.key_warning)
         summary = pull_stripe(kafka, stripe, postgres)
     else:
         seed = config.seed if config.seed is not None else random.randrange(2**31)

@@ -175,6 +175,8 @@ def produce_synthetic(kafka, rate, deadline, count, seed, history_days, stop) ->
 
 def produce_from_stripe(kafka, stripe, deadline, poll_interval, stop) -> ProductionSummary:
     console.print(f"[cyan]Pulling Stripe events ({stripe.mode} mode) into {kafka.topic} every {poll_interval:g} s")
+    if stripe.key_warning:
+        console.print(f"[yellow]![/yellow] {stripe.key_warning}")
     postgres = PostgresResource()
     summary = ProductionSummary("stripe", kafka.topic)
     with progress_bar() as bar:

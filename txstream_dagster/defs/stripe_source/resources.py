@@ -46,6 +46,17 @@ class StripeResource(dg.ConfigurableResource):
                 return mode
         return "unknown"
 
+    @property
+    def key_warning(self) -> str | None:
+        """What to say when the key can do more than the source needs (it only reads)."""
+        if not (self.api_key or "").startswith("sk_"):
+            return None
+        return (
+            "STRIPE_API_KEY is a secret key (sk_…), which can do anything in the account, refunds and payouts "
+            "included, while txstream only reads. Create a restricted key (rk_…) with Read access to Charges, "
+            "Refunds, Disputes and Events (Stripe Dashboard → Developers → API keys) and use that instead."
+        )
+
     def client(self) -> stripe.StripeClient:
         if not self.api_key:
             raise RuntimeError("STRIPE_API_KEY is not set: the Stripe source needs a secret or restricted key.")
