@@ -302,7 +302,7 @@ def test_compose_environment_passes_settings_validation(monkeypatch):
     settings = Settings(_env_file=None)
     assert settings.postgres_url.get_secret_value() == "postgresql://postgres:5432/txstream"
     for login in PIPELINE_LOGINS:
-        password = getattr(settings, f"{login.name.lower()}_password")
+        password = getattr(settings, login.password_field)
         assert password.get_secret_value() == examples[login.password_variable]
     assert (settings.kafka_bootstrap, settings.topic_replication) == ("kafka:9092", 1)
     assert settings.forex_source == "frankfurter"

@@ -299,7 +299,6 @@ def run_demo(settings: Settings, *, charges: int, days: int, seed: int, port: in
                        dagster.raise_if_a_run_failed)
         console.print("[green]✓[/green] dbt models built: staging → dimensions and facts → daily aggregates")
 
-
         result = DemoResult(produced, malformed, *summarise(postgres), seconds=time.monotonic() - started)
         print_summary(console, result)
         if serve:

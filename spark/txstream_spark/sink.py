@@ -60,9 +60,18 @@ def staging_prefix(topic: str) -> str:
     return f"stream_staging_{hashlib.sha1(topic.encode()).hexdigest()[:12]}_"
 
 
+def new_writer_id() -> str:
+    """Names one stream query's staging table (a writer's id lives as long as its query)."""
+    return uuid.uuid4().hex[:12]
+
+
 def staging_table(topic: str, writer: str) -> sql.Identifier:
     """ops.stream_staging_<hash of the topic>_<writer>: one per stream query, never shared."""
     return sql.Identifier("ops", f"{staging_prefix(topic)}{writer}")
+
+
+def drop_staging(conn: psycopg.Connection, table: sql.Identifier) -> None:
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
 
 
 # 64-bit advisory lock keys show in pg_locks as classid (high 32 bits) and objid (low 32 bits).
@@ -80,13 +89,11 @@ def claim_writer_lock(conn: psycopg.Connection, topic: str, writer: str) -> bool
     if not conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [writer_lock_key(topic)]).fetchone()[0]:
         conn.rollback()
         return False
-    own = staging_table(topic, writer).as_string(conn)
     for (stale,) in conn.execute(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'ops' AND starts_with(tablename, %s)",
-        [staging_prefix(topic)],
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'ops' AND starts_with(tablename, %s) AND tablename <> %s",
+        [staging_prefix(topic), f"{staging_prefix(topic)}{writer}"],
     ).fetchall():
-        if sql.Identifier("ops", stale).as_string(conn) != own:
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("ops", stale)))
+        drop_staging(conn, sql.Identifier("ops", stale))
     conn.commit()
     return True
 
@@ -325,7 +332,7 @@ def write_batch(conn: psycopg.Connection, table: pa.Table, spark_batch_id: int |
         return BatchResult()
     started_at = datetime.now(timezone.utc)
     topic = table.column("kafka_topic")[0].as_py()
-    writer = uuid.uuid4().hex[:12]
+    writer = new_writer_id()
     if not claim_writer_lock(conn, topic, writer):
         raise WriterLost(f"a stream query is writing topic {topic!r}")
     staging = staging_table(topic, writer)
@@ -334,7 +341,7 @@ def write_batch(conn: psycopg.Connection, table: pa.Table, spark_batch_id: int |
     try:
         return apply_staged(conn, topic, staging, spark_batch_id, started_at)
     finally:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(staging))
+        drop_staging(conn, staging)
         conn.commit()
 
 
@@ -364,7 +371,7 @@ class PostgresSink:
         self.on_batch = on_batch
         self.log = log
         self.topic_watch = topic_watch
-        self.writer = uuid.uuid4().hex[:12]
+        self.writer = new_writer_id()
         self.staging = staging_table(topic, self.writer)
         self.conn: psycopg.Connection | None = None
 
@@ -431,7 +438,7 @@ class PostgresSink:
         """Drop this writer's staging table and give the writer lock up (closing the session releases it)."""
         if self.conn is not None and not self.conn.closed and not self.conn.broken:
             try:
-                self.conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(self.staging))
+                drop_staging(self.conn, self.staging)
                 self.conn.commit()
             except psycopg.Error:
                 pass  # the next writer drops it

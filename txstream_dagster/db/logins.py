@@ -15,5 +15,10 @@ class Login(StrEnum):
     def password_variable(self) -> str:
         return f"TXSTREAM_{self.name}_PASSWORD"
 
+    @property
+    def password_field(self) -> str:
+        """Its password's field in Settings and in the embedded server's credentials."""
+        return f"{self.name.lower()}_password"
+
 
 PIPELINE_LOGINS = (Login.WRITER, Login.TRANSFORMER, Login.READER)

@@ -54,7 +54,7 @@ class Credentials:
         return "Credentials(***)"
 
     def password_of(self, login: Login) -> str:
-        return getattr(self, f"{login.name.lower()}_password")
+        return getattr(self, login.password_field)
 
 
 class EmbeddedPostgres:

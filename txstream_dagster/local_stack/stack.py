@@ -69,7 +69,7 @@ class LocalStack:
 
     def login_password(self, login: Login) -> str | None:
         """The password `login` signs in with: its TXSTREAM_*_PASSWORD, else the embedded server's own."""
-        configured = getattr(self.settings, f"{login.name.lower()}_password")
+        configured = getattr(self.settings, login.password_field)
         if configured is not None:
             return configured.get_secret_value()
         return self.postgres.login_password(login) if self.embeds_postgres else None
