@@ -35,7 +35,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 SERVE_TIMEOUT_S = 120
-# The webserver's code-server child can take ~50 s to go after SIGINT (FIELD-NOTES).
+# The webserver's code-server child can take ~50 s to go after SIGINT (measured on these machines).
 STOP_TIMEOUT_S = 75
 # Wide enough that the graph draws full nodes with whole names, not abbreviated ones.
 VIEWPORT = {"width": 2560, "height": 1600}
