@@ -59,6 +59,19 @@ test: install system-deps ## Install and run the whole test suite (what CI runs)
 test-fast: install ## Unit and quick integration tests only (no Spark, browser or fault injection)
 	$(BIN)/python -m pytest -m "not slow"
 
+.PHONY: lint
+lint: $(STAMP) ## Lint, format check and types: ruff (lint, format, import order), mypy, sqlfluff on the dbt models
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	cd dbt_project && $(abspath $(BIN))/sqlfluff lint models tests
+
+.PHONY: format
+format: $(STAMP) ## Format the Python code and fix what ruff and sqlfluff can fix by themselves
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	cd dbt_project && $(abspath $(BIN))/sqlfluff fix models tests
+
 .PHONY: up
 up: install ## Start the embedded PostgreSQL and Apache Kafka
 	$(BIN)/txstream up

@@ -21,14 +21,15 @@ import os
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from throwaway_stack import throwaway_stack
-
-from txstream_dagster.currencies import dbt_project_dir
 from txstream_dagster.db.logins import Login
-from txstream_dagster.defs.dbt.resources import dbt_connection_env, dbt_executable
+from txstream_dagster.defs.dbt.resources import dbt_executable
+from txstream_dagster.paths import dbt_project_dir
+from txstream_dagster.resources.build import dbt_profiles_dir
+from txstream_dagster.settings import load_settings
 
 FIXTURES = Path(__file__).parents[1] / "tests" / "fixtures" / "stripe"
 HISTORY_START = "2025-01-01"
@@ -110,15 +111,17 @@ CROSS JOIN unnest(%(quotes)s::text[]) WITH ORDINALITY AS quotes (quote, ordinali
 """
 
 
-def dbt(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+def dbt(args: list[str], profiles_dir: str) -> tuple[float, float]:
     """Run dbt; (wall seconds, seconds spent executing models per run_results.json). Prints the slowest models."""
     project_dir = dbt_project_dir()
     target = project_dir / "target" / "bench"
     started = time.perf_counter()
     completed = subprocess.run(
         [dbt_executable(), *args, "--target-path", str(target)],
-        cwd=project_dir, env={**os.environ, **env, "DBT_PROFILES_DIR": str(project_dir)},
-        capture_output=True, text=True,
+        cwd=project_dir,
+        env={**os.environ, "DBT_PROFILES_DIR": profiles_dir},
+        capture_output=True,
+        text=True,
     )
     wall = time.perf_counter() - started
     if completed.returncode != 0:
@@ -139,14 +142,30 @@ def main() -> None:
     newest_day = (date.fromisoformat(HISTORY_START) + timedelta(days=HISTORY_DAYS - 1)).isoformat()
 
     with throwaway_stack() as (postgres, _):
-        env = dbt_connection_env(postgres.url_for(Login.TRANSFORMER))
+        profiles = str(dbt_profiles_dir(load_settings()))  # signs in as the transformer
         started = time.perf_counter()
         with postgres.connect() as conn:
-            conn.execute(INSERT_CHARGES, {**templates, "currencies": CURRENCIES, "first": 1, "last": options.charges,
-                                          "first_created": HISTORY_START, "spacing": spacing, "ingested_at": None})
+            conn.execute(
+                INSERT_CHARGES,
+                {
+                    **templates,
+                    "currencies": CURRENCIES,
+                    "first": 1,
+                    "last": options.charges,
+                    "first_created": HISTORY_START,
+                    "spacing": spacing,
+                    "ingested_at": None,
+                },
+            )
             conn.execute(INSERT_FOLLOW_UPS, templates)
-            conn.execute(INSERT_RATES, {"start": HISTORY_START, "days": HISTORY_DAYS + 1,
-                                        "quotes": [c for c in CURRENCIES if c not in ("gbp", "aed")]})
+            conn.execute(
+                INSERT_RATES,
+                {
+                    "start": HISTORY_START,
+                    "days": HISTORY_DAYS + 1,
+                    "quotes": [c for c in CURRENCIES if c not in ("gbp", "aed")],
+                },
+            )
         with postgres.connect(autocommit=True, login=Login.OWNER) as conn:
             conn.execute("VACUUM ANALYZE raw.transactions")
             conn.execute("VACUUM ANALYZE raw.forex_rates")
@@ -155,25 +174,37 @@ def main() -> None:
             ).fetchall()
         print(f"loaded {objects:,} Stripe objects ({size}) in {time.perf_counter() - started:.0f} s")
 
-        dbt(["seed"], env)
-        dbt(["run", "--exclude", MICRO_BATCH_MODELS], env)  # the models a micro-batch does not touch
-        full_wall, full_models = dbt(["run", "--full-refresh", "--select", MICRO_BATCH_MODELS], env)
+        dbt(["seed"], profiles)
+        dbt(["run", "--exclude", MICRO_BATCH_MODELS], profiles)  # the models a micro-batch does not touch
+        full_wall, full_models = dbt(["run", "--full-refresh", "--select", MICRO_BATCH_MODELS], profiles)
         print(f"full refresh:        {full_wall:7.1f} s  (models {full_models:6.1f} s)")
 
         with postgres.connect() as conn:
             # The newest day of history gets N more charges, landed now: one big micro-batch.
-            conn.execute(INSERT_CHARGES, {**templates, "currencies": CURRENCIES, "first": options.charges + 1,
-                                          "last": options.charges + options.new_charges,
-                                          "first_created": newest_day,
-                                          "spacing": f"{86_400 / options.new_charges} seconds",
-                                          "ingested_at": datetime.now(timezone.utc)})
-        incremental_wall, incremental_models = dbt(["run", "--select", MICRO_BATCH_MODELS], env)
-        print(f"incremental (+{options.new_charges:,}): {incremental_wall:7.1f} s  (models {incremental_models:6.1f} s)")
-        print(f"ratio:               {incremental_wall / full_wall:7.1%}  (models {incremental_models / full_models:.1%})")
+            conn.execute(
+                INSERT_CHARGES,
+                {
+                    **templates,
+                    "currencies": CURRENCIES,
+                    "first": options.charges + 1,
+                    "last": options.charges + options.new_charges,
+                    "first_created": newest_day,
+                    "spacing": f"{86_400 / options.new_charges} seconds",
+                    "ingested_at": datetime.now(UTC),
+                },
+            )
+        incremental_wall, incremental_models = dbt(["run", "--select", MICRO_BATCH_MODELS], profiles)
+        print(
+            f"incremental (+{options.new_charges:,}): {incremental_wall:7.1f} s  (models {incremental_models:6.1f} s)"
+        )
+        print(
+            f"ratio:               {incremental_wall / full_wall:7.1%}  (models {incremental_models / full_models:.1%})"
+        )
 
         with postgres.connect(login=Login.TRANSFORMER) as conn:
             [(facts, missing)] = conn.execute(
-                "SELECT count(*), count(*) FILTER (WHERE fx_rate_missing) FROM marts.fct_transactions").fetchall()
+                "SELECT count(*), count(*) FILTER (WHERE fx_rate_missing) FROM marts.fct_transactions"
+            ).fetchall()
         print(f"fct_transactions: {facts:,} charges, {missing:,} without a GBP rate (AED)")
 
 

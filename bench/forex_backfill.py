@@ -17,8 +17,8 @@ import warnings
 from datetime import date
 
 import dagster as dg
-from throwaway_stack import throwaway_stack
 
+from throwaway_stack import throwaway_stack
 from txstream_dagster.defs.forex.assets import FOREX_PARTITIONS_START, forex_rates
 from txstream_dagster.defs.forex.resources import ForexApiResource
 from txstream_dagster.defs.forex.sources import load_ecb_history
@@ -52,17 +52,23 @@ def main() -> None:
         ecb = ForexApiResource(source="ecb_bundled")
         elapsed, metadata = backfill(postgres, ecb, args.start, end)
         rows = postgres.fetch_one("SELECT count(*) FROM raw.forex_rates")[0]
-        print(f"ecb_bundled backfill {args.start}…{end}: {days} dates, {rows} rows in {elapsed:.1f} s "
-              f"({days / elapsed:.0f} dates/s, {rows / elapsed:.0f} rows/s)")
+        print(
+            f"ecb_bundled backfill {args.start}…{end}: {days} dates, {rows} rows in {elapsed:.1f} s "
+            f"({days / elapsed:.0f} dates/s, {rows / elapsed:.0f} rows/s)"
+        )
 
         elapsed, metadata = backfill(postgres, ecb, args.start, end)
-        print(f"replay of the same range: {elapsed:.1f} s, rows written {metadata['rows_written']}, "
-              f"unchanged {metadata['rows_unchanged']}")
+        print(
+            f"replay of the same range: {elapsed:.1f} s, rows written {metadata['rows_written']}, "
+            f"unchanged {metadata['rows_unchanged']}"
+        )
 
         month_start = date(end.year, end.month, 1)
         elapsed, metadata = backfill(postgres, ForexApiResource(), month_start, end)
-        print(f"auto without internet, {month_start}…{end} ({(end - month_start).days + 1} dates): "
-              f"{elapsed:.1f} s, source {metadata['source']}")
+        print(
+            f"auto without internet, {month_start}…{end} ({(end - month_start).days + 1} dates): "
+            f"{elapsed:.1f} s, source {metadata['source']}"
+        )
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from txstream_dagster.local_stack.embedded_kafka import KafkaNode, Retention
-from txstream_dagster.local_stack.processes import free_port
+from txstream_dagster.dev.embedded_kafka import KafkaNode, Retention
+from txstream_dagster.dev.processes import free_port
 from txstream_dagster.resources import KafkaResource
 from txstream_dagster.settings import Settings
 
@@ -34,10 +34,17 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="txstream-bench-") as root:
-        node = KafkaNode(Path(root), Settings().jvm_lib_dir, port=free_port(), controller_port=free_port(),
-                         retention=Retention(hours=168, bytes_per_partition=1024**3))
+        node = KafkaNode(
+            Path(root),
+            Settings().jvm_lib_dir,
+            port=free_port(),
+            controller_port=free_port(),
+            retention=Retention(hours=168, bytes_per_partition=1024**3),
+        )
         first = timed_start(node)
-        kafka = KafkaResource(bootstrap=node.bootstrap, topic="bench.start")
+        kafka = KafkaResource(
+            bootstrap=node.bootstrap, topic="bench.start", partitions=4, replication=1, compression="none"
+        )
         kafka.ensure_topic(partitions=4, replication=1)
         producer = kafka.producer()
         for n in range(20_000):
@@ -54,8 +61,10 @@ def main() -> None:
         node.stop()
 
     print(f"first start (formats the log dir)   {first:5.1f} s")
-    print(f"warm start, median of {len(warm)}            {statistics.median(warm):5.1f} s  "
-          f"(max {max(warm):.1f} s; goal ≤ 10 s)")
+    print(
+        f"warm start, median of {len(warm)}            {statistics.median(warm):5.1f} s  "
+        f"(max {max(warm):.1f} s; goal ≤ 10 s)"
+    )
     print(f"start after kill -9 (log recovery)  {after_crash:5.1f} s  (20,000 messages kept)")
 
 

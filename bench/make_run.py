@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from txstream_dagster.local_stack.processes import free_port
+from txstream_dagster.dev.processes import free_port
 from txstream_dagster.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,13 +55,22 @@ def main() -> int:
     if demo.returncode != 0:
         print(demo.stdout[-3000:], demo.stderr[-3000:])
         return 1
-    steps = [line.strip() for line in demo.stdout.splitlines() if re.match(r"\s*(✓|events produced|rows landed|"
-                                                                           r"quarantined|charges in marts)", line)]
+    steps = [
+        line.strip()
+        for line in demo.stdout.splitlines()
+        if re.match(
+            r"\s*(✓|events produced|rows landed|"
+            r"quarantined|charges in marts)",
+            line,
+        )
+    ]
     to_summary = float(re.search(r"time taken\s+(\d+) s", demo.stdout).group(1))
     print("\n".join(steps))
     print(f"make install (warm)      {install_s:6.1f} s")
-    print(f"demo, to the summary     {to_summary:6.1f} s  (then, with --no-ui, the runs end and Dagster stops: "
-          f"{demo_s:.0f} s in all)")
+    print(
+        f"demo, to the summary     {to_summary:6.1f} s  (then, with --no-ui, the runs end and Dagster stops: "
+        f"{demo_s:.0f} s in all)"
+    )
     print(f"make run, warm           {install_s + to_summary:6.1f} s  to the summary (goal ≤ 150 s)")
     return 0
 

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from txstream_dagster.defs.stripe_source.publisher import Publisher, encode
 from txstream_dagster.defs.stripe_source.synthetic_charges import SyntheticStripe
-from txstream_dagster.local_stack import LocalStack
-from txstream_dagster.local_stack.processes import free_port
+from txstream_dagster.dev.processes import free_port
+from txstream_dagster.dev.stack import LocalStack
 from txstream_dagster.resources import KafkaResource
 from txstream_dagster.settings import Settings
 
@@ -46,8 +46,15 @@ def broker_bootstrap():
         return
     jvm_dir = Settings().jvm_lib_dir  # where `make install` put Kafka's jars
     with tempfile.TemporaryDirectory(prefix="txstream-bench-") as data_dir:
-        stack = LocalStack(Settings(data_dir=Path(data_dir), jvm_dir=jvm_dir, local_kafka_port=free_port(),
-                                    local_kafka_controller_port=free_port(), _env_file=None))
+        stack = LocalStack(
+            Settings(
+                data_dir=Path(data_dir),
+                jvm_dir=jvm_dir,
+                local_kafka_port=free_port(),
+                local_kafka_controller_port=free_port(),
+                _env_file=None,
+            )
+        )
         stack.kafka.start()
         try:
             yield stack.kafka.bootstrap, "embedded Apache Kafka"
@@ -57,7 +64,13 @@ def broker_bootstrap():
 
 @contextmanager
 def fresh_topic(bootstrap: str, partitions: int):
-    kafka = KafkaResource(bootstrap=bootstrap, topic=f"bench.producer.{uuid.uuid4().hex[:8]}")
+    kafka = KafkaResource(
+        bootstrap=bootstrap,
+        topic=f"bench.producer.{uuid.uuid4().hex[:8]}",
+        partitions=partitions,
+        replication=1,
+        compression="none",
+    )
     kafka.ensure_topic(partitions, replication=1)
     try:
         yield kafka
@@ -123,8 +136,10 @@ def main() -> None:
     prebuilt = [encode(v, "synthetic") for v in versions]
     mean_bytes = sum(len(m.value) for m in prebuilt) / len(prebuilt)
     with broker_bootstrap() as (bootstrap, where):
-        print(f"broker: {where} at {bootstrap}; {args.partitions} partitions; {args.messages} messages "
-              f"of {mean_bytes:.0f} bytes on average; {os.cpu_count()} CPUs")
+        print(
+            f"broker: {where} at {bootstrap}; {args.partitions} partitions; {args.messages} messages "
+            f"of {mean_bytes:.0f} bytes on average; {os.cpu_count()} CPUs"
+        )
         best = {"ceiling": 0.0, "producer": 0.0, "synthetic": 0.0}
         for round_no in range(1, args.rounds + 1):
             figures = {
@@ -133,13 +148,18 @@ def main() -> None:
                 "synthetic": synthetic_end_to_end(bootstrap, args.partitions, args.messages, seed=round_no),
             }
             best = {name: max(best[name], rate) for name, rate in figures.items()}
-            print(f"round {round_no}: raw kafka-python loop {figures['ceiling']:,.0f} msg/s; "
-                  f"txstream producer {figures['producer']:,.0f} events/s ({figures['producer'] / figures['ceiling']:.0%}); "
-                  f"synthetic end to end {figures['synthetic']:,.0f} events/s")
+            print(
+                f"round {round_no}: raw kafka-python loop {figures['ceiling']:,.0f} msg/s; "
+                f"txstream producer {figures['producer']:,.0f} events/s "
+                f"({figures['producer'] / figures['ceiling']:.0%}); "
+                f"synthetic end to end {figures['synthetic']:,.0f} events/s"
+            )
         print(f"generator alone: {generator_rate(args.messages, seed=99):,.0f} objects/s")
-        print(f"best: raw loop {best['ceiling']:,.0f} msg/s, txstream producer {best['producer']:,.0f} events/s, "
-              f"ratio {best['producer'] / best['ceiling']:.2f} (goal ≥ 0.80); "
-              f"synthetic end to end {best['synthetic']:,.0f} events/s")
+        print(
+            f"best: raw loop {best['ceiling']:,.0f} msg/s, txstream producer {best['producer']:,.0f} events/s, "
+            f"ratio {best['producer'] / best['ceiling']:.2f} (goal ≥ 0.80); "
+            f"synthetic end to end {best['synthetic']:,.0f} events/s"
+        )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import platform
 import re
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -30,15 +30,18 @@ BENCHES: dict[str, list[str]] = {
     "forex_backfill": [],
     "soak": [],
     "make_run": [],
+    "cli_help": [],
 }
 
 
 def block(name: str, command: str, output: str, code: int) -> str:
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
     status = "" if code == 0 else f" — exited {code}"
-    return (f"<!-- figures:{name} -->\nLast run {when} ({machine}){status}: `{command}`\n\n"
-            f"```text\n{output.strip()}\n```\n<!-- /figures:{name} -->")
+    return (
+        f"<!-- figures:{name} -->\nLast run {when} ({machine}){status}: `{command}`\n\n"
+        f"```text\n{output.strip()}\n```\n<!-- /figures:{name} -->"
+    )
 
 
 def main(names: list[str]) -> int:
@@ -53,7 +56,10 @@ def main(names: list[str]) -> int:
         failed += run.returncode != 0
         new = block(name, " ".join(command), figures or run.stderr[-2000:], run.returncode)
         pattern = re.compile(rf"<!-- figures:{name} -->.*?<!-- /figures:{name} -->", re.DOTALL)
-        text = pattern.sub(lambda _: new, text) if pattern.search(text) else f"{text.rstrip()}\n\n## {name}\n\n{new}\n"
+        if pattern.search(text):
+            text = pattern.sub(lambda _, replacement=new: replacement, text)
+        else:
+            text = f"{text.rstrip()}\n\n## {name}\n\n{new}\n"
         RESULTS.write_text(text)
     return 1 if failed else 0
 

@@ -11,6 +11,7 @@ log outgrows what its retention allows: the embedded Kafka runs with a small
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
@@ -21,12 +22,11 @@ import time
 
 import psutil
 
-from throwaway_stack import throwaway_stack
-from txstream_dagster.local_stack import LocalStack
+from throwaway_stack import stack_spark, throwaway_stack
 from txstream_dagster.defs.stream.offsets import committed_offsets
-from txstream_dagster.defs.stream.resources import SparkResource
-from txstream_dagster.defs.stripe_source.production import publish_synthetic
-from txstream_dagster.settings import get_settings
+from txstream_dagster.defs.stripe_source.topic_feeds import publish_synthetic
+from txstream_dagster.dev.stack import LocalStack
+from txstream_dagster.settings import load_settings
 
 # A process "leaks" when, over the second half of the run, its memory rises this fast, steadily.
 LEAK_MIB_PER_MINUTE = 8.0
@@ -39,10 +39,8 @@ def pss_mib(processes: list[psutil.Process]) -> float:
     """Proportional set size: shared pages (PostgreSQL's shared buffers, forked workers) counted once."""
     total = 0
     for process in processes:
-        try:
+        with contextlib.suppress(psutil.Error):
             total += process.memory_full_info().pss
-        except psutil.Error:
-            pass
     return total / 2**20
 
 
@@ -65,10 +63,8 @@ def folder_mib(path) -> float:
     """Disk the folder takes (allocated blocks: Kafka's index files are sparse)."""
     total = 0
     for file in path.rglob("*"):
-        try:
+        with contextlib.suppress(FileNotFoundError):  # a segment retention deleted while we looked
             total += file.stat().st_blocks * 512 if file.is_file() else 0
-        except FileNotFoundError:  # a segment retention deleted while we looked
-            pass
     return total / 2**20
 
 
@@ -87,7 +83,7 @@ def slope_and_r2(xs: list[float], ys: list[float]) -> tuple[float, float]:
         return 0.0, 0.0
     slope, intercept = statistics.linear_regression(xs, ys)
     predicted = [slope * x + intercept for x in xs]
-    residual = sum((y - p) ** 2 for y, p in zip(ys, predicted))
+    residual = sum((y - p) ** 2 for y, p in zip(ys, predicted, strict=False))
     total = sum((y - statistics.fmean(ys)) ** 2 for y in ys)
     return slope, 1 - residual / total
 
@@ -103,25 +99,34 @@ def main() -> int:
     os.environ.setdefault("TXSTREAM_LOCAL_KAFKA_RETENTION_BYTES", str(retention_bytes))
 
     with throwaway_stack() as (postgres, kafka):
-        spark = SparkResource(master="local[2]",
-                              checkpoint_root=os.environ["TXSTREAM_DATA_DIR"] + "/ckpt")
-        command = spark.submit_command(bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic,
-                                       trigger="processing-time", fail_on_data_loss=True,
-                                       interval="500 milliseconds")
-        job = subprocess.Popen(command, env={**os.environ, **spark.job_env(postgres)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        spark = stack_spark()
+        command = spark.submit_command(
+            bootstrap=kafka.bootstrap, topic=kafka.topic, trigger="processing-time", interval="500 milliseconds"
+        )
+        job = subprocess.Popen(
+            command,
+            env={**os.environ, **spark.job_env(postgres)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         stop = threading.Event()
-        producer = threading.Thread(target=publish_synthetic, daemon=True, kwargs=dict(
-            kafka=kafka, seed=1, rate=args.rate, stop=stop))
-        stack = LocalStack(get_settings())
+        producer = threading.Thread(
+            target=publish_synthetic, daemon=True, kwargs=dict(kafka=kafka, seed=1, rate=args.rate, stop=stop)
+        )
+        stack = LocalStack(load_settings())
         kafka_pid = stack.kafka.pid_file.live_process().pid
         partitions = kafka.describe_topic().partitions
         # Retention deletes closed segments only: each partition holds at most retention + one segment, plus
         # what arrives between two retention checks and a deleted segment's removal, plus metadata and indexes.
         kafka_config = server_properties_of(stack)
         segment_bytes = int(kafka_config["log.segment.bytes"])
-        lag_s = (int(kafka_config["log.retention.check.interval.ms"]) + int(kafka_config["file.delete.delay.ms"])) / 1000
-        disk_bound_mib = (partitions * (retention_bytes + segment_bytes) + args.rate * MEAN_MESSAGE_BYTES * lag_s) / 2**20 + 64
+        lag_s = (
+            int(kafka_config["log.retention.check.interval.ms"]) + int(kafka_config["file.delete.delay.ms"])
+        ) / 1000
+        disk_bound_mib = (
+            partitions * (retention_bytes + segment_bytes) + args.rate * MEAN_MESSAGE_BYTES * lag_s
+        ) / 2**20 + 64
         pg_port = stack.postgres.running_port()
 
         samples = []
@@ -143,9 +148,11 @@ def main() -> int:
                 sample["kafka disk"] = folder_mib(stack.kafka.log_dir)
                 samples.append(sample)
                 if len(samples) == 1 or int(samples[-1]["minute"]) > int(samples[-2]["minute"]):  # a line a minute
-                    print(f"{sample['minute']:5.1f} min  lag {sample['lag']:>7,}  "
-                          + "  ".join(f"{k} {v:,.0f} MiB" for k, v in sample.items() if k not in ("minute", "lag")),
-                          flush=True)
+                    print(
+                        f"{sample['minute']:5.1f} min  lag {sample['lag']:>7,}  "
+                        + "  ".join(f"{k} {v:,.0f} MiB" for k, v in sample.items() if k not in ("minute", "lag")),
+                        flush=True,
+                    )
                 if job.poll() is not None:
                     raise SystemExit(f"the stream job exited with code {job.returncode}")
         finally:
@@ -155,7 +162,7 @@ def main() -> int:
             job.wait(60)
         landed = postgres.fetch_one("SELECT count(*) FROM raw.transactions")[0]
 
-    second_half = samples[len(samples) // 2:]
+    second_half = samples[len(samples) // 2 :]
     minutes = [s["minute"] for s in second_half]
     failures = []
     lag_slope, lag_r2 = slope_and_r2(minutes, [s["lag"] for s in second_half])
@@ -163,23 +170,31 @@ def main() -> int:
     if lag_slope * (minutes[-1] - minutes[0]) > args.rate * 60 and lag_r2 > STEADY_R2:
         failures.append(f"lag grows by {lag_slope:,.0f} messages a minute: the stream does not keep up")
     print(f"\nrate {args.rate:,.0f} events/s for {args.minutes:g} min; {landed:,} objects landed")
-    print(f"lag: median {statistics.median(s['lag'] for s in samples):,.0f}, max {max(s['lag'] for s in samples):,}, "
-          f"trend over the second half {lag_slope:+,.0f}/min (R² {lag_r2:.2f})")
+    print(
+        f"lag: median {statistics.median(s['lag'] for s in samples):,.0f}, max {max(s['lag'] for s in samples):,}, "
+        f"trend over the second half {lag_slope:+,.0f}/min (R² {lag_r2:.2f})"
+    )
     for name in [k for k in samples[0] if k not in ("minute", "lag", "kafka disk")]:
         slope, r2 = slope_and_r2(minutes, [s[name] for s in second_half])
-        print(f"memory {name:<26} first {samples[0][name]:7,.0f} MiB  last {samples[-1][name]:7,.0f} MiB  "
-              f"trend {slope:+6.1f} MiB/min (R² {r2:.2f})")
+        print(
+            f"memory {name:<26} first {samples[0][name]:7,.0f} MiB  last {samples[-1][name]:7,.0f} MiB  "
+            f"trend {slope:+6.1f} MiB/min (R² {r2:.2f})"
+        )
         if slope > LEAK_MIB_PER_MINUTE and r2 > STEADY_R2:
             failures.append(f"{name} memory climbs {slope:.1f} MiB/min, steadily")
     disk = [s["kafka disk"] for s in samples]
     written_mib = produced_mib(samples, args.rate)
     disk_slope, _ = slope_and_r2(minutes, [s["kafka disk"] for s in second_half])
-    print(f"kafka disk                        max {max(disk):7,.0f} MiB  last {disk[-1]:7,.0f} MiB  "
-          f"trend {disk_slope:+6.1f} MiB/min over the second half (bound {disk_bound_mib:,.0f} MiB from "
-          f"{partitions} partitions × ({args.retention_mib} MiB retention + a segment) and retention's delays; "
-          f"~{written_mib:,.0f} MiB produced)")
+    print(
+        f"kafka disk                        max {max(disk):7,.0f} MiB  last {disk[-1]:7,.0f} MiB  "
+        f"trend {disk_slope:+6.1f} MiB/min over the second half (bound {disk_bound_mib:,.0f} MiB from "
+        f"{partitions} partitions × ({args.retention_mib} MiB retention + a segment) and retention's delays; "
+        f"~{written_mib:,.0f} MiB produced)"
+    )
     if max(disk) > disk_bound_mib:
-        failures.append(f"Kafka's log reached {max(disk):,.0f} MiB, beyond what retention allows ({disk_bound_mib:,.0f})")
+        failures.append(
+            f"Kafka's log reached {max(disk):,.0f} MiB, beyond what retention allows ({disk_bound_mib:,.0f})"
+        )
     for failure in failures:
         print(f"FAIL {failure}")
     print("PASS" if not failures else "")

@@ -16,12 +16,12 @@ import os
 import signal
 import subprocess
 import time
+from datetime import UTC
 
 import psutil
 
 from bench_data import synthetic_messages
-from throwaway_stack import throwaway_stack
-from txstream_dagster.defs.stream.resources import SparkResource
+from throwaway_stack import stack_spark, throwaway_stack
 from txstream_spark.event_contract import HEADER_EVENT_TIME
 
 WARM_UP_S = 10
@@ -61,12 +61,13 @@ def main() -> None:
 
     messages = synthetic_messages(int(args.rate * (args.seconds + WARM_UP_S)))
     with throwaway_stack() as (postgres, kafka):
-        spark = SparkResource(master="local[2]",
-                              checkpoint_root=os.environ["TXSTREAM_DATA_DIR"] + "/ckpt")
-        command = spark.submit_command(bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic,
-                                       trigger="processing-time", fail_on_data_loss=True, interval=args.interval)
-        job = subprocess.Popen(command, env={**os.environ, **spark.job_env(postgres)},
-                               stdout=subprocess.DEVNULL, start_new_session=True)
+        spark = stack_spark()
+        command = spark.submit_command(
+            bootstrap=kafka.bootstrap, topic=kafka.topic, trigger="processing-time", interval=args.interval
+        )
+        job = subprocess.Popen(
+            command, env={**os.environ, **spark.job_env(postgres)}, stdout=subprocess.DEVNULL, start_new_session=True
+        )
         try:
             time.sleep(15)  # let Spark start before the clock runs
             producer = kafka.producer(linger_ms=5)
@@ -75,8 +76,9 @@ def main() -> None:
                 due = started + i / args.rate
                 if (pause := due - time.time()) > 0:
                     time.sleep(pause)
-                stamped = [(k, str(int(time.time() * 1000)).encode() if k == HEADER_EVENT_TIME else v)
-                           for k, v in headers]
+                stamped = [
+                    (k, str(int(time.time() * 1000)).encode() if k == HEADER_EVENT_TIME else v) for k, v in headers
+                ]
                 producer.send(kafka.topic, key=key, value=value, headers=stamped)
             producer.flush()
             sent_rate = len(messages) / (time.time() - started)
@@ -85,19 +87,24 @@ def main() -> None:
                 if time.time() > deadline:
                     raise SystemExit("not every message landed within 60 s of the last send")
                 time.sleep(0.5)
-            rss = sum(p.memory_info().rss for p in [psutil.Process(job.pid), *psutil.Process(job.pid).children(recursive=True)])
+            rss = sum(
+                p.memory_info().rss
+                for p in [psutil.Process(job.pid), *psutil.Process(job.pid).children(recursive=True)]
+            )
         finally:
             os.killpg(job.pid, signal.SIGTERM)
             job.wait(60)
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         count, (p50, p95, p99), worst = postgres.fetch_one(
-            LATENCIES, [datetime.fromtimestamp(started + WARM_UP_S, timezone.utc)]
+            LATENCIES, [datetime.fromtimestamp(started + WARM_UP_S, UTC)]
         )
         batches, sink_s, interval_s = postgres.fetch_one(BATCHES)
 
-    print(f"rate sent             {sent_rate:>8,.0f} events/s for {args.seconds + WARM_UP_S:.0f} s "
-          f"(trigger every {args.interval})")
+    print(
+        f"rate sent             {sent_rate:>8,.0f} events/s for {args.seconds + WARM_UP_S:.0f} s "
+        f"(trigger every {args.interval})"
+    )
     print(f"rows measured         {count:>8,}  (after a {WARM_UP_S} s warm-up)")
     print(f"latency p50           {p50:>8.3f} s")
     print(f"latency p95           {p95:>8.3f} s  (goal ≤ 1 s)")

@@ -20,11 +20,10 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from psycopg import sql
 
-from throwaway_stack import throwaway_stack
 from bench_data import charge_messages
-from txstream_dagster.defs.stream.resources import SparkResource
+from throwaway_stack import stack_spark, throwaway_stack
+from txstream_dagster.settings import Settings
 from txstream_spark.sink import ROW_COLUMNS
-from txstream_spark import DEFAULT_MAX_OFFSETS_PER_TRIGGER
 from txstream_spark.transform import KAFKA_MESSAGE_SCHEMA, transform_batch
 
 
@@ -41,9 +40,19 @@ def publish(kafka, messages) -> float:
 def copy_baseline(postgres, messages) -> float:
     """COPY the rows the stream would write, pre-built, straight into raw.transactions."""
     batch = pa.RecordBatch.from_pylist(
-        [{"key": k, "value": v, "topic": "bench", "partition": 0, "offset": i, "timestamp": None,
-          "timestampType": 0, "headers": [{"key": hk, "value": hv} for hk, hv in h]}
-         for i, (k, v, h) in enumerate(messages)],
+        [
+            {
+                "key": k,
+                "value": v,
+                "topic": "bench",
+                "partition": 0,
+                "offset": i,
+                "timestamp": None,
+                "timestampType": 0,
+                "headers": [{"key": hk, "value": hv} for hk, hv in h],
+            }
+            for i, (k, v, h) in enumerate(messages)
+        ],
         schema=KAFKA_MESSAGE_SCHEMA,
     )
     rows = pa.Table.from_batches([transform_batch(batch)]).select(ROW_COLUMNS)
@@ -64,21 +73,20 @@ def copy_baseline(postgres, messages) -> float:
     return seconds
 
 
-def run_stream(postgres, kafka, max_offsets: int, checkpoint_root: str) -> float:
-    spark = SparkResource(master="local[2]", max_offsets_per_trigger=max_offsets,
-                          checkpoint_root=checkpoint_root)
-    command = spark.submit_command(bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic,
-                                   trigger="available-now", fail_on_data_loss=True)
+def run_stream(postgres, kafka, max_offsets: int) -> float:
+    spark = stack_spark(max_offsets_per_trigger=max_offsets)
+    command = spark.submit_command(bootstrap=kafka.bootstrap, topic=kafka.topic, trigger="available-now")
     started = time.perf_counter()
-    subprocess.run(command, env={**os.environ, **spark.job_env(postgres)}, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(command, env={**os.environ, **spark.job_env(postgres)}, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=200_000)
-    parser.add_argument("--max-offsets-per-trigger", type=int, default=DEFAULT_MAX_OFFSETS_PER_TRIGGER)
+    parser.add_argument(
+        "--max-offsets-per-trigger", type=int, default=Settings.model_fields["spark_max_offsets_per_trigger"].default
+    )
     args = parser.parse_args()
 
     messages = charge_messages(args.messages)
@@ -86,7 +94,7 @@ def main() -> None:
     with throwaway_stack() as (postgres, kafka):
         publish_s = publish(kafka, messages)
         copy_s = copy_baseline(postgres, messages)
-        wall_s = run_stream(postgres, kafka, args.max_offsets_per_trigger, os.environ["TXSTREAM_DATA_DIR"] + "/ckpt")
+        wall_s = run_stream(postgres, kafka, args.max_offsets_per_trigger)
         batches = postgres.fetch_all(
             "SELECT consumed, started_at, committed_at FROM ops.stream_batches ORDER BY committed_at"
         )

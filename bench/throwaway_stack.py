@@ -12,16 +12,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from txstream_dagster.local_stack import LocalStack
-from txstream_dagster.local_stack.processes import free_port
+from txstream_dagster.db.migrate import upgrade_warehouse
+from txstream_dagster.defs.stream.resources import SparkResource
+from txstream_dagster.dev.processes import free_port
+from txstream_dagster.dev.stack import LocalStack
 from txstream_dagster.resources import KafkaResource, PostgresResource
-from txstream_dagster.settings import get_settings
+from txstream_dagster.resources.build import event_log, login_passwords, spark, warehouse
+from txstream_dagster.settings import load_settings
 
 
 @contextmanager
-def throwaway_stack(topic: str = "bench.events", partitions: int = 4) -> Iterator[tuple[PostgresResource, KafkaResource]]:
+def throwaway_stack(
+    topic: str = "bench.events", partitions: int = 4
+) -> Iterator[tuple[PostgresResource, KafkaResource]]:
     # The jars `make install` resolved, found before the data dir moves to a temporary one.
-    os.environ.setdefault("TXSTREAM_JVM_DIR", str(get_settings().jvm_lib_dir))
+    os.environ.setdefault("TXSTREAM_JVM_DIR", str(load_settings().jvm_lib_dir))
     with tempfile.TemporaryDirectory(prefix="txstream-bench-") as data_dir:
         os.environ.setdefault("TXSTREAM_DATA_DIR", data_dir)
         os.environ.setdefault("TXSTREAM_LOCAL_POSTGRES_PORT", str(free_port()))
@@ -29,14 +34,21 @@ def throwaway_stack(topic: str = "bench.events", partitions: int = 4) -> Iterato
         os.environ.setdefault("TXSTREAM_LOCAL_KAFKA_CONTROLLER_PORT", str(free_port()))
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-        get_settings.cache_clear()
-        stack = LocalStack(get_settings())
+        settings = load_settings()
+        stack = LocalStack(settings)
         stack.up()
         try:
-            postgres = PostgresResource()
-            postgres.migrate()
-            kafka = KafkaResource(topic=topic)
+            postgres = warehouse(settings)
+            upgrade_warehouse(postgres, login_passwords(settings))
+            kafka = event_log(settings).for_topic(topic)
             kafka.ensure_topic(partitions=partitions, replication=1)
             yield postgres, kafka
         finally:
             stack.down()
+
+
+def stack_spark(max_offsets_per_trigger: int | None = None) -> SparkResource:
+    """The Spark resource as the code location builds it for the throwaway stack's settings."""
+    if max_offsets_per_trigger is not None:
+        os.environ["TXSTREAM_SPARK_MAX_OFFSETS_PER_TRIGGER"] = str(max_offsets_per_trigger)
+    return spark(load_settings())

@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 
 from txstream_dagster.db.logins import Login
+from txstream_dagster.db.migrate import upgrade_warehouse
+from txstream_dagster.dev.embedded_kafka import KafkaNode, Retention
+from txstream_dagster.dev.processes import free_port
+from txstream_dagster.dev.stack import LocalStack
 from txstream_dagster.jvm import SPARK_KAFKA_CONNECTOR, module_jars
-from txstream_dagster.local_stack import LocalStack
-from txstream_dagster.local_stack.embedded_kafka import KafkaNode, Retention
-from txstream_dagster.local_stack.processes import free_port
 from txstream_dagster.resources import KafkaResource, PostgresResource
-from txstream_dagster.settings import Settings, get_settings
+from txstream_dagster.resources.build import event_log, login_passwords, warehouse
+from txstream_dagster.settings import Settings, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,22 +50,21 @@ def isolated_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     os.environ["TXSTREAM_LOCAL_KAFKA_PORT"] = str(free_port())
     os.environ["TXSTREAM_LOCAL_KAFKA_CONTROLLER_PORT"] = str(free_port())
     os.environ["TXSTREAM_JVM_DIR"] = str(jvm_dir)
-    get_settings.cache_clear()
-    return get_settings()
+    return load_settings()
 
 
 @pytest.fixture(scope="session")
 def local_stack(isolated_settings: Settings):
     stack = LocalStack(isolated_settings)
     stack.up()
-    PostgresResource().migrate()
+    upgrade_warehouse(warehouse(isolated_settings), login_passwords(isolated_settings))
     yield stack
     stack.down()
 
 
 @pytest.fixture(scope="session")
-def postgres(local_stack) -> PostgresResource:
-    return PostgresResource()
+def postgres(local_stack, isolated_settings: Settings) -> PostgresResource:
+    return warehouse(isolated_settings)
 
 
 @pytest.fixture
@@ -80,16 +81,21 @@ def clean_warehouse(postgres: PostgresResource) -> PostgresResource:
 @pytest.fixture
 def kafka(local_stack, isolated_settings: Settings) -> KafkaResource:
     """A fresh topic of its own for each test."""
-    resource = KafkaResource(topic=f"test.{uuid.uuid4().hex[:12]}")
-    resource.ensure_topic(partitions=isolated_settings.topic_partitions, replication=1)
+    resource = event_log(isolated_settings).for_topic(f"test.{uuid.uuid4().hex[:12]}")
+    resource.ensure_topic()
     return resource
 
 
 @pytest.fixture
 def own_kafka(tmp_path: Path, isolated_settings: Settings):
     """A Kafka of the test's own, which it may stop, kill and start again (the session's stays up)."""
-    node = KafkaNode(tmp_path / "own-kafka", isolated_settings.jvm_lib_dir, port=free_port(),
-                     controller_port=free_port(), retention=Retention(hours=1, bytes_per_partition=64 * 1024**2))
+    node = KafkaNode(
+        tmp_path / "own-kafka",
+        isolated_settings.jvm_lib_dir,
+        port=free_port(),
+        controller_port=free_port(),
+        retention=Retention(hours=1, bytes_per_partition=64 * 1024**2),
+    )
     node.start()
     yield node
     node.stop()
@@ -103,7 +109,8 @@ def spark_session(isolated_settings: Settings):
 
     jars = ",".join(str(jar) for jar in module_jars(isolated_settings.jvm_lib_dir, SPARK_KAFKA_CONNECTOR))
     session = (
-        SparkSession.builder.master("local[2]").appName("txstream-tests")
+        SparkSession.builder.master("local[2]")
+        .appName("txstream-tests")
         .config("spark.jars", jars)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")

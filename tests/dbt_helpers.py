@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,8 +21,8 @@ from stripe_helpers import stripe_fixture
 from txstream_dagster.db.logins import Login
 from txstream_dagster.defs.dbt.assets import DbtBuildConfig, txstream_dbt_models
 from txstream_dagster.defs.dbt.checks import fx_rate_missing_charges
-from txstream_dagster.defs.dbt.definitions import defs as dbt_defs
-from txstream_dagster.resources import PostgresResource
+from txstream_dagster.resources import PostgresResource, build
+from txstream_dagster.settings import load_settings
 
 # Every table the stream, the forex asset and dbt's hook write: a test's data is its own.
 WRITTEN_TABLES = (
@@ -37,19 +37,32 @@ def empty_warehouse(postgres: PostgresResource) -> None:
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=timezone.utc)
+    return datetime(*args, tzinfo=UTC)
 
 
 def charge(
-    charge_id: str, amount: int, currency: str, created: datetime, *,
-    status: str = "succeeded", customer: str | None = None, **changes: Any,
+    charge_id: str,
+    amount: int,
+    currency: str,
+    created: datetime,
+    *,
+    status: str = "succeeded",
+    customer: str | None = None,
+    **changes: Any,
 ) -> dict[str, Any]:
     """Stripe's example charge, captured in full when it succeeded."""
     obj = copy.deepcopy(stripe_fixture("charge"))
     succeeded = status == "succeeded"
     obj.update(
-        id=charge_id, amount=amount, currency=currency, created=int(created.timestamp()), status=status,
-        customer=customer, captured=succeeded, paid=succeeded, amount_captured=amount if succeeded else 0,
+        id=charge_id,
+        amount=amount,
+        currency=currency,
+        created=int(created.timestamp()),
+        status=status,
+        customer=customer,
+        captured=succeeded,
+        paid=succeeded,
+        amount_captured=amount if succeeded else 0,
     )
     obj["refunds"]["url"] = f"/v1/charges/{charge_id}/refunds"
     obj.update(changes)
@@ -57,28 +70,56 @@ def charge(
 
 
 def declined(obj: dict[str, Any], decline_code: str) -> dict[str, Any]:
-    obj = {**obj, "status": "failed", "captured": False, "paid": False, "amount_captured": 0,
-           "failure_code": "card_declined", "failure_message": "Your card was declined."}
-    obj["outcome"] = {**obj["outcome"], "type": "issuer_declined", "network_status": "declined_by_network",
-                      "reason": decline_code, "risk_level": "normal"}
+    obj = {
+        **obj,
+        "status": "failed",
+        "captured": False,
+        "paid": False,
+        "amount_captured": 0,
+        "failure_code": "card_declined",
+        "failure_message": "Your card was declined.",
+    }
+    obj["outcome"] = {
+        **obj["outcome"],
+        "type": "issuer_declined",
+        "network_status": "declined_by_network",
+        "reason": decline_code,
+        "risk_level": "normal",
+    }
     return obj
 
 
-def refund(refund_id: str, of: dict[str, Any], amount: int, created: datetime, status: str = "succeeded") -> dict[str, Any]:
+def refund(
+    refund_id: str, of: dict[str, Any], amount: int, created: datetime, status: str = "succeeded"
+) -> dict[str, Any]:
     obj = copy.deepcopy(stripe_fixture("refund"))
-    obj.update(id=refund_id, charge=of["id"], amount=amount, currency=of["currency"],
-               created=int(created.timestamp()), status=status)
+    obj.update(
+        id=refund_id,
+        charge=of["id"],
+        amount=amount,
+        currency=of["currency"],
+        created=int(created.timestamp()),
+        status=status,
+    )
     return obj
 
 
 def dispute(dispute_id: str, of: dict[str, Any], amount: int, created: datetime, status: str) -> dict[str, Any]:
     obj = copy.deepcopy(stripe_fixture("dispute"))
-    obj.update(id=dispute_id, charge=of["id"], amount=amount, currency=of["currency"],
-               created=int(created.timestamp()), status=status)
+    obj.update(
+        id=dispute_id,
+        charge=of["id"],
+        amount=amount,
+        currency=of["currency"],
+        created=int(created.timestamp()),
+        status=status,
+    )
     return obj
 
 
-def write_rates(postgres: PostgresResource, rows: Iterable[tuple[date, str, Decimal | str, date]], source: str = "test") -> None:
+def write_rates(
+    postgres: PostgresResource, rows: Iterable[tuple[date, str, Decimal | str, date]], source: str = "test"
+) -> None:
     """(rate_date, quote, units of quote per 1 GBP, effective_date) → raw.forex_rates, replacing what was there."""
     with postgres.connect() as conn, conn.cursor() as cur:
         cur.executemany(
@@ -96,7 +137,7 @@ def build_marts(
     """Materialise every dbt model (running its tests as checks) and the fx-rate check, as Dagster would."""
     return dg.materialize(
         [txstream_dbt_models, fx_rate_missing_charges],
-        resources={"dbt": dbt_defs.resources["dbt"], "postgres": postgres},
+        resources={"dbt": build.dbt_cli(load_settings()), "postgres": postgres},
         run_config=dg.RunConfig(ops={"txstream_dbt_models": DbtBuildConfig(full_refresh=full_refresh)}),
         raise_on_error=False,
         instance=instance,
@@ -104,7 +145,9 @@ def build_marts(
 
 
 def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
-    return [f"{e.asset_key.to_user_string()}:{e.check_name}" for e in result.get_asset_check_evaluations() if not e.passed]
+    return [
+        f"{e.asset_key.to_user_string()}:{e.check_name}" for e in result.get_asset_check_evaluations() if not e.passed
+    ]
 
 
 def rows(postgres: PostgresResource, query: str, params: Any = None) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,8 +44,14 @@ _VARIABLE = re.compile(r"\$(\w+)|\[\[(\w+?)(?::(\w+))?\]\]|\$\{(\w+)(?:\.([^:^}]
 _MACRO = re.compile(r"\$([_a-zA-Z0-9]+)\(([^)]*)\)")
 # gtime.ParseInterval for the units a dashboard bucket can have (M and y are calendar-relative: unused).
 _INTERVAL = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
-_UNIT = {"ms": timedelta(milliseconds=1), "s": timedelta(seconds=1), "m": timedelta(minutes=1),
-         "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+_UNIT = {
+    "ms": timedelta(milliseconds=1),
+    "s": timedelta(seconds=1),
+    "m": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "w": timedelta(weeks=1),
+}
 
 
 class ExpansionError(ValueError):
@@ -124,7 +130,7 @@ class Selection:
 
 def go_rfc3339_nano(moment: datetime) -> str:
     """Go's time.RFC3339Nano of the UTC instant: fraction without trailing zeros, `Z`."""
-    utc = moment.astimezone(timezone.utc)
+    utc = moment.astimezone(UTC)
     fraction = f"{utc.microsecond:06d}".rstrip("0")
     return utc.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
 
@@ -143,8 +149,14 @@ def go_float(value: float) -> str:
 
 def format_interval(interval: timedelta) -> str:
     """gtime.FormatInterval: the largest whole unit, e.g. 1m, 30s, 2h, 1d."""
-    for unit, size in (("y", timedelta(days=365)), ("d", timedelta(days=1)), ("h", timedelta(hours=1)),
-                       ("m", timedelta(minutes=1)), ("s", timedelta(seconds=1)), ("ms", timedelta(milliseconds=1))):
+    for unit, size in (
+        ("y", timedelta(days=365)),
+        ("d", timedelta(days=1)),
+        ("h", timedelta(hours=1)),
+        ("m", timedelta(minutes=1)),
+        ("s", timedelta(seconds=1)),
+        ("ms", timedelta(milliseconds=1)),
+    ):
         if interval >= size:
             return f"{interval // size}{unit}"
     return "1ms"
@@ -159,12 +171,35 @@ def parse_interval(text: str) -> timedelta:
 
 # rangeUtil.roundInterval: (below this many ms, round to this many ms), in order.
 _ROUNDED_INTERVALS_MS = (
-    (10, 1), (15, 10), (35, 20), (75, 50), (150, 100), (350, 200), (750, 500), (1_500, 1_000),
-    (3_500, 2_000), (7_500, 5_000), (12_500, 10_000), (17_500, 15_000), (25_000, 20_000), (45_000, 30_000),
-    (90_000, 60_000), (210_000, 120_000), (450_000, 300_000), (750_000, 600_000), (1_050_000, 900_000),
-    (1_500_000, 1_200_000), (2_700_000, 1_800_000), (5_400_000, 3_600_000), (9_000_000, 7_200_000),
-    (16_200_000, 10_800_000), (32_400_000, 21_600_000), (86_400_000, 43_200_000), (604_800_000, 86_400_000),
-    (1_814_400_000, 604_800_000), (3_628_800_000, 2_592_000_000),
+    (10, 1),
+    (15, 10),
+    (35, 20),
+    (75, 50),
+    (150, 100),
+    (350, 200),
+    (750, 500),
+    (1_500, 1_000),
+    (3_500, 2_000),
+    (7_500, 5_000),
+    (12_500, 10_000),
+    (17_500, 15_000),
+    (25_000, 20_000),
+    (45_000, 30_000),
+    (90_000, 60_000),
+    (210_000, 120_000),
+    (450_000, 300_000),
+    (750_000, 600_000),
+    (1_050_000, 900_000),
+    (1_500_000, 1_200_000),
+    (2_700_000, 1_800_000),
+    (5_400_000, 3_600_000),
+    (9_000_000, 7_200_000),
+    (16_200_000, 10_800_000),
+    (32_400_000, 21_600_000),
+    (86_400_000, 43_200_000),
+    (604_800_000, 86_400_000),
+    (1_814_400_000, 604_800_000),
+    (3_628_800_000, 2_592_000_000),
 )
 _YEAR_MS = 31_536_000_000
 
@@ -271,7 +306,7 @@ def expand_macros(sql: str, time_range: TimeRange) -> str:
         # Pre-5.3 compatibility: `$__timeGroup(…),` in a select list gets the alias too.
         if name == "__timeGroup":
             after = sql.find(match.group(0)) + len(match.group(0))
-            if sql[after:after + 1] == ",":
+            if sql[after : after + 1] == ",":
                 name = "__timeGroupAlias"
         args = [arg.strip(" ") for arg in match.group(2).split(",")]
         return _macro(name, args, time_range)

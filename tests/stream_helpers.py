@@ -17,20 +17,32 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
+import psycopg
 import pyarrow as pa
 
+from resource_helpers import spark_resource
+from stripe_helpers import stripe_fixture
 from txstream_dagster.defs.stream.checks import every_message_is_accounted_for
 from txstream_dagster.defs.stream.offsets import committed_offsets
 from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.defs.stripe_source.publisher import encode
 from txstream_dagster.defs.stripe_source.synthetic_charges import SyntheticStripe
 from txstream_dagster.resources import KafkaResource, PostgresResource
-from stripe_helpers import stripe_fixture
 from txstream_spark.event_contract import message_headers
-from txstream_spark.sink import BatchResult, write_batch
+from txstream_spark.sink import (
+    BatchResult,
+    WriterLost,
+    apply_staged,
+    claim_writer_lock,
+    copy_to_staging,
+    drop_staging,
+    new_writer_id,
+    prepare_staging,
+    staging_table,
+)
 from txstream_spark.transform import KAFKA_MESSAGE_SCHEMA, transform_batch
 
 _offsets = itertools.count()
@@ -43,12 +55,12 @@ class Message:
     headers: list[tuple[str, bytes]] = field(default_factory=list)
     partition: int = 0
     offset: int | None = None
-    timestamp: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 def message_for(obj: dict, source: str = "synthetic", event_time_ms: int | None = None, **kwargs) -> Message:
     """The message a producer following the event contract sends for `obj`."""
-    event_time_ms = event_time_ms if event_time_ms is not None else int(datetime.now(timezone.utc).timestamp() * 1000)
+    event_time_ms = event_time_ms if event_time_ms is not None else int(datetime.now(UTC).timestamp() * 1000)
     return Message(
         value=orjson.dumps(obj),
         key=obj["id"].encode(),
@@ -76,8 +88,33 @@ def kafka_batch(messages: Iterable[Message], topic: str = "stripe.events") -> pa
     return pa.RecordBatch.from_pylist(rows, schema=KAFKA_MESSAGE_SCHEMA)
 
 
-def land_messages(postgres: PostgresResource, messages: Iterable[Message], topic: str = "stripe.events",
-                  topic_id: str = "test-topic", conn=None) -> BatchResult:
+def write_batch(conn: psycopg.Connection, table: pa.Table, spark_batch_id: int | None = None) -> BatchResult:
+    """Stage and apply an already transformed batch from this process, with the sink's own steps, as the
+    topic's writer for the connection's lifetime (what a stream query's tasks and driver do, without Spark)."""
+    if table.num_rows == 0:
+        return BatchResult()
+    started_at = datetime.now(UTC)
+    topic = table.column("kafka_topic")[0].as_py()
+    writer = new_writer_id()
+    if not claim_writer_lock(conn, topic, writer):
+        raise WriterLost(f"a stream query is writing topic {topic!r}")
+    staging = staging_table(topic, writer)
+    prepare_staging(conn, staging)
+    copy_to_staging(conn, staging, spark_batch_id or 0, table.to_batches())
+    try:
+        return apply_staged(conn, topic, staging, spark_batch_id, started_at)
+    finally:
+        drop_staging(conn, staging)
+        conn.commit()
+
+
+def land_messages(
+    postgres: PostgresResource,
+    messages: Iterable[Message],
+    topic: str = "stripe.events",
+    topic_id: str = "test-topic",
+    conn=None,
+) -> BatchResult:
     """One micro-batch through the stream's transform and sink (as the topic's writer), on `conn` if given."""
     table = pa.Table.from_batches([transform_batch(kafka_batch(messages, topic), topic_id)])
     if conn is not None:
@@ -88,7 +125,7 @@ def land_messages(postgres: PostgresResource, messages: Iterable[Message], topic
 
 def land_objects(postgres: PostgresResource, objects: Iterable[dict], source: str = "synthetic") -> BatchResult:
     """Land Stripe objects as one micro-batch; each later object is a later version."""
-    base_ms = int(datetime.now(timezone.utc).timestamp() * 1000)
+    base_ms = int(datetime.now(UTC).timestamp() * 1000)
     return land_messages(postgres, [message_for(o, source, base_ms + i) for i, o in enumerate(objects)])
 
 
@@ -112,13 +149,23 @@ def batch_totals(postgres: PostgresResource) -> tuple[int, int, int, int]:
     )
 
 
-def start_stream_job(spark: SparkResource, kafka: KafkaResource, postgres: PostgresResource, trigger: str,
-                     interval: str = "200 milliseconds") -> subprocess.Popen:
+def start_stream_job(
+    spark: SparkResource,
+    kafka: KafkaResource,
+    postgres: PostgresResource,
+    trigger: str,
+    interval: str = "200 milliseconds",
+) -> subprocess.Popen:
     """The real Spark job, submitted as Dagster and `txstream stream` submit it, in a process group of its own."""
-    command = spark.submit_command(bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic, trigger=trigger,
-                                   fail_on_data_loss=True, interval=interval)
-    return subprocess.Popen(command, env={**os.environ, **spark.job_env(postgres)},
-                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    command = spark.submit_command(bootstrap=kafka.bootstrap, topic=kafka.topic, trigger=trigger, interval=interval)
+    return subprocess.Popen(
+        command,
+        env={**os.environ, **spark.job_env(postgres)},
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def publish_charges(kafka: KafkaResource, count: int, prefix: str = "ch_job_", malformed: list[bytes] = ()) -> set[str]:
@@ -129,8 +176,12 @@ def publish_charges(kafka: KafkaResource, count: int, prefix: str = "ch_job_", m
     for i in range(count):
         obj = {**charge, "id": f"{prefix}{i}", "amount": 100 + i}
         ids.add(obj["id"])
-        producer.send(kafka.topic, key=obj["id"].encode(), value=orjson.dumps(obj),
-                      headers=message_headers("charge", "synthetic", 1_700_000_000_000 + i))
+        producer.send(
+            kafka.topic,
+            key=obj["id"].encode(),
+            value=orjson.dumps(obj),
+            headers=message_headers("charge", "synthetic", 1_700_000_000_000 + i),
+        )
     for value in malformed:
         producer.send(kafka.topic, key=b"bad", value=value)
     producer.flush()
@@ -166,7 +217,7 @@ def assert_every_message_accounted_for_once(postgres: PostgresResource, objects:
     assert consumed == accounted
     assert inserted == objects  # each object inserted once, by exactly one batch
     assert duplicates == 0  # no message was applied twice (a replayed batch is not recorded again)
-    check = every_message_is_accounted_for(postgres=postgres)
+    check = every_message_is_accounted_for(postgres=postgres, spark=spark_resource())
     assert check.passed, check.description  # offset ranges contiguous, none applied twice
 
 
@@ -175,14 +226,17 @@ class SyntheticStream:
     `finish()` stops it and returns what Kafka acknowledged."""
 
     def __init__(self, kafka: KafkaResource, seed: int, rate: float):
-        from txstream_dagster.defs.stripe_source.production import publish_synthetic
+        from txstream_dagster.defs.stripe_source.topic_feeds import publish_synthetic
 
         self.kafka, self.seed, self.rate = kafka, seed, rate
         self.now_ms = int(time.time() * 1000)
         self.stop = threading.Event()
         self.produced: dict = {}
-        self.thread = threading.Thread(target=lambda: self.produced.update(summary=publish_synthetic(
-            kafka, seed=seed, rate=rate, stop=self.stop, now_ms=self.now_ms)))
+        self.thread = threading.Thread(
+            target=lambda: self.produced.update(
+                summary=publish_synthetic(kafka, seed=seed, rate=rate, stop=self.stop, now_ms=self.now_ms)
+            )
+        )
         self.thread.start()
 
     def finish(self, timeout: float = 180):
@@ -211,5 +265,5 @@ def assert_landed_exactly_once(postgres: PostgresResource, kafka: KafkaResource,
     consumed, accounted, inserted, _ = batch_totals(postgres)
     assert consumed == accounted == published  # every message consumed once: no batch applied twice
     assert inserted == len(latest)  # each object inserted once; its later versions updated it
-    check = every_message_is_accounted_for(postgres=postgres)
+    check = every_message_is_accounted_for(postgres=postgres, spark=spark_resource())
     assert check.passed, check.description

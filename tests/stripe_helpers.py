@@ -33,24 +33,39 @@ def stripe_fixture(name: str) -> dict[str, Any]:
 # --- Stripe's shapes ---------------------------------------------------------------
 # Where Stripe's example shows null, the type Stripe sends when there is a value
 # (from Stripe's OpenAPI spec). A generated value there must be null or this type.
-S, I = str, int
+S, INT = str, int
 TYPES_WHERE_EXAMPLE_IS_NULL: dict[str, dict[str, type]] = {
     "charge": {
-        "application": S, "application_fee": S, "application_fee_amount": I,
-        "billing_details.address.city": S, "billing_details.address.country": S,
-        "billing_details.address.line1": S, "billing_details.address.line2": S,
-        "billing_details.address.postal_code": S, "billing_details.address.state": S,
-        "billing_details.email": S, "billing_details.phone": S, "billing_details.tax_id": S,
-        "calculated_statement_descriptor": S, "customer": S, "failure_balance_transaction": S,
-        "failure_code": S, "failure_message": S, "on_behalf_of": S,
-        "outcome.advice_code": S, "outcome.network_advice_code": S, "outcome.network_decline_code": S,
-        "outcome.network_status": S, "outcome.reason": S, "outcome.seller_message": S,
+        "application": S,
+        "application_fee": S,
+        "application_fee_amount": INT,
+        "billing_details.address.city": S,
+        "billing_details.address.country": S,
+        "billing_details.address.line1": S,
+        "billing_details.address.line2": S,
+        "billing_details.address.postal_code": S,
+        "billing_details.address.state": S,
+        "billing_details.email": S,
+        "billing_details.phone": S,
+        "billing_details.tax_id": S,
+        "calculated_statement_descriptor": S,
+        "customer": S,
+        "failure_balance_transaction": S,
+        "failure_code": S,
+        "failure_message": S,
+        "on_behalf_of": S,
+        "outcome.advice_code": S,
+        "outcome.network_advice_code": S,
+        "outcome.network_decline_code": S,
+        "outcome.network_status": S,
+        "outcome.reason": S,
+        "outcome.seller_message": S,
         "payment_intent": S,
-        "payment_method_details.card.amount_authorized": I,
+        "payment_method_details.card.amount_authorized": INT,
         "payment_method_details.card.authorization_code": S,
         "payment_method_details.card.checks.address_line1_check": S,
         "payment_method_details.card.checks.address_postal_code_check": S,
-        "payment_method_details.card.installments.plan.count": I,
+        "payment_method_details.card.installments.plan.count": INT,
         "payment_method_details.card.installments.plan.interval": S,
         "payment_method_details.card.mandate": S,
         "payment_method_details.card.network_transaction_id": S,
@@ -64,12 +79,23 @@ TYPES_WHERE_EXAMPLE_IS_NULL: dict[str, dict[str, type]] = {
         "payment_method_details.card.three_d_secure.version": S,
         "payment_method_details.card.transaction_link_id": S,
         "payment_method_details.card.wallet.dynamic_last4": S,
-        "receipt_email": S, "receipt_number": S, "review": S, "source_transfer": S,
-        "statement_descriptor": S, "statement_descriptor_suffix": S, "transfer_group": S,
+        "receipt_email": S,
+        "receipt_number": S,
+        "review": S,
+        "source_transfer": S,
+        "statement_descriptor": S,
+        "statement_descriptor_suffix": S,
+        "transfer_group": S,
     },
     "refund": {
-        "balance_transaction": S, "customer": S, "customer_account": S, "payment_intent": S,
-        "payment_method": S, "reason": S, "receipt_number": S, "source_transfer_reversal": S,
+        "balance_transaction": S,
+        "customer": S,
+        "customer_account": S,
+        "payment_intent": S,
+        "payment_method": S,
+        "reason": S,
+        "receipt_number": S,
+        "source_transfer_reversal": S,
         "transfer_reversal": S,
     },
     "dispute": {
@@ -81,10 +107,18 @@ TYPES_WHERE_EXAMPLE_IS_NULL: dict[str, dict[str, type]] = {
 # Fields Stripe documents as nullable although its example has a value.
 NULLABLE: dict[str, set[str]] = {
     "charge": {
-        "balance_transaction", "description", "payment_method", "receipt_url", "shipping", "source",
-        "transfer_data", "billing_details.name",
-        "payment_method_details.card.checks.cvc_check", "payment_method_details.card.installments",
-        "payment_method_details.card.three_d_secure", "payment_method_details.card.wallet",
+        "balance_transaction",
+        "description",
+        "payment_method",
+        "receipt_url",
+        "shipping",
+        "source",
+        "transfer_data",
+        "billing_details.name",
+        "payment_method_details.card.checks.cvc_check",
+        "payment_method_details.card.installments",
+        "payment_method_details.card.three_d_secure",
+        "payment_method_details.card.wallet",
     },
     "refund": set(),
     "dispute": {"payment_method_details.card.network_reason_code"},
@@ -110,15 +144,23 @@ def shape_errors(object_type: str, actual: Any, example: Any, path: str = "") ->
         if not isinstance(actual, dict):
             return [f"{where}: {type(actual).__name__}, expected an object"]
         if actual.keys() != example.keys():
-            return [f"{where}: keys differ: extra {sorted(actual.keys() - example.keys())}, "
-                    f"missing {sorted(example.keys() - actual.keys())}"]
-        return [error for key in example
-                for error in shape_errors(object_type, actual[key], example[key], f"{path}.{key}" if path else key)]
+            return [
+                f"{where}: keys differ: extra {sorted(actual.keys() - example.keys())}, "
+                f"missing {sorted(example.keys() - actual.keys())}"
+            ]
+        return [
+            error
+            for key in example
+            for error in shape_errors(object_type, actual[key], example[key], f"{path}.{key}" if path else key)
+        ]
     if isinstance(example, list):
         if not isinstance(actual, list):
             return [f"{where}: {type(actual).__name__}, expected a list"]
-        return [error for item in actual for error in shape_errors(object_type, item, example[0], f"{path}[]")] \
-            if example else []
+        return (
+            [error for item in actual for error in shape_errors(object_type, item, example[0], f"{path}[]")]
+            if example
+            else []
+        )
     if type(actual) is not type(example):
         return [f"{where}: {type(actual).__name__} {actual!r}, expected {type(example).__name__}"]
     return []
@@ -185,16 +227,29 @@ class FakeStripe:
 
     def add_event(self, event_type: str, obj: dict[str, Any], created: int) -> dict[str, Any]:
         event = {
-            "id": f"evt_{uuid.uuid4().hex[:24]}", "object": "event", "api_version": "2024-06-20",
-            "created": created, "data": {"object": obj}, "livemode": False, "pending_webhooks": 0,
-            "request": {"id": None, "idempotency_key": None}, "type": event_type,
+            "id": f"evt_{uuid.uuid4().hex[:24]}",
+            "object": "event",
+            "api_version": "2024-06-20",
+            "created": created,
+            "data": {"object": obj},
+            "livemode": False,
+            "pending_webhooks": 0,
+            "request": {"id": None, "idempotency_key": None},
+            "type": event_type,
         }
         with self.lock:
             self.events.append(event)
         return event
 
-    def fail_request(self, number: int, status: int, headers: dict | None = None, error_type: str = "api_error",
-                     message: str = "Something went wrong on Stripe's end.", **extra) -> None:
+    def fail_request(
+        self,
+        number: int,
+        status: int,
+        headers: dict | None = None,
+        error_type: str = "api_error",
+        message: str = "Something went wrong on Stripe's end.",
+        **extra,
+    ) -> None:
         self.faults[number] = (status, headers or {}, {"error": {"type": error_type, "message": message, **extra}})
 
     def event_requests(self) -> list[tuple[float, dict]]:
@@ -227,17 +282,19 @@ class FakeStripe:
     def _list_events(self, params: dict[str, str]) -> tuple[int, dict, dict]:
         limit = int(params.get("limit", 10))
         if not 1 <= limit <= 100:
-            return stripe_error(400, "invalid_request_error", "Invalid integer: limit must be at most 100",
-                                param="limit")
+            return stripe_error(
+                400, "invalid_request_error", "Invalid integer: limit must be at most 100", param="limit"
+            )
         types = {value for name, value in params.items() if name.startswith("types[")}
         gte, lt = int(params.get("created[gte]", 0)), int(params.get("created[lt]", 2**62))
         with self.lock:  # newest first; among equal `created`, the later-created event first
-            matching = [e for e in reversed(self.events)
-                        if gte <= e["created"] < lt and (not types or e["type"] in types)]
+            matching = [
+                e for e in reversed(self.events) if gte <= e["created"] < lt and (not types or e["type"] in types)
+            ]
         matching.sort(key=lambda e: -e["created"])
         if "starting_after" in params:
             ids = [e["id"] for e in matching]
-            matching = matching[ids.index(params["starting_after"]) + 1:]
+            matching = matching[ids.index(params["starting_after"]) + 1 :]
         page = matching[:limit]
         return 200, {}, {"object": "list", "url": "/v1/events", "has_more": len(matching) > limit, "data": page}
 
@@ -246,24 +303,45 @@ class FakeStripe:
         charge_id = f"ch_{uuid.uuid4().hex[:24]}"
         declined = token.startswith("tok_chargeDeclined")
         charge = {
-            "id": charge_id, "object": "charge", "amount": int(params["amount"]), "currency": params["currency"],
-            "amount_refunded": 0, "refunded": False, "created": int(time.time()), "disputed": False,
-            "status": "failed" if declined else "succeeded", "paid": not declined, "customer": None,
-            "livemode": False, "metadata": {k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")},
+            "id": charge_id,
+            "object": "charge",
+            "amount": int(params["amount"]),
+            "currency": params["currency"],
+            "amount_refunded": 0,
+            "refunded": False,
+            "created": int(time.time()),
+            "disputed": False,
+            "status": "failed" if declined else "succeeded",
+            "paid": not declined,
+            "customer": None,
+            "livemode": False,
+            "metadata": {k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")},
             "payment_method_details": {"card": {"brand": token.removeprefix("tok_")}, "type": "card"},
         }
         self.charges[charge_id] = charge
         self.add_event("charge.failed" if declined else "charge.succeeded", charge, charge["created"])
         if declined:
-            return stripe_error(402, "card_error", "Your card was declined.", code="card_declined",
-                                decline_code="generic_decline", charge=charge_id)
+            return stripe_error(
+                402,
+                "card_error",
+                "Your card was declined.",
+                code="card_declined",
+                decline_code="generic_decline",
+                charge=charge_id,
+            )
         return 200, {}, charge
 
     def _create_refund(self, params: dict[str, str]) -> tuple[int, dict, dict]:
         charge = self.charges[params["charge"]]
-        refund = {"id": f"re_{uuid.uuid4().hex[:24]}", "object": "refund", "amount": charge["amount"],
-                  "charge": charge["id"], "currency": charge["currency"], "created": int(time.time()),
-                  "status": "succeeded"}
+        refund = {
+            "id": f"re_{uuid.uuid4().hex[:24]}",
+            "object": "refund",
+            "amount": charge["amount"],
+            "charge": charge["id"],
+            "currency": charge["currency"],
+            "created": int(time.time()),
+            "status": "succeeded",
+        }
         charge.update(amount_refunded=charge["amount"], refunded=True)
         self.add_event("refund.created", refund, refund["created"])
         self.add_event("charge.refunded", dict(charge), refund["created"])

@@ -24,15 +24,21 @@ from pathlib import Path
 
 import pytest
 
-from txstream_dagster.local_stack.processes import free_port
+from txstream_dagster.dev.processes import free_port
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SERVE_TIMEOUT_S = 120
 # The webserver's code-server child can take ~50 s to go after SIGINT (measured on these machines).
@@ -129,8 +135,14 @@ def asset_graph(browser, url: str, asset_path: str, scope: str):
 def test_graph_upstream_of_the_fact_shows_the_stripe_topic_the_stream_sink_and_forex(dagster_ui, browser):
     page = asset_graph(browser, dagster_ui, "marts/fct_transactions", "upstream")
     try:
-        for asset in ("stripe_events_topic", "raw_transactions", "forex_rates", "stg_stripe__charges",
-                      "stg_forex__rates", "fct_transactions"):
+        for asset in (
+            "stripe_events_topic",
+            "raw_transactions",
+            "forex_rates",
+            "stg_stripe__charges",
+            "stg_forex__rates",
+            "fct_transactions",
+        ):
             page.get_by_text(asset, exact=True).first.wait_for(state="visible", timeout=90_000)
         # Groups are the stages: one box per folder of txstream_dagster/defs and per dbt layer.
         for group in ("stripe_source", "stream", "forex", "staging", "marts"):

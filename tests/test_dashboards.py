@@ -7,7 +7,7 @@ pipeline built.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import psycopg
@@ -16,9 +16,24 @@ import yaml
 from psycopg.rows import dict_row
 
 from grafana_helpers import (
-    REPO, ExpansionError, Selection, TimeRange, all_panels, auto_interval, dashboard_files, datasource_refs, expand,
-    go_float, go_rfc3339_nano, interval_options, interval_selection, load_dashboard, parse_interval,
-    provisioned_datasource, query_panels, referenced_variables,
+    REPO,
+    ExpansionError,
+    Selection,
+    TimeRange,
+    all_panels,
+    auto_interval,
+    dashboard_files,
+    datasource_refs,
+    expand,
+    go_float,
+    go_rfc3339_nano,
+    interval_options,
+    interval_selection,
+    load_dashboard,
+    parse_interval,
+    provisioned_datasource,
+    query_panels,
+    referenced_variables,
 )
 from txstream_dagster.db.logins import Login
 from warehouse_helpers import BuiltWarehouse, build_pipeline_warehouse
@@ -28,7 +43,9 @@ from warehouse_helpers import BuiltWarehouse, build_pipeline_warehouse
 SCHEMA_VERSION_OF_GRAFANA = {"12.0": 41, "12.1": 41}
 # Views that describe the pipeline *now*: a panel reading only these has nothing to filter by time.
 CURRENT_STATE_VIEWS = {
-    "monitoring.stream_lag_latest", "monitoring.pipeline_freshness", "monitoring.dbt_model_freshness",
+    "monitoring.stream_lag_latest",
+    "monitoring.pipeline_freshness",
+    "monitoring.dbt_model_freshness",
     "monitoring.fx_rate_missing_by_currency",
 }
 TIME_MACROS = ("$__timeFilter(", "$__timeGroupAlias(", "$__timeGroup(", "$__timeFrom()", "$__timeTo()")
@@ -116,7 +133,7 @@ def test_panel_ids_are_unique_and_every_panel_fits_the_24_column_grid_without_ov
         assert grid["x"] + grid["w"] <= 24, f"{panel['title']} runs off the grid"
         boxes.append((panel["title"], grid["x"], grid["y"], grid["x"] + grid["w"], grid["y"] + grid["h"]))
     for i, (title, x0, y0, x1, y1) in enumerate(boxes):
-        for other, u0, v0, u1, v1 in boxes[i + 1:]:
+        for other, u0, v0, u1, v1 in boxes[i + 1 :]:
             assert x1 <= u0 or u1 <= x0 or y1 <= v0 or v1 <= y0, f"{title} overlaps {other}"
 
 
@@ -196,24 +213,37 @@ def test_time_series_panels_ask_for_time_series_and_the_rest_for_tables(name):
 
 # --- the expander against Grafana's own expectations (macros_test.go) -------------------------------
 
-GRAFANA_TEST_RANGE = TimeRange(datetime(2018, 4, 12, 18, tzinfo=timezone.utc),
-                               datetime(2018, 4, 12, 18, 5, tzinfo=timezone.utc), timedelta(minutes=1))
+GRAFANA_TEST_RANGE = TimeRange(
+    datetime(2018, 4, 12, 18, tzinfo=UTC), datetime(2018, 4, 12, 18, 5, tzinfo=UTC), timedelta(minutes=1)
+)
 
 
-@pytest.mark.parametrize(("sql", "expanded"), [
-    ("WHERE $__timeFilter(time_column)",
-     "WHERE time_column BETWEEN '2018-04-12T18:00:00Z' AND '2018-04-12T18:05:00Z'"),
-    ("select $__timeFrom()", "select '2018-04-12T18:00:00Z'"),
-    ("select $__timeTo()", "select '2018-04-12T18:05:00Z'"),
-    ("SELECT $__timeGroup(time_column,'5m')", "SELECT floor(extract(epoch from time_column)/300)*300"),
-    ("SELECT $__timeGroupAlias(time_column,'5m')", 'SELECT floor(extract(epoch from time_column)/300)*300 AS "time"'),
-    ("$__timeGroup(time_column , '5m')", "floor(extract(epoch from time_column)/300)*300"),
-    # pre-5.3 compatibility: followed by a comma, $__timeGroup gets the alias
-    ("SELECT $__timeGroup(time_column,'5m'), value",
-     'SELECT floor(extract(epoch from time_column)/300)*300 AS "time", value'),
-    ("SELECT $__timeGroupAlias(t, $__interval), $__interval_ms",
-     'SELECT floor(extract(epoch from t)/60)*60 AS "time", 60000'),
-])
+@pytest.mark.parametrize(
+    ("sql", "expanded"),
+    [
+        (
+            "WHERE $__timeFilter(time_column)",
+            "WHERE time_column BETWEEN '2018-04-12T18:00:00Z' AND '2018-04-12T18:05:00Z'",
+        ),
+        ("select $__timeFrom()", "select '2018-04-12T18:00:00Z'"),
+        ("select $__timeTo()", "select '2018-04-12T18:05:00Z'"),
+        ("SELECT $__timeGroup(time_column,'5m')", "SELECT floor(extract(epoch from time_column)/300)*300"),
+        (
+            "SELECT $__timeGroupAlias(time_column,'5m')",
+            'SELECT floor(extract(epoch from time_column)/300)*300 AS "time"',
+        ),
+        ("$__timeGroup(time_column , '5m')", "floor(extract(epoch from time_column)/300)*300"),
+        # pre-5.3 compatibility: followed by a comma, $__timeGroup gets the alias
+        (
+            "SELECT $__timeGroup(time_column,'5m'), value",
+            'SELECT floor(extract(epoch from time_column)/300)*300 AS "time", value',
+        ),
+        (
+            "SELECT $__timeGroupAlias(t, $__interval), $__interval_ms",
+            'SELECT floor(extract(epoch from t)/60)*60 AS "time", 60000',
+        ),
+    ],
+)
 def test_macros_expand_exactly_as_grafana_postgres_expands_them(sql, expanded):
     assert expand(sql, GRAFANA_TEST_RANGE) == expanded
 
@@ -221,8 +251,7 @@ def test_macros_expand_exactly_as_grafana_postgres_expands_them(sql, expanded):
 def test_interval_variable_expands_to_the_chosen_bucket_or_grafanas_auto_interval():
     interval = variable_named("payments-overview", "interval")
     sql = "SELECT $__timeGroupAlias(t, $interval), 60 / extract(epoch from interval '$interval')"
-    day = TimeRange(datetime(2024, 1, 1, tzinfo=timezone.utc), datetime(2024, 1, 2, tzinfo=timezone.utc),
-                    timedelta(minutes=2))
+    day = TimeRange(datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 1, 2, tzinfo=UTC), timedelta(minutes=2))
     assert expand(sql, day, {"interval": interval_selection(interval, day, "1h")}) == (
         "SELECT floor(extract(epoch from t)/3600)*3600 AS \"time\", 60 / extract(epoch from interval '1h')"
     )
@@ -234,7 +263,7 @@ def test_interval_variable_expands_to_the_chosen_bucket_or_grafanas_auto_interva
 
 def test_auto_interval_rounds_like_grafana_and_never_goes_below_its_minimum():
     def span(delta: timedelta) -> TimeRange:
-        start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+        start = datetime(2024, 1, 1, tzinfo=UTC)
         return TimeRange(start, start + delta, timedelta(minutes=1))
 
     assert auto_interval(span(timedelta(hours=6)), 100, "1m") == "5m"
@@ -245,7 +274,7 @@ def test_auto_interval_rounds_like_grafana_and_never_goes_below_its_minimum():
 
 
 def test_rfc3339_nano_drops_trailing_zeros_like_go():
-    assert go_rfc3339_nano(datetime(1960, 2, 1, 7, 0, 0, 500_000, tzinfo=timezone.utc)) == "1960-02-01T07:00:00.5Z"
+    assert go_rfc3339_nano(datetime(1960, 2, 1, 7, 0, 0, 500_000, tzinfo=UTC)) == "1960-02-01T07:00:00.5Z"
 
 
 def test_bucket_widths_print_as_go_prints_floats():
@@ -339,7 +368,8 @@ def test_the_read_only_role_cannot_read_raw_ops_or_staging(reader):
 @pytest.mark.slow
 def test_currency_variable_offers_every_currency_charged_in(reader, warehouse, postgres):
     charged = {
-        row[0] for row in postgres.fetch_all("SELECT DISTINCT currency_code FROM marts.fct_transactions", login=Login.READER)
+        row[0]
+        for row in postgres.fetch_all("SELECT DISTINCT currency_code FROM marts.fct_transactions", login=Login.READER)
     }
     assert set(currency_options(reader, whole_history(warehouse))) == charged
     assert {"gbp", "usd", "eur", "aed"} <= charged
@@ -390,10 +420,12 @@ def test_transactions_per_minute_at_any_interval_add_up_to_the_charges(interval,
 def test_revenue_stat_for_one_currency_and_day_is_that_days_captured_gbp(reader, warehouse, postgres):
     [revenue] = [p for p in query_panels(DASHBOARDS["payments-overview"]) if p["title"] == "Revenue (GBP)"]
     day = warehouse.end.date() - timedelta(days=3)
-    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     time_range = TimeRange(start, start + timedelta(days=1) - timedelta(microseconds=1), timedelta(hours=1))
-    _, [row] = run(reader, expand(panel_sql(revenue)[0], time_range,
-                                  {"currency": Selection(["usd"], multi=True, include_all=True)}))
+    _, [row] = run(
+        reader,
+        expand(panel_sql(revenue)[0], time_range, {"currency": Selection(["usd"], multi=True, include_all=True)}),
+    )
     [(expected,)] = postgres.fetch_all(
         "SELECT coalesce(sum(captured_amount_gbp), 0) FROM marts.fct_transactions "
         "WHERE charge_date = %s AND currency_code = 'usd' AND is_successful",
@@ -406,8 +438,11 @@ def test_revenue_stat_for_one_currency_and_day_is_that_days_captured_gbp(reader,
 
 @pytest.mark.slow
 def test_charges_without_a_rate_are_counted_not_hidden(reader, warehouse, postgres):
-    [missing] = [p for p in query_panels(DASHBOARDS["payments-overview"])
-                 if p["title"] == "Charges without a GBP rate" and p["type"] == "stat"]
+    [missing] = [
+        p
+        for p in query_panels(DASHBOARDS["payments-overview"])
+        if p["title"] == "Charges without a GBP rate" and p["type"] == "stat"
+    ]
     time_range = whole_history(warehouse)
     variables = variables_for("payments-overview", reader, time_range)
     _, [row] = run(reader, expand(panel_sql(missing)[0], time_range, variables))

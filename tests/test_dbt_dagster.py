@@ -12,14 +12,18 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from txstream_dagster.defs.dbt.assets import txstream_dbt_models
-from txstream_dagster.defs.dbt.definitions import dbt_automation_sensor, defs as dbt_defs
+from txstream_dagster.defs.dbt.definitions import dbt_automation_sensor
+from txstream_dagster.defs.dbt.definitions import defs as dbt_defs
 from txstream_dagster.defs.dbt.project import txstream_dbt_project
-from txstream_dagster.resources import shared_resources
+from txstream_dagster.resources import build
 
-# As the code location merges it: the warehouse resource is shared, not the stage's own.
-defs = dg.Definitions.merge(dg.Definitions(resources=shared_resources()), dbt_defs)
+# The graph and automation need neither dbt nor a warehouse to run: placeholders stand in for the resources.
+defs = dg.Definitions.merge(
+    dbt_defs, dg.Definitions(resources={key: dg.ResourceDefinition.none_resource() for key in ("dbt", "postgres")})
+)
 
 # The whole lineage, reviewed as one piece: a change here is a change to what the
 # dashboards and analysts get. asset → its upstream assets.
@@ -35,8 +39,11 @@ EXPECTED_GRAPH = {
     "marts/dim_payment_methods": {"staging/stg_stripe__charges"},
     "marts/dim_outcomes": {"staging/stg_stripe__charges"},
     "marts/fct_transactions": {
-        "staging/stg_stripe__charges", "staging/stg_stripe__refunds", "staging/stg_stripe__disputes",
-        "staging/stg_forex__rates", "marts/dim_currencies",
+        "staging/stg_stripe__charges",
+        "staging/stg_stripe__refunds",
+        "staging/stg_stripe__disputes",
+        "staging/stg_forex__rates",
+        "marts/dim_currencies",
     },
     "marts/agg_daily_revenue": {"marts/fct_transactions", "marts/dim_payment_methods"},
     "monitoring/fx_rate_missing_by_currency": {"marts/fct_transactions"},
@@ -48,12 +55,24 @@ EXPECTED_GRAPH = {
     "monitoring/pipeline_freshness": {"raw_transactions", "forex_rates", "ops/stream_batches"},
     "monitoring/dbt_model_freshness": {"ops/dbt_node_runs"},
 }
-UPSTREAM = ["raw_transactions", "forex_rates", "ops/stream_batches", "ops/stream_lag", "ops/dbt_node_runs",
-            "raw/quarantined_events"]
+UPSTREAM = [
+    "raw_transactions",
+    "forex_rates",
+    "ops/stream_batches",
+    "ops/stream_lag",
+    "ops/dbt_node_runs",
+    "raw/quarantined_events",
+]
 REBUILT_ON_EVERY_BATCH = {
-    "staging/stg_stripe__charges", "staging/stg_stripe__refunds", "staging/stg_stripe__disputes",
-    "marts/dim_customers", "marts/dim_payment_methods", "marts/dim_outcomes", "marts/fct_transactions",
-    "marts/agg_daily_revenue", "monitoring/fx_rate_missing_by_currency",
+    "staging/stg_stripe__charges",
+    "staging/stg_stripe__refunds",
+    "staging/stg_stripe__disputes",
+    "marts/dim_customers",
+    "marts/dim_payment_methods",
+    "marts/dim_outcomes",
+    "marts/fct_transactions",
+    "marts/agg_daily_revenue",
+    "monitoring/fx_rate_missing_by_currency",
 }
 
 
@@ -83,8 +102,11 @@ def test_every_dbt_test_is_an_asset_check_and_errors_block_downstream():
 
 
 def test_fact_has_the_singular_money_tests_and_the_fx_rate_check():
-    checks = {key.name for key in defs.resolve_asset_graph().asset_check_keys
-              if key.asset_key == dg.AssetKey(["marts", "fct_transactions"])}
+    checks = {
+        key.name
+        for key in defs.resolve_asset_graph().asset_check_keys
+        if key.asset_key == dg.AssetKey(["marts", "fct_transactions"])
+    }
     assert {
         "fct_transactions_gbp_amounts_reconcile_with_raw_amounts_and_rates",
         "fct_transactions_every_charge_with_a_rate_has_a_gbp_amount",
@@ -92,8 +114,11 @@ def test_fact_has_the_singular_money_tests_and_the_fx_rate_check():
     } <= checks
 
 
-def test_dbt_runs_from_the_venv_next_to_the_interpreter():
-    assert dbt_defs.resources["dbt"].dbt_executable == str(Path(sys.executable).parent / "dbt")
+def test_dbt_runs_from_the_venv_next_to_the_interpreter_with_the_profile_of_the_transformer(isolated_settings):
+    dbt = build.build_resources(isolated_settings)["dbt"]
+    assert dbt.dbt_executable == str(Path(sys.executable).parent / "dbt")
+    profile = yaml.safe_load((Path(dbt.profiles_dir) / "profiles.yml").read_text())
+    assert profile["txstream"]["outputs"]["full"]["user"] == "txstream_transformer"
 
 
 def test_the_automation_sensor_runs_by_default_and_targets_every_model_and_check():
@@ -110,7 +135,8 @@ def automation():
     """Evaluate ticks the way the sensor does, against an instance where everything was built once."""
     with dg.DagsterInstance.ephemeral() as instance:
         graph_defs = dg.Definitions.merge(
-            defs, dg.Definitions(assets=[dg.AssetSpec(dg.AssetKey.from_user_string(k)) for k in UPSTREAM]),
+            defs,
+            dg.Definitions(assets=[dg.AssetSpec(dg.AssetKey.from_user_string(k)) for k in UPSTREAM]),
         )
         state = {"cursor": None}
 
@@ -157,5 +183,9 @@ def test_a_micro_batch_rebuilds_the_charge_models_and_not_the_static_ones(automa
 def test_new_forex_rates_rebuild_the_fact_through_the_rates_view(automation):
     tick, report = built_once(automation)
     report("forex_rates")
-    assert tick() == {"staging/stg_forex__rates", "marts/fct_transactions", "marts/agg_daily_revenue",
-                      "monitoring/fx_rate_missing_by_currency"}
+    assert tick() == {
+        "staging/stg_forex__rates",
+        "marts/fct_transactions",
+        "marts/agg_daily_revenue",
+        "monitoring/fx_rate_missing_by_currency",
+    }

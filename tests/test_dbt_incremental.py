@@ -13,11 +13,20 @@ import pytest
 from click.testing import CliRunner
 
 from dbt_helpers import (
-    build_marts, charge, dispute, empty_warehouse, facts_by_charge, failed_checks, refund, rows, utc, write_rates,
+    build_marts,
+    charge,
+    dispute,
+    empty_warehouse,
+    facts_by_charge,
+    failed_checks,
+    refund,
+    rows,
+    utc,
+    write_rates,
 )
 from stream_helpers import land_objects
+from txstream_dagster.cli.dbt import dbt_command
 from txstream_dagster.currencies import currencies
-from txstream_dagster.defs.dbt.cli import dbt_command
 from txstream_dagster.defs.stripe_source.synthetic_charges import SyntheticStripe
 
 pytestmark = pytest.mark.slow
@@ -48,15 +57,23 @@ def test_incremental_build_after_a_batch_and_a_forex_refetch_equals_a_full_refre
     # A micro-batch: a new weekend charge, a later version of a charge, a refund
     # and a dispute on older charges; then the forex asset fetches Monday's rates,
     # the weekend's, and corrects Friday's USD rate.
-    land_objects(postgres, [
-        charge("ch_eur_saturday", 2599, "eur", utc(2024, 6, 15, 18), customer="cus_c"),
-        {**paid_friday, "metadata": {"order_id": "ord_42"}, "description": "edited after capture"},
-        refund("re_later", refunded_later, 3000, utc(2024, 6, 18, 9)),
-        dispute("dp_lost", paid_friday, 5000, utc(2024, 6, 20, 9), status="lost"),
-    ])
-    write_rates(postgres, [
-        (MONDAY, "jpy", "201.0055", MONDAY), (SATURDAY, "eur", "1.1842", FRIDAY), (FRIDAY, "usd", "1.2744", FRIDAY),
-    ])
+    land_objects(
+        postgres,
+        [
+            charge("ch_eur_saturday", 2599, "eur", utc(2024, 6, 15, 18), customer="cus_c"),
+            {**paid_friday, "metadata": {"order_id": "ord_42"}, "description": "edited after capture"},
+            refund("re_later", refunded_later, 3000, utc(2024, 6, 18, 9)),
+            dispute("dp_lost", paid_friday, 5000, utc(2024, 6, 20, 9), status="lost"),
+        ],
+    )
+    write_rates(
+        postgres,
+        [
+            (MONDAY, "jpy", "201.0055", MONDAY),
+            (SATURDAY, "eur", "1.1842", FRIDAY),
+            (FRIDAY, "usd", "1.2744", FRIDAY),
+        ],
+    )
     incremental = build_marts(postgres)
     assert incremental.success
     facts = facts_by_charge(postgres)
@@ -67,14 +84,24 @@ def test_incremental_build_after_a_batch_and_a_forex_refetch_equals_a_full_refre
     assert facts["ch_refunded_later"]["fx_rate"] == Decimal("1.2744")
     assert facts["ch_paid_friday"]["disputed_amount"] == Decimal("50.00")
     assert facts["ch_eur_saturday"]["fx_rate_effective_date"] == FRIDAY
-    after_incremental = {table: snapshot(postgres, table, key) for table, key in
-                         [("marts.fct_transactions", "charge_id"), ("marts.agg_daily_revenue", "revenue_key"),
-                          ("marts.dim_customers", "customer_id"), ("marts.dim_payment_methods", "payment_method_key")]}
+    after_incremental = {
+        table: snapshot(postgres, table, key)
+        for table, key in [
+            ("marts.fct_transactions", "charge_id"),
+            ("marts.agg_daily_revenue", "revenue_key"),
+            ("marts.dim_customers", "customer_id"),
+            ("marts.dim_payment_methods", "payment_method_key"),
+        ]
+    }
 
     refreshed = build_marts(postgres, full_refresh=True)
     assert refreshed.success
-    for table, key in [("marts.fct_transactions", "charge_id"), ("marts.agg_daily_revenue", "revenue_key"),
-                       ("marts.dim_customers", "customer_id"), ("marts.dim_payment_methods", "payment_method_key")]:
+    for table, key in [
+        ("marts.fct_transactions", "charge_id"),
+        ("marts.agg_daily_revenue", "revenue_key"),
+        ("marts.dim_customers", "customer_id"),
+        ("marts.dim_payment_methods", "payment_method_key"),
+    ]:
         assert snapshot(postgres, table, key) == after_incremental[table], table
 
 
@@ -83,12 +110,20 @@ def test_an_incremental_build_rewrites_only_the_charges_that_changed(postgres):
     write_rates(postgres, [(FRIDAY, "usd", "1.2731", FRIDAY)])
     land_objects(postgres, [charge(f"ch_old_{i}", 1000 + i, "usd", utc(2024, 6, 14, 10)) for i in range(50)])
     assert build_marts(postgres, full_refresh=True).success
-    before = {r["charge_id"]: r["transformed_at"] for r in rows(postgres, "SELECT charge_id, transformed_at FROM marts.fct_transactions")}
+    before = {
+        r["charge_id"]: r["transformed_at"]
+        for r in rows(postgres, "SELECT charge_id, transformed_at FROM marts.fct_transactions")
+    }
 
     land_objects(postgres, [charge("ch_new", 999, "usd", utc(2024, 6, 14, 12))])
     assert build_marts(postgres).success
-    after = {r["charge_id"]: r["transformed_at"] for r in rows(postgres, "SELECT charge_id, transformed_at FROM marts.fct_transactions")}
-    rewritten = {charge_id for charge_id, at in after.items() if before.get(charge_id) is None or at > before[charge_id]}
+    after = {
+        r["charge_id"]: r["transformed_at"]
+        for r in rows(postgres, "SELECT charge_id, transformed_at FROM marts.fct_transactions")
+    }
+    rewritten = {
+        charge_id for charge_id, at in after.items() if before.get(charge_id) is None or at > before[charge_id]
+    }
     assert rewritten == {"ch_new"}
 
 
@@ -127,7 +162,8 @@ def fact_ids(postgres) -> set[str]:
 def synthetic_history(days: int, charges: int) -> tuple[list[dict], date]:
     start = utc(2024, 3, 4)
     versions = SyntheticStripe(seed=6).history(
-        int(start.timestamp() * 1000), int((start + timedelta(days=days)).timestamp() * 1000), charges)
+        int(start.timestamp() * 1000), int((start + timedelta(days=days)).timestamp() * 1000), charges
+    )
     return [version.payload for version in versions], start.date()
 
 
@@ -140,10 +176,15 @@ def test_marts_built_from_the_synthetic_generators_history_reconcile(postgres):
     # Every day from the first charge to the last follow-up, one made-up rate per currency.
     last_day = max(date.fromtimestamp(obj["created"]) for obj in objects) + timedelta(days=1)
     days = [first_day + timedelta(days=n) for n in range((last_day - first_day).days + 1)]
-    write_rates(postgres, [
-        (day, code, Decimal(index + 2) + Decimal(day.day) / 1000, day)
-        for index, code in enumerate(used) if code not in (without_rates, "gbp") for day in days
-    ])
+    write_rates(
+        postgres,
+        [
+            (day, code, Decimal(index + 2) + Decimal(day.day) / 1000, day)
+            for index, code in enumerate(used)
+            if code not in (without_rates, "gbp")
+            for day in days
+        ],
+    )
     land_objects(postgres, objects)
 
     result = build_marts(postgres, full_refresh=True)
@@ -154,9 +195,12 @@ def test_marts_built_from_the_synthetic_generators_history_reconcile(postgres):
     assert set(facts) == charge_ids
     assert {f["currency_code"] for f in facts.values() if f["fx_rate_missing"]} == {without_rates}
     assert all(f["currency_code"] in currencies() for f in facts.values())
-    [totals] = rows(postgres, """
+    [totals] = rows(
+        postgres,
+        """
         SELECT (SELECT sum(net_amount_gbp) FROM marts.fct_transactions) AS facts,
-               (SELECT sum(net_amount_gbp) FROM marts.agg_daily_revenue) AS aggregates""")
+               (SELECT sum(net_amount_gbp) FROM marts.agg_daily_revenue) AS aggregates""",
+    )
     assert totals["facts"] == totals["aggregates"] > 0
     refunded = [f for f in facts.values() if f["refund_count"]]
     assert refunded and all(f["net_amount"] <= f["captured_amount"] for f in refunded)
@@ -164,10 +208,16 @@ def test_marts_built_from_the_synthetic_generators_history_reconcile(postgres):
 
 def production_relations(postgres) -> dict[str, int]:
     """Every relation in the schemas the dashboards read, by name → oid (dbt's rebuilds make a new one)."""
-    return {row["name"]: row["oid"] for row in rows(postgres, """
+    return {
+        row["name"]: row["oid"]
+        for row in rows(
+            postgres,
+            """
         SELECT n.nspname || '.' || c.relname AS name, c.oid::bigint AS oid
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname IN ('staging', 'marts', 'monitoring') AND c.relkind IN ('r', 'v', 'm', 'p')""")}
+        WHERE n.nspname IN ('staging', 'marts', 'monitoring') AND c.relkind IN ('r', 'v', 'm', 'p')""",
+        )
+    }
 
 
 def test_dev_target_builds_the_same_last_week_of_charges_every_time(postgres):
@@ -204,6 +254,11 @@ def test_a_dev_full_refresh_leaves_the_production_marts_untouched(postgres):
     # The dashboards' model freshness is production's: a dev build records no node runs.
     assert rows(postgres, "SELECT * FROM ops.dbt_node_runs ORDER BY invocation_id, unique_id") == node_runs
     assert len(facts_by_charge(postgres, schema="marts_dev")) == 8
-    built = {row["schema"] for row in rows(postgres, "SELECT DISTINCT table_schema AS schema FROM information_schema.tables "
-                                                      "WHERE table_schema LIKE '%\\_dev'")}
+    built = {
+        row["schema"]
+        for row in rows(
+            postgres,
+            "SELECT DISTINCT table_schema AS schema FROM information_schema.tables WHERE table_schema LIKE '%\\_dev'",
+        )
+    }
     assert built == {"staging_dev", "marts_dev", "monitoring_dev"}

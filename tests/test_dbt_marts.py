@@ -16,13 +16,22 @@ import pytest
 from click.testing import CliRunner
 
 from dbt_helpers import (
-    build_marts, charge, declined, dispute, empty_warehouse, facts_by_charge, failed_checks, refund, rows, utc,
+    build_marts,
+    charge,
+    declined,
+    dispute,
+    empty_warehouse,
+    facts_by_charge,
+    failed_checks,
+    refund,
+    rows,
+    utc,
     write_rates,
 )
 from stream_helpers import land_objects
 from stripe_helpers import stripe_fixture
+from txstream_dagster.cli.dbt import dbt_command
 from txstream_dagster.db.logins import Login
-from txstream_dagster.defs.dbt.cli import dbt_command
 
 pytestmark = pytest.mark.slow
 
@@ -45,27 +54,51 @@ VERSIONED = charge("ch_usd_versioned", 700, "usd", utc(2024, 6, 17, 14), status=
 @pytest.fixture(scope="module")
 def marts(postgres):
     empty_warehouse(postgres)
-    write_rates(postgres, [
-        (FRIDAY, "jpy", JPY_FRIDAY, FRIDAY), (FRIDAY, "usd", USD_FRIDAY, FRIDAY), (FRIDAY, "kwd", KWD_FRIDAY, FRIDAY),
-        # The weekend carries Friday's published rates forward.
-        (SATURDAY, "jpy", JPY_FRIDAY, FRIDAY), (SATURDAY, "usd", USD_FRIDAY, FRIDAY),
-        (SUNDAY, "jpy", JPY_FRIDAY, FRIDAY), (SUNDAY, "usd", USD_FRIDAY, FRIDAY),
-        (MONDAY, "jpy", JPY_MONDAY, MONDAY), (MONDAY, "usd", USD_MONDAY, MONDAY),
-        # A gbp→gbp row that is wrong on purpose: GBP must never be looked up.
-        (MONDAY, "gbp", "1.5", MONDAY),
-        # Rates for the day of Stripe's own example objects (2009-02-13).
-        (date(2009, 2, 13), "usd", "1.4442", date(2009, 2, 13)),
-    ])
-    land_objects(postgres, [
-        JPY, KWD, WEEKEND, GBP, NO_RATE, REFUNDED, CHARGEBACK, INQUIRY, DECLINED, VERSIONED,
-        refund("re_partial", REFUNDED, 2000, utc(2024, 6, 16, 9)),
-        refund("re_failed", REFUNDED, 500, utc(2024, 6, 16, 10), status="failed"),
-        dispute("dp_lost", CHARGEBACK, 3000, utc(2024, 6, 25), status="lost"),
-        dispute("dp_inquiry", INQUIRY, 1500, utc(2024, 6, 25), status="warning_closed"),
-        stripe_fixture("charge"), stripe_fixture("refund"), stripe_fixture("dispute"),
-    ])
+    write_rates(
+        postgres,
+        [
+            (FRIDAY, "jpy", JPY_FRIDAY, FRIDAY),
+            (FRIDAY, "usd", USD_FRIDAY, FRIDAY),
+            (FRIDAY, "kwd", KWD_FRIDAY, FRIDAY),
+            # The weekend carries Friday's published rates forward.
+            (SATURDAY, "jpy", JPY_FRIDAY, FRIDAY),
+            (SATURDAY, "usd", USD_FRIDAY, FRIDAY),
+            (SUNDAY, "jpy", JPY_FRIDAY, FRIDAY),
+            (SUNDAY, "usd", USD_FRIDAY, FRIDAY),
+            (MONDAY, "jpy", JPY_MONDAY, MONDAY),
+            (MONDAY, "usd", USD_MONDAY, MONDAY),
+            # A gbp→gbp row that is wrong on purpose: GBP must never be looked up.
+            (MONDAY, "gbp", "1.5", MONDAY),
+            # Rates for the day of Stripe's own example objects (2009-02-13).
+            (date(2009, 2, 13), "usd", "1.4442", date(2009, 2, 13)),
+        ],
+    )
+    land_objects(
+        postgres,
+        [
+            JPY,
+            KWD,
+            WEEKEND,
+            GBP,
+            NO_RATE,
+            REFUNDED,
+            CHARGEBACK,
+            INQUIRY,
+            DECLINED,
+            VERSIONED,
+            refund("re_partial", REFUNDED, 2000, utc(2024, 6, 16, 9)),
+            refund("re_failed", REFUNDED, 500, utc(2024, 6, 16, 10), status="failed"),
+            dispute("dp_lost", CHARGEBACK, 3000, utc(2024, 6, 25), status="lost"),
+            dispute("dp_inquiry", INQUIRY, 1500, utc(2024, 6, 25), status="warning_closed"),
+            stripe_fixture("charge"),
+            stripe_fixture("refund"),
+            stripe_fixture("dispute"),
+        ],
+    )
     # A later version of one charge, in a later micro-batch: it captured.
-    land_objects(postgres, [{**VERSIONED, "status": "succeeded", "captured": True, "paid": True, "amount_captured": 700}])
+    land_objects(
+        postgres, [{**VERSIONED, "status": "succeeded", "captured": True, "paid": True, "amount_captured": 700}]
+    )
     result = build_marts(postgres, full_refresh=True)
     return result, facts_by_charge(postgres)
 
@@ -123,7 +156,10 @@ def test_refunded_charge_nets_the_refunds_that_left_the_balance(marts):
     fact = facts["ch_usd_refunded"]
     # 20.00 refunded; the failed 5.00 refund never left the balance.
     assert (fact["captured_amount"], fact["refunded_amount"], fact["net_amount"]) == (
-        Decimal("50.00"), Decimal("20.00"), Decimal("30.00"))
+        Decimal("50.00"),
+        Decimal("20.00"),
+        Decimal("30.00"),
+    )
     assert fact["refund_count"] == 2
     assert abs(fact["net_amount_gbp"] - Decimal("30.00") / USD_FRIDAY) < Decimal("1e-15")
     assert abs(fact["captured_amount_gbp"] - fact["refunded_amount_gbp"] - fact["net_amount_gbp"]) < Decimal("1e-15")
@@ -132,16 +168,24 @@ def test_refunded_charge_nets_the_refunds_that_left_the_balance(marts):
 def test_lost_chargeback_is_subtracted_and_a_closed_inquiry_is_not(marts):
     _, facts = marts
     assert (facts["ch_usd_chargeback"]["disputed_amount"], facts["ch_usd_chargeback"]["net_amount"]) == (
-        Decimal("30.00"), Decimal("0.00"))
+        Decimal("30.00"),
+        Decimal("0.00"),
+    )
     assert facts["ch_usd_chargeback"]["latest_dispute_status"] == "lost"
     assert (facts["ch_usd_inquiry"]["disputed_amount"], facts["ch_usd_inquiry"]["net_amount"]) == (
-        Decimal("0.00"), Decimal("15.00"))
+        Decimal("0.00"),
+        Decimal("15.00"),
+    )
 
 
 def test_declined_charge_counts_no_revenue_and_names_its_decline_code(marts, postgres):
     _, facts = marts
     fact = facts["ch_usd_declined"]
-    assert (fact["is_successful"], fact["captured_amount"], fact["net_amount"]) == (False, Decimal("0.00"), Decimal("0.00"))
+    assert (fact["is_successful"], fact["captured_amount"], fact["net_amount"]) == (
+        False,
+        Decimal("0.00"),
+        Decimal("0.00"),
+    )
     [outcome] = rows(postgres, "SELECT * FROM marts.dim_outcomes WHERE outcome_key = %s", [fact["outcome_key"]])
     assert (outcome["decline_code"], outcome["failure_code"]) == ("insufficient_funds", "card_declined")
 
@@ -160,35 +204,56 @@ def test_stripes_own_example_objects_become_a_fact(marts):
     # Stripe's example charge is authorised but not captured, its example refund is 1.00 USD
     # and its example dispute an open inquiry, which holds no funds.
     assert (fact["amount"], fact["captured_amount"], fact["refunded_amount"]) == (
-        Decimal("1.00"), Decimal("0.00"), Decimal("1.00"))
+        Decimal("1.00"),
+        Decimal("0.00"),
+        Decimal("1.00"),
+    )
     assert (fact["dispute_count"], fact["latest_dispute_status"], fact["disputed_amount"]) == (
-        1, "warning_needs_response", Decimal("0.00"))
+        1,
+        "warning_needs_response",
+        Decimal("0.00"),
+    )
 
 
 def test_payment_methods_are_shared_by_charges_not_one_per_charge(marts, postgres):
     _, facts = marts
     methods = rows(postgres, "SELECT * FROM marts.dim_payment_methods")
     assert len(methods) == 1 < len(facts)  # every fixture charge is a visa credit card from the US, via Link
-    assert (methods[0]["card_brand"], methods[0]["card_funding"], methods[0]["card_country"], methods[0]["wallet_type"]) == (
-        "visa", "credit", "US", "link")
+    assert (
+        methods[0]["card_brand"],
+        methods[0]["card_funding"],
+        methods[0]["card_country"],
+        methods[0]["wallet_type"],
+    ) == ("visa", "credit", "US", "link")
 
 
 def test_daily_revenue_adds_up_to_the_facts(marts, postgres):
-    by_day = rows(postgres, """
+    by_day = rows(
+        postgres,
+        """
         SELECT revenue_date, currency_code, sum(charge_count) AS charges, sum(gross_amount) AS gross,
                sum(net_amount_gbp) AS net_gbp
-        FROM marts.agg_daily_revenue GROUP BY 1, 2 ORDER BY 1, 2""")
-    from_facts = rows(postgres, """
+        FROM marts.agg_daily_revenue GROUP BY 1, 2 ORDER BY 1, 2""",
+    )
+    from_facts = rows(
+        postgres,
+        """
         SELECT charge_date AS revenue_date, currency_code, count(*) AS charges, sum(captured_amount) AS gross,
                sum(net_amount_gbp) AS net_gbp
-        FROM marts.fct_transactions GROUP BY 1, 2 ORDER BY 1, 2""")
+        FROM marts.fct_transactions GROUP BY 1, 2 ORDER BY 1, 2""",
+    )
     assert by_day == from_facts
-    [friday_usd] = rows(postgres, "SELECT * FROM marts.agg_daily_revenue WHERE revenue_date = %s AND currency_code = 'usd'", [FRIDAY])
+    [friday_usd] = rows(
+        postgres, "SELECT * FROM marts.agg_daily_revenue WHERE revenue_date = %s AND currency_code = 'usd'", [FRIDAY]
+    )
     assert friday_usd["average_ticket"] == Decimal("50.00")
 
 
 def test_monitoring_shows_the_unconverted_charges_and_when_each_model_last_built(marts, postgres):
-    assert [(r["currency_code"], r["charge_count"]) for r in rows(postgres, "SELECT * FROM monitoring.fx_rate_missing_by_currency")] == [("aed", 1)]
+    assert [
+        (r["currency_code"], r["charge_count"])
+        for r in rows(postgres, "SELECT * FROM monitoring.fx_rate_missing_by_currency")
+    ] == [("aed", 1)]
     freshness = {r["model_name"]: r for r in rows(postgres, "SELECT * FROM monitoring.dbt_model_freshness")}
     assert freshness["fct_transactions"]["last_status"] == "success"
     assert freshness["fct_transactions"]["last_success_at"] is not None
@@ -220,7 +285,9 @@ def test_dbt_docs_generate_catalogs_every_model_with_every_column_documented(mar
     assert all(catalog["nodes"][uid]["columns"] for uid in models)  # the catalog read the built relations
     undocumented = {}
     for uid, model in models.items():
-        documented = {name.lower() for name, column in model["columns"].items() if (column.get("description") or "").strip()}
+        documented = {
+            name.lower() for name, column in model["columns"].items() if (column.get("description") or "").strip()
+        }
         missing = sorted(set(catalog["nodes"][uid]["columns"]) - documented)
         if missing:
             undocumented[model["original_file_path"]] = missing

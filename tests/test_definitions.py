@@ -5,13 +5,16 @@ The snapshot below is the asset graph: a change to the lineage shows up here in 
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
-from txstream_dagster.definitions import defs
+from txstream_dagster.definitions import build_definitions
+from txstream_dagster.settings import load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,8 +32,13 @@ LINEAGE = {
     "marts/dim_dates": [],
     "marts/dim_outcomes": ["staging/stg_stripe__charges"],
     "marts/dim_payment_methods": ["staging/stg_stripe__charges"],
-    "marts/fct_transactions": ["marts/dim_currencies", "staging/stg_forex__rates", "staging/stg_stripe__charges",
-                               "staging/stg_stripe__disputes", "staging/stg_stripe__refunds"],
+    "marts/fct_transactions": [
+        "marts/dim_currencies",
+        "staging/stg_forex__rates",
+        "staging/stg_stripe__charges",
+        "staging/stg_stripe__disputes",
+        "staging/stg_stripe__refunds",
+    ],
     "marts/agg_daily_revenue": ["marts/dim_payment_methods", "marts/fct_transactions"],
     "monitoring/fx_rate_missing_by_currency": ["marts/fct_transactions"],
     "monitoring/pipeline_freshness": ["forex_rates", "ops/stream_batches", "raw_transactions"],
@@ -48,7 +56,13 @@ LINEAGE = {
 }
 
 
-def test_the_asset_graph_is_the_designed_lineage():
+@pytest.fixture(scope="module")
+def defs() -> dg.Definitions:
+    """The code location as Dagster loads it, from the test session's settings."""
+    return build_definitions(load_settings())
+
+
+def test_the_asset_graph_is_the_designed_lineage(defs):
     graph = defs.resolve_asset_graph()
     actual = {
         key.to_user_string(): sorted(parent.to_user_string() for parent in graph.get(key).parent_keys)
@@ -57,11 +71,15 @@ def test_the_asset_graph_is_the_designed_lineage():
     assert actual == LINEAGE
 
 
-def test_the_stream_sink_carries_its_checks_and_is_kept_current_by_a_sensor_schedules_and_automation():
+def test_the_stream_sink_carries_its_checks_and_is_kept_current_by_a_sensor_schedules_and_automation(defs):
     graph = defs.resolve_asset_graph()
     stream_checks = {k.name for k in graph.asset_check_keys if k.asset_key == dg.AssetKey("raw_transactions")}
     assert stream_checks == {"every_message_is_accounted_for", "newest_event_is_fresh", "quarantine_rate_is_low"}
-    assert {s.name for s in defs.sensors} == {"stream_lag_sensor", "dbt_automation_sensor", "reporting_automation_sensor"}
+    assert {s.name for s in defs.sensors} == {
+        "stream_lag_sensor",
+        "dbt_automation_sensor",
+        "reporting_automation_sensor",
+    }
     assert {s.name for s in defs.schedules} == {"forex_rates_daily"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)
 
@@ -69,7 +87,60 @@ def test_the_stream_sink_carries_its_checks_and_is_kept_current_by_a_sensor_sche
 def test_dagster_validates_the_code_location():
     result = subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "All code locations passed validation" in result.stdout + result.stderr
+
+
+# --- where configuration comes from ----------------------------------------------------------------
+
+PACKAGE = REPO_ROOT / "txstream_dagster"
+ENVIRON_CHANGES = {"update", "pop", "setdefault", "clear", "popitem", "__setitem__", "__delitem__"}
+
+
+def environ_changes(source: Path) -> list[str]:
+    """Statements of `source` that change os.environ: assignments, deletions, mutating calls, os.putenv."""
+    found = []
+    for node in ast.walk(ast.parse(source.read_text())):
+        targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else []
+        for target in targets:
+            if isinstance(target, ast.Subscript) and ast.unparse(target.value) == "os.environ":
+                found.append(f"{source.name}:{node.lineno}")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = ast.unparse(node.func.value)
+            if (owner == "os.environ" and node.func.attr in ENVIRON_CHANGES) or ast.unparse(node.func) == "os.putenv":
+                found.append(f"{source.name}:{node.lineno}")
+    return sorted(found, key=lambda where: int(where.rpartition(":")[2]))
+
+
+def test_no_module_under_defs_changes_the_process_environment():
+    # Regression: the dbt project prepended the venv to PATH at import, and the dbt resource rewrote
+    # os.environ around every run; code the Dagster daemon and webserver load must not change their process.
+    changes = [change for source in sorted((PACKAGE / "defs").rglob("*.py")) for change in environ_changes(source)]
+    assert changes == []
+
+
+def test_the_check_finds_a_change_to_the_environment(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("import os\nos.environ['PATH'] = 'x'\nos.environ.update(A='1')\ndel os.environ['B']\n")
+    assert environ_changes(probe) == ["probe.py:2", "probe.py:3", "probe.py:4"]
+
+
+def test_resources_get_their_configuration_from_their_fields_only():
+    # Regression: resources called get_settings() and built the local stack inside their methods.
+    resource_modules = [*(PACKAGE / "resources").glob("*.py"), *(PACKAGE / "defs").rglob("resources.py")]
+    resource_modules.remove(PACKAGE / "resources" / "build.py")  # builds them: the one place that reads settings
+    offenders = []
+    for source in resource_modules:
+        tree = ast.parse(source.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (
+                node.module.startswith("txstream_dagster.dev")
+                or any(alias.name == "load_settings" for alias in node.names)
+            ):
+                offenders.append(f"{source.relative_to(REPO_ROOT)} imports {node.module}")
+    assert offenders == []

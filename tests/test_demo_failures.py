@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
 
-from txstream_dagster.demo import DagsterDev, DemoFailed
+from txstream_dagster.dev.demo import DagsterDev, DemoFailed
 from txstream_dagster.settings import Settings
 
 
@@ -24,7 +24,7 @@ def forex_rates_that_work() -> None:
 def test_a_failed_run_ends_the_wait_with_its_error_and_where_its_logs_are(tmp_path):
     dev = DagsterDev(Settings(data_dir=tmp_path), port=3999, env={})
     dev.home.mkdir(parents=True)
-    dev.started_at = datetime.now(timezone.utc) - timedelta(seconds=1)
+    dev.started_at = datetime.now(UTC) - timedelta(seconds=1)
     with dg.DagsterInstance.from_config(str(dev.home)) as instance:
         assert dg.materialize([forex_rates_that_work], instance=instance).success
         dev.raise_if_a_run_failed()  # a successful run is no reason to stop
@@ -45,5 +45,5 @@ def test_runs_that_failed_before_this_demo_started_are_not_its_concern(tmp_path)
     dev.home.mkdir(parents=True)
     with dg.DagsterInstance.from_config(str(dev.home)) as instance:
         dg.materialize([raw_transactions_that_fail], instance=instance, raise_on_error=False)
-    dev.started_at = datetime.now(timezone.utc) + timedelta(seconds=1)
+    dev.started_at = datetime.now(UTC) + timedelta(seconds=1)
     dev.raise_if_a_run_failed()

@@ -33,11 +33,11 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from txstream_dagster.db.logins import PIPELINE_LOGINS, Login
-from txstream_dagster.run_pods import LOGIN_SECRETS, SPARK_SERVICE_ACCOUNT
 from txstream_dagster.db.migrate import migrate, set_login_password
+from txstream_dagster.dev.embedded_postgres import EmbeddedPostgres
+from txstream_dagster.dev.processes import free_port
 from txstream_dagster.jvm import SPARK_KAFKA_CONNECTOR, module_jars
-from txstream_dagster.local_stack.embedded_postgres import EmbeddedPostgres
-from txstream_dagster.local_stack.processes import free_port
+from txstream_dagster.run_pods import LOGIN_SECRETS, SPARK_SERVICE_ACCOUNT
 from txstream_dagster.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,6 +62,7 @@ DOCKERFILE_ARG = re.compile(r"^ARG (?P<name>[A-Z_]+)=(?P<value>\S+)$", re.MULTIL
 
 
 # --- reading the files -------------------------------------------------------
+
 
 @functools.cache
 def compose() -> dict:
@@ -150,14 +151,19 @@ def compose_client() -> list[str] | None:
 def run_compose_config(env_file: Path) -> subprocess.CompletedProcess:
     client = compose_client()
     if client is None:
-        pytest.fail("no Docker Compose client here (neither `docker compose` nor `docker-compose`): "
-                    "install one (`apt-get install docker-compose`, as .ci/run does)")
+        pytest.fail(
+            "no Docker Compose client here (neither `docker compose` nor `docker-compose`): "
+            "install one (`apt-get install docker-compose`, as .ci/run does)"
+        )
     # The shell's environment would override the env file: leave out everything compose interpolates.
     referenced = set(COMPOSE_REFERENCE.findall(COMPOSE_FILE.read_text()))
     clean_env = {key: value for key, value in os.environ.items() if key not in referenced}
     return subprocess.run(
         [*client, "--env-file", str(env_file), "--file", str(COMPOSE_FILE), "config", "--quiet"],
-        capture_output=True, text=True, timeout=120, env=clean_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env,
     )
 
 
@@ -172,10 +178,19 @@ def example_env_file(tmp_path: Path, leave_out: str | None = None) -> Path:
 
 # --- docker-compose.yml --------------------------------------------------------
 
+
 def test_compose_runs_the_whole_pipeline():
     assert {
-        "postgres", "kafka", "frankfurter", "spark-master", "spark-worker", "txstream-init",
-        "dagster-code", "dagster-webserver", "dagster-daemon", "grafana",
+        "postgres",
+        "kafka",
+        "frankfurter",
+        "spark-master",
+        "spark-worker",
+        "txstream-init",
+        "dagster-code",
+        "dagster-webserver",
+        "dagster-daemon",
+        "grafana",
     } <= set(services())
 
 
@@ -192,9 +207,7 @@ def test_services_start_only_once_their_dependencies_are_healthy():
         depends_on = service.get("depends_on", {})
         assert isinstance(depends_on, dict), f"{name}: depends_on must name a condition per dependency"
         for dependency, rule in depends_on.items():
-            expected = (
-                "service_completed_successfully" if is_one_shot(services()[dependency]) else "service_healthy"
-            )
+            expected = "service_completed_successfully" if is_one_shot(services()[dependency]) else "service_healthy"
             assert rule.get("condition") == expected, f"{name} → {dependency} must wait for {expected}"
 
 
@@ -273,7 +286,8 @@ def test_only_the_init_service_knows_the_owner_and_each_service_gets_only_the_lo
     assert "STRIPE_API_KEY" in code and "STRIPE_API_KEY" not in init  # only what pulls from Stripe has the key
     common = {k: v for k, v in code.items() if not k.startswith("DAGSTER_PG_") and k not in LOGIN_PASSWORDS}
     assert {k: v for k, v in init.items() if k not in LOGIN_PASSWORDS} == {
-        **{k: v for k, v in common.items() if k != "STRIPE_API_KEY"}, "TXSTREAM_POSTGRES_URL": init["TXSTREAM_POSTGRES_URL"]
+        **{k: v for k, v in common.items() if k != "STRIPE_API_KEY"},
+        "TXSTREAM_POSTGRES_URL": init["TXSTREAM_POSTGRES_URL"],
     }
 
 
@@ -350,7 +364,9 @@ def test_env_example_documents_every_variable_compose_reads():
     documented = set(env_example())
     referenced = set(COMPOSE_REFERENCE.findall(COMPOSE_FILE.read_text()))
     passed_through = {
-        key for service in services().values() for key, value in (service.get("environment") or {}).items()
+        key
+        for service in services().values()
+        for key, value in (service.get("environment") or {}).items()
         if value is None
     }
     assert referenced | passed_through <= documented, f"missing: {(referenced | passed_through) - documented}"
@@ -413,7 +429,9 @@ def test_images_run_as_non_root():
 def test_code_image_installs_the_project_from_the_repository():
     text = CODE_DOCKERFILE.read_text()
     assert re.search(r'pip install -e \. "pyspark\[sql\]==\$\{SPARK_VERSION\}"', text)
-    assert dockerfile_args(CODE_DOCKERFILE)["PYTHON_IMAGE"].startswith(f"python:{dockerfile_args(CODE_DOCKERFILE)['PYTHON_VERSION']}-slim")
+    assert dockerfile_args(CODE_DOCKERFILE)["PYTHON_IMAGE"].startswith(
+        f"python:{dockerfile_args(CODE_DOCKERFILE)['PYTHON_VERSION']}-slim"
+    )
 
 
 def dbt_prepare_command() -> list[str]:
@@ -437,14 +455,26 @@ def test_code_image_builds_the_dbt_manifest_once_the_code_and_project_are_in_pla
 def test_the_images_dbt_manifest_builds_without_a_database(tmp_path):
     # The command the image runs, on a copy of what the image copies, with no connection settings.
     for folder in ("txstream_dagster", "spark", "dbt_project"):
-        shutil.copytree(REPO / folder, tmp_path / folder,
-                        ignore=shutil.ignore_patterns("__pycache__", "target", "logs", "dbt_packages"))
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("DBT_", "TXSTREAM_", "DAGSTER_IS_DEV"))}
+        shutil.copytree(
+            REPO / folder,
+            tmp_path / folder,
+            ignore=shutil.ignore_patterns("__pycache__", "target", "logs", "dbt_packages"),
+        )
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("DBT_", "TXSTREAM_", "DAGSTER_IS_DEV"))
+    }
     env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{tmp_path / 'spark'}"  # the copy, not the editable install
     [executable, *args] = dbt_prepare_command()
-    result = subprocess.run([str(Path(sys.executable).parent / executable), *args], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / executable), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     manifest = tmp_path / "dbt_project" / "target" / "manifest.json"
     assert manifest.exists(), result.stdout[-3000:]
@@ -457,7 +487,9 @@ def test_driver_and_executors_share_spark_python_and_interpreter_path():
     assert Version(spark["SPARK_VERSION"]) in pyproject_requirements()["pyspark"].specifier
     for service in ("dagster-code", "spark-master"):
         assert services()[service]["build"]["args"]["SPARK_VERSION"] == f"${{SPARK_VERSION:-{code['SPARK_VERSION']}}}"
-    assert dockerfile_args(SPARK_DOCKERFILE)["SPARK_IMAGE"].startswith(f"spark:{spark['SPARK_VERSION']}-scala2.13-java17-")
+    assert dockerfile_args(SPARK_DOCKERFILE)["SPARK_IMAGE"].startswith(
+        f"spark:{spark['SPARK_VERSION']}-scala2.13-java17-"
+    )
     venv = dockerfile_env(CODE_DOCKERFILE, "VIRTUAL_ENV")
     assert dockerfile_env(SPARK_DOCKERFILE, "VIRTUAL_ENV") == venv
     assert dockerfile_env(SPARK_DOCKERFILE, "PYSPARK_PYTHON") == f"{venv}/bin/python"
@@ -489,6 +521,7 @@ def test_spark_image_installs_everything_the_stream_job_imports():
 
 
 # --- Dagster instances -------------------------------------------------------------
+
 
 def test_production_instance_queues_runs_and_allows_one_stream_at_a_time():
     instance = yaml.safe_load(PRODUCTION_INSTANCE.read_text())
@@ -536,9 +569,17 @@ def test_compose_database_bootstrap_lets_txstream_migrate_grafana_read_and_dagst
     }
     init = subprocess.run(
         ["bash", str(INIT_SCRIPT)],
-        env={**os.environ, **passwords, "POSTGRES_USER": "postgres", "PGHOST": superuser.hostname,
-             "PGPORT": str(superuser.port), "PGPASSWORD": superuser.password},
-        capture_output=True, text=True, timeout=60,
+        env={
+            **os.environ,
+            **passwords,
+            "POSTGRES_USER": "postgres",
+            "PGHOST": superuser.hostname,
+            "PGPORT": str(superuser.port),
+            "PGPASSWORD": superuser.password,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert init.returncode == 0, init.stderr
 
@@ -551,14 +592,14 @@ def test_compose_database_bootstrap_lets_txstream_migrate_grafana_read_and_dagst
         for login in PIPELINE_LOGINS:
             set_login_password(conn, login, f"example-{login}-pw")
         assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
-    with psycopg.connect(url("txstream_reader", "example-txstream_reader-pw", "txstream")) as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("SELECT count(*) FROM raw.transactions")
+    reader = url("txstream_reader", "example-txstream_reader-pw", "txstream")
+    with psycopg.connect(reader) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT count(*) FROM raw.transactions")
     with psycopg.connect(url("txstream_transformer", "example-txstream_transformer-pw", "txstream")) as conn:
         conn.execute("CREATE TABLE marts.built_by_dbt AS SELECT count(*) FROM raw.transactions")
-    with psycopg.connect(url("txstream_writer", "example-txstream_writer-pw", "txstream")) as conn:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("SELECT count(*) FROM marts.built_by_dbt")
+    writer = url("txstream_writer", "example-txstream_writer-pw", "txstream")
+    with psycopg.connect(writer) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT count(*) FROM marts.built_by_dbt")
     with pytest.raises(psycopg.OperationalError):  # each role reaches only its own database
         psycopg.connect(url("dagster", passwords["DAGSTER_PG_PASSWORD"], "txstream")).close()
 
@@ -567,8 +608,12 @@ def test_compose_database_bootstrap_lets_txstream_migrate_grafana_read_and_dagst
     config = PRODUCTION_INSTANCE.read_text().replace("/opt/dagster/compute_logs", str(tmp_path / "compute_logs"))
     (tmp_path / "dagster.yaml").write_text(config)
     for name, value in {
-        "DAGSTER_HOME": str(tmp_path), "DAGSTER_PG_HOST": superuser.hostname, "DAGSTER_PG_PORT": str(superuser.port),
-        "DAGSTER_PG_USERNAME": "dagster", "DAGSTER_PG_DB": "dagster", **passwords,
+        "DAGSTER_HOME": str(tmp_path),
+        "DAGSTER_PG_HOST": superuser.hostname,
+        "DAGSTER_PG_PORT": str(superuser.port),
+        "DAGSTER_PG_USERNAME": "dagster",
+        "DAGSTER_PG_DB": "dagster",
+        **passwords,
     }.items():
         monkeypatch.setenv(name, value)
     with dg.DagsterInstance.get() as instance:
@@ -581,6 +626,7 @@ def test_compose_database_bootstrap_lets_txstream_migrate_grafana_read_and_dagst
 
 
 # --- Kubernetes --------------------------------------------------------------------
+
 
 def _walk(node, path=()):
     if isinstance(node, dict):
@@ -616,9 +662,13 @@ def test_helm_values_launch_runs_as_kubernetes_jobs_with_secrets_from_a_secret()
 
 
 # The Helm chart renders runK8sConfig's keys as the instance's run_k8s_config keys.
-CHART_RUN_K8S_KEYS = {"podSpecConfig": "pod_spec_config", "containerConfig": "container_config",
-                      "podTemplateSpecMetadata": "pod_template_spec_metadata", "jobSpecConfig": "job_spec_config",
-                      "jobMetadata": "job_metadata"}
+CHART_RUN_K8S_KEYS = {
+    "podSpecConfig": "pod_spec_config",
+    "containerConfig": "container_config",
+    "podTemplateSpecMetadata": "pod_template_spec_metadata",
+    "jobSpecConfig": "job_spec_config",
+    "jobMetadata": "job_metadata",
+}
 
 
 def run_pod(run_tags: dict[str, str]):
@@ -626,7 +676,10 @@ def run_pod(run_tags: dict[str, str]):
     config, then the code location's (includeConfigInLaunchedRuns), then the run's tags."""
     from dagster_k8s.container_context import K8sContainerContext
     from dagster_k8s.job import (
-        DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, construct_dagster_k8s_job, get_user_defined_k8s_config,
+        DagsterK8sJobConfig,
+        UserDefinedDagsterK8sConfig,
+        construct_dagster_k8s_job,
+        get_user_defined_k8s_config,
     )
 
     values = yaml.safe_load(HELM_VALUES.read_text())
@@ -640,9 +693,14 @@ def run_pod(run_tags: dict[str, str]):
     ).merge(K8sContainerContext(env_secrets=[secret["name"] for secret in deployment["envSecrets"]]))
     context = context.merge(K8sContainerContext(run_k8s_config=get_user_defined_k8s_config(run_tags)))
     job = construct_dagster_k8s_job(
-        DagsterK8sJobConfig(job_image=deployment["image"]["repository"], dagster_home="/opt/dagster/dagster_home",
-                            instance_config_map="dagster-instance"),
-        ["dagster", "api", "execute_run"], "dagster-run-test", user_defined_k8s_config=context.run_k8s_config,
+        DagsterK8sJobConfig(
+            job_image=deployment["image"]["repository"],
+            dagster_home="/opt/dagster/dagster_home",
+            instance_config_map="dagster-instance",
+        ),
+        ["dagster", "api", "execute_run"],
+        "dagster-run-test",
+        user_defined_k8s_config=context.run_k8s_config,
     )
     return job.spec.template.spec
 
@@ -677,7 +735,10 @@ def test_only_the_migration_job_gets_the_owner_and_it_sets_every_login():
     (job,) = k8s_documents("txstream-migrate-job.yaml")
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["command"] == ["txstream", "up"]
-    assert [source["secretRef"]["name"] for source in container["envFrom"]] == ["txstream-owner", *LOGIN_SECRETS.values()]
+    assert [source["secretRef"]["name"] for source in container["envFrom"]] == [
+        "txstream-owner",
+        *LOGIN_SECRETS.values(),
+    ]
     assert job["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
     (deployment,) = yaml.safe_load(HELM_VALUES.read_text())["dagster-user-deployments"]["deployments"]
     code_env = {env["name"]: env["value"] for env in deployment["env"]}
@@ -706,7 +767,7 @@ def test_the_stream_run_pod_is_a_spark_driver_with_its_own_service_account_and_c
 
     service_account, role, binding = k8s_documents("spark-rbac.yaml")
     assert "serviceAccountName" not in run_config["podSpecConfig"]  # only the stream's runs (their tags)
-    assert SPARK_SERVICE_ACCOUNT == service_account["metadata"]["name"]
+    assert service_account["metadata"]["name"] == SPARK_SERVICE_ACCOUNT
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": service_account["metadata"]["name"]}]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     pod_rules = [rule for rule in role["rules"] if "pods" in rule["resources"]]
@@ -733,8 +794,10 @@ def test_kustomize_builds_the_namespace_resources():
     assert result.returncode == 0, result.stderr
     built = {(doc["kind"], doc["metadata"]["name"]) for doc in yaml.safe_load_all(result.stdout)}
     assert built == {
-        ("ServiceAccount", "txstream-spark"), ("Role", "txstream-spark-driver"),
-        ("RoleBinding", "txstream-spark-driver"), ("PersistentVolumeClaim", "txstream-data"),
+        ("ServiceAccount", "txstream-spark"),
+        ("Role", "txstream-spark-driver"),
+        ("RoleBinding", "txstream-spark-driver"),
+        ("PersistentVolumeClaim", "txstream-data"),
         ("ConfigMap", "txstream-spark-defaults"),
     }
     assert all(doc["metadata"]["namespace"] == "txstream" for doc in yaml.safe_load_all(result.stdout))
@@ -773,8 +836,17 @@ def test_the_connector_module_brings_nothing_spark_already_ships(isolated_settin
     # A second copy of a jar Spark has (Scala, Hadoop, slf4j, the codecs) would shadow or clash with its own.
     import pyspark
 
-    spark_jars = {re.sub(r"-[0-9][^-]*\.jar$", "", jar.name) for jar in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
-    connector = {re.sub(r"-[0-9][^-]*\.jar$", "", jar.name) for jar in module_jars(isolated_settings.jvm_lib_dir, SPARK_KAFKA_CONNECTOR)}
-    assert connector == {"spark-sql-kafka-0-10_2.13", "spark-token-provider-kafka-0-10_2.13", "kafka-clients",
-                         "commons-pool2"}
+    spark_jars = {
+        re.sub(r"-[0-9][^-]*\.jar$", "", jar.name) for jar in (Path(pyspark.__file__).parent / "jars").glob("*.jar")
+    }
+    connector = {
+        re.sub(r"-[0-9][^-]*\.jar$", "", jar.name)
+        for jar in module_jars(isolated_settings.jvm_lib_dir, SPARK_KAFKA_CONNECTOR)
+    }
+    assert connector == {
+        "spark-sql-kafka-0-10_2.13",
+        "spark-token-provider-kafka-0-10_2.13",
+        "kafka-clients",
+        "commons-pool2",
+    }
     assert not connector & spark_jars

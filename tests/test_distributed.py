@@ -18,13 +18,19 @@ from pathlib import Path
 import pytest
 import requests
 
+from resource_helpers import kafka_resource, spark_resource
 from stream_helpers import (
-    SyntheticStream, assert_landed_exactly_once, caught_up, landed_ids, start_stream_job, stop_stream, wait_for,
+    SyntheticStream,
+    assert_landed_exactly_once,
+    caught_up,
+    landed_ids,
+    start_stream_job,
+    stop_stream,
+    wait_for,
 )
-from txstream_dagster.defs.stream.resources import SparkResource
-from txstream_dagster.local_stack.embedded_kafka import KafkaNode, Retention, new_cluster_id
-from txstream_dagster.local_stack.processes import free_port
-from txstream_dagster.resources import KafkaResource, PostgresResource
+from txstream_dagster.dev.embedded_kafka import KafkaNode, Retention, new_cluster_id
+from txstream_dagster.dev.processes import free_port
+from txstream_dagster.resources import PostgresResource
 from txstream_dagster.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -40,9 +46,17 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory, isolated_settings: S
     voters = ",".join(f"{n}@127.0.0.1:{controller}" for n, (_, controller) in enumerate(ports, start=1))
     cluster_id = new_cluster_id()
     nodes = [
-        KafkaNode(root / f"node-{n}", isolated_settings.jvm_lib_dir, port=port, controller_port=controller,
-                  retention=Retention(hours=1, bytes_per_partition=64 * 1024**2), node_id=n, voters=voters,
-                  cluster_id=cluster_id, replication=BROKERS)
+        KafkaNode(
+            root / f"node-{n}",
+            isolated_settings.jvm_lib_dir,
+            port=port,
+            controller_port=controller,
+            retention=Retention(hours=1, bytes_per_partition=64 * 1024**2),
+            node_id=n,
+            voters=voters,
+            cluster_id=cluster_id,
+            replication=BROKERS,
+        )
         for n, (port, controller) in enumerate(ports, start=1)
     ]
     try:
@@ -71,16 +85,34 @@ class SparkStandalone:
     def _spark_class(self, name: str, *args: str) -> None:
         spark_class = Path(sys.executable).parent / "spark-class"
         env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_WORKER_DIR": str(self.root / "work")}
-        log = open(self.root / f"{name.rsplit('.', 1)[-1].lower()}.log", "wb")
-        self.processes.append(subprocess.Popen([str(spark_class), name, *args], env=env, stdout=log, stderr=log,
-                                               start_new_session=True))
+        log = open(self.root / f"{name.rsplit('.', 1)[-1].lower()}.log", "wb")  # noqa: SIM115 - the process keeps it
+        self.processes.append(
+            subprocess.Popen([str(spark_class), name, *args], env=env, stdout=log, stderr=log, start_new_session=True)
+        )
 
     def start(self) -> None:
-        self._spark_class("org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(self.port),
-                          "--webui-port", str(self.ui_port))
+        self._spark_class(
+            "org.apache.spark.deploy.master.Master",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--webui-port",
+            str(self.ui_port),
+        )
         wait_for(lambda: self.state() is not None, 90, "the Spark master's UI")
-        self._spark_class("org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "2",
-                          "--memory", "2g", "--webui-port", str(self.worker_ui_port), self.url)
+        self._spark_class(
+            "org.apache.spark.deploy.worker.Worker",
+            "--host",
+            "127.0.0.1",
+            "--cores",
+            "2",
+            "--memory",
+            "2g",
+            "--webui-port",
+            str(self.worker_ui_port),
+            self.url,
+        )
         wait_for(lambda: (self.state() or {}).get("aliveworkers") == 1, 90, "the worker to register with the master")
 
     def state(self) -> dict | None:
@@ -111,12 +143,12 @@ def spark_standalone(tmp_path_factory: pytest.TempPathFactory):
 def test_a_broker_killed_mid_stream_loses_and_duplicates_nothing_on_a_cluster(
     clean_warehouse: PostgresResource, kafka_cluster: list[KafkaNode], spark_standalone: SparkStandalone, tmp_path
 ):
-    kafka = KafkaResource(bootstrap=",".join(node.bootstrap for node in kafka_cluster), topic="test.distributed")
+    kafka = kafka_resource(bootstrap=",".join(node.bootstrap for node in kafka_cluster), topic="test.distributed")
     kafka.ensure_topic(partitions=6, replication=BROKERS)
     with kafka.admin() as admin:
         [description] = admin.describe_topics([kafka.topic])
     assert all(len(p["replica_nodes"]) == len(p["isr_nodes"]) == BROKERS for p in description["partitions"])
-    spark = SparkResource(master=spark_standalone.url, checkpoint_root=str(tmp_path / "checkpoints"))
+    spark = spark_resource(master=spark_standalone.url, checkpoint_root=str(tmp_path / "checkpoints"))
     stream = start_stream_job(spark, kafka, clean_warehouse, "processing-time", "1 second")
     producer = SyntheticStream(kafka, seed=33, rate=RATE)
     try:

@@ -5,14 +5,20 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from txstream_dagster.local_stack.embedded_kafka import Retention, new_cluster_id, server_properties
+from txstream_dagster.dev.embedded_kafka import Retention, new_cluster_id, server_properties
 
 RETENTION = Retention(hours=168, bytes_per_partition=1024**3)
 
 
 def properties(**overrides) -> dict[str, str]:
-    arguments = dict(node_id=1, port=9092, controller_port=9093, voters="1@127.0.0.1:9093",
-                     log_dir=Path("/data/kafka"), retention=RETENTION)
+    arguments = dict(
+        node_id=1,
+        port=9092,
+        controller_port=9093,
+        voters="1@127.0.0.1:9093",
+        log_dir=Path("/data/kafka"),
+        retention=RETENTION,
+    )
     return server_properties(**{**arguments, **overrides})
 
 

@@ -15,13 +15,20 @@ import time
 
 import pytest
 
+from resource_helpers import kafka_resource, spark_resource
 from stream_helpers import (
-    SyntheticStream, assert_landed_exactly_once, caught_up, landed_ids, output_of, publish_charges, start_stream_job,
-    stop_stream, wait_for,
+    SyntheticStream,
+    assert_landed_exactly_once,
+    caught_up,
+    landed_ids,
+    output_of,
+    publish_charges,
+    start_stream_job,
+    stop_stream,
+    wait_for,
 )
 from txstream_dagster.defs.stream.checks import every_message_is_accounted_for
-from txstream_dagster.defs.stream.resources import SparkResource
-from txstream_dagster.local_stack.embedded_kafka import KafkaNode
+from txstream_dagster.dev.embedded_kafka import KafkaNode
 from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_spark import main as job
 
@@ -33,9 +40,9 @@ RATE = 250  # messages per second
 def test_kafka_killed_mid_stream_and_restarted_loses_and_duplicates_nothing(
     clean_warehouse: PostgresResource, own_kafka: KafkaNode, tmp_path
 ):
-    kafka = KafkaResource(bootstrap=own_kafka.bootstrap, topic="test.crash")
+    kafka = kafka_resource(bootstrap=own_kafka.bootstrap, topic="test.crash")
     kafka.ensure_topic(partitions=4, replication=1)
-    spark = SparkResource(master="local[2]", checkpoint_root=str(tmp_path / "checkpoints"))
+    spark = spark_resource(master="local[2]", checkpoint_root=str(tmp_path / "checkpoints"))
     stream = start_stream_job(spark, kafka, clean_warehouse, "processing-time", "500 milliseconds")
     producer = SyntheticStream(kafka, seed=21, rate=RATE)
     try:
@@ -62,7 +69,7 @@ def run_reset(kafka: KafkaResource, checkpoint_root: str) -> subprocess.Complete
 def test_a_topic_deleted_and_created_again_stops_the_stream_clearly_until_reset(
     clean_warehouse: PostgresResource, kafka: KafkaResource, tmp_path
 ):
-    spark = SparkResource(master="local[2]", checkpoint_root=str(tmp_path / "checkpoints"))
+    spark = spark_resource(master="local[2]", checkpoint_root=str(tmp_path / "checkpoints"))
     old = publish_charges(kafka, 300, prefix="ch_old_")
     stream = start_stream_job(spark, kafka, clean_warehouse, "processing-time")
     try:
@@ -90,7 +97,7 @@ def test_a_topic_deleted_and_created_again_stops_the_stream_clearly_until_reset(
     output = output_of(resumed)
     assert resumed.returncode == 0, output
     assert landed_ids(clean_warehouse) == sorted(old | new)
-    check = every_message_is_accounted_for(postgres=clean_warehouse)
+    check = every_message_is_accounted_for(postgres=clean_warehouse, spark=spark_resource())
     assert check.passed, check.description  # each incarnation's ranges counted on their own
 
 
@@ -100,7 +107,7 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_job_before_it_reads(
     publish_charges(kafka, 10)
     not_a_folder = tmp_path / "a-file"
     not_a_folder.write_text("")
-    spark = SparkResource(master="local[2]", checkpoint_root=str(not_a_folder / "checkpoints"))
+    spark = spark_resource(master="local[2]", checkpoint_root=str(not_a_folder / "checkpoints"))
     stream = start_stream_job(spark, kafka, clean_warehouse, "available-now")
     output = output_of(stream)
     assert stream.returncode == job.EXIT_PREFLIGHT_FAILED

@@ -14,15 +14,17 @@ from decimal import Decimal
 
 import dagster as dg
 import pytest
-from forex_helpers import RatesApiServer, Reply, currency_api_payload, frankfurter_payload, rates_api_server
 
+from forex_helpers import RatesApiServer, Reply, currency_api_payload, frankfurter_payload, rates_api_server
 from txstream_dagster.defs.forex.assets import FOREX_PARTITIONS_START, forex_rates
 from txstream_dagster.defs.forex.checks import FOREX_CHECKS
 from txstream_dagster.defs.forex.definitions import defs as forex_defs
 from txstream_dagster.defs.forex.resources import ForexApiResource
-from txstream_dagster.defs.forex.sources import BundledEcbSource, ForexSourceError, load_ecb_history
 from txstream_dagster.defs.forex.schedules import forex_rates_daily
-from txstream_dagster.resources import PostgresResource, shared_resources
+from txstream_dagster.defs.forex.sources import BundledEcbSource, ForexSourceError, load_ecb_history
+from txstream_dagster.resources import PostgresResource
+from txstream_dagster.resources.build import build_resources
+from txstream_dagster.settings import load_settings
 
 THURSDAY, FRIDAY, SATURDAY, SUNDAY, MONDAY = (date(2024, 1, d) for d in (4, 5, 6, 7, 8))
 WEDNESDAY = date(2024, 3, 6)
@@ -68,11 +70,35 @@ def insert_charges(postgres: PostgresResource, charges: list[tuple[str, date]]) 
     created = [datetime(day.year, day.month, day.day, 12, tzinfo=UTC) for _, day in charges]
     postgres.copy_rows(
         "raw.transactions",
-        ["object_id", "object_type", "amount", "currency", "created_at", "livemode", "source", "event_time",
-         "payload", "kafka_topic", "kafka_partition", "kafka_offset"],
         [
-            (f"ch_{n}", "charge", 1000, currency, at, False, "synthetic", at, json.dumps({"id": f"ch_{n}"}),
-             "stripe.events", 0, n)
+            "object_id",
+            "object_type",
+            "amount",
+            "currency",
+            "created_at",
+            "livemode",
+            "source",
+            "event_time",
+            "payload",
+            "kafka_topic",
+            "kafka_partition",
+            "kafka_offset",
+        ],
+        [
+            (
+                f"ch_{n}",
+                "charge",
+                1000,
+                currency,
+                at,
+                False,
+                "synthetic",
+                at,
+                json.dumps({"id": f"ch_{n}"}),
+                "stripe.events",
+                0,
+                n,
+            )
             for n, ((currency, _), at) in enumerate(zip(charges, created, strict=True))
         ],
     )
@@ -272,9 +298,7 @@ def test_checks_fail_when_a_date_with_charges_has_no_rates(clean_warehouse):
     materialize(clean_warehouse, ECB, partition_key=FRIDAY.isoformat())
 
     # Run on their own, the checks audit the whole table, not just one partition.
-    result = materialize(
-        clean_warehouse, ECB, checks=True, selection=dg.AssetSelection.checks(*FOREX_CHECKS)
-    )
+    result = materialize(clean_warehouse, ECB, checks=True, selection=dg.AssetSelection.checks(*FOREX_CHECKS))
 
     dates = check_results(result)["charge_dates_have_forex_rates"]
     assert dates.metadata["checked_dates"].value == "all dates"
@@ -329,8 +353,8 @@ def test_rates_carried_past_the_bundled_file_are_flagged_stale(clean_warehouse):
 
 
 def code_location() -> dg.Definitions:
-    """The forex stage as the code location loads it: with the shared warehouse resource."""
-    return dg.Definitions.merge(forex_defs, dg.Definitions(resources=shared_resources()))
+    """The forex stage as the code location loads it: with the resources built from the settings."""
+    return dg.Definitions.merge(forex_defs, dg.Definitions(resources=build_resources(load_settings())))
 
 
 def test_forex_definitions_snapshot():
@@ -370,24 +394,39 @@ def test_the_evening_schedule_requests_today_and_yesterday():
 
 @pytest.mark.slow
 def test_the_cli_backfills_a_partition_range(clean_warehouse, tmp_path):
-    # The README's command, with a code location that adds the shared warehouse resource.
+    # The README's command, with a code location of the forex stage and the resources.
     (tmp_path / "location.py").write_text(
         textwrap.dedent(
             """
             import dagster as dg
             from txstream_dagster.defs.forex import definitions as forex
-            from txstream_dagster.resources import shared_resources
+            from txstream_dagster.resources.build import build_resources
+            from txstream_dagster.settings import load_settings
 
-            defs = dg.Definitions.merge(forex.defs, dg.Definitions(resources=shared_resources()))
+            defs = dg.Definitions.merge(forex.defs, dg.Definitions(resources=build_resources(load_settings())))
             """
         )
     )
     (tmp_path / "home").mkdir()
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "TXSTREAM_FOREX_SOURCE": "ecb_bundled"}
     cli = subprocess.run(
-        [sys.executable, "-m", "dagster", "asset", "materialize", "--select", "forex_rates",
-         "--partition-range", "2024-01-05...2024-01-08", "-f", str(tmp_path / "location.py")],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "materialize",
+            "--select",
+            "forex_rates",
+            "--partition-range",
+            "2024-01-05...2024-01-08",
+            "-f",
+            str(tmp_path / "location.py"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert cli.returncode == 0, cli.stderr[-3000:]
 

@@ -109,8 +109,14 @@ def test_quotes_are_lower_case_iso_currencies_and_skip_crypto_and_metals():
 
 @pytest.mark.parametrize(
     ("value", "problem"),
-    [(D(0), "not a positive number"), (D("-1.2"), "not a positive number"), ("1.27", "not a number"),
-     (None, "not a number"), (True, "not a number"), (D("NaN"), "not a positive number")],
+    [
+        (D(0), "not a positive number"),
+        (D("-1.2"), "not a positive number"),
+        ("1.27", "not a number"),
+        (None, "not a number"),
+        (True, "not a number"),
+        (D("NaN"), "not a positive number"),
+    ],
 )
 def test_a_currency_without_a_positive_number_rejects_the_whole_response(value, problem):
     with pytest.raises(InvalidRates, match=f"rate for usd is .*{problem}"):

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from currency_converter import CurrencyConverter
+
 from forex_helpers import (
     RatesApiServer,
     Reply,
@@ -19,7 +20,6 @@ from forex_helpers import (
     rates_api_server,
     significant,
 )
-
 from txstream_dagster.defs.forex.resources import ForexApiResource, forex_resource
 from txstream_dagster.defs.forex.sources import (
     BundledEcbSource,
@@ -189,8 +189,12 @@ def test_frankfurter_answering_a_business_day_with_older_rates_is_an_error(api, 
 
 @pytest.mark.parametrize(
     ("override", "problem"),
-    [({"base": "EUR"}, "base is 'EUR', not GBP"), ({"amount": 100}, "amount of 100"),
-     ({"date": "yesterday"}, "'yesterday' is not YYYY-MM-DD"), ({"rates": {"USD": 1.27}}, "no rate for eur")],
+    [
+        ({"base": "EUR"}, "base is 'EUR', not GBP"),
+        ({"amount": 100}, "amount of 100"),
+        ({"date": "yesterday"}, "'yesterday' is not YYYY-MM-DD"),
+        ({"rates": {"USD": 1.27}}, "no rate for eur"),
+    ],
 )
 def test_frankfurter_answers_that_are_not_1_gbp_for_the_date_are_rejected(api, client, override, problem):
     api.serve(api.frankfurter_path(FRIDAY), Reply(body={**frankfurter_payload(FRIDAY), **override}))

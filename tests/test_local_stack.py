@@ -15,12 +15,15 @@ from kafka import TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import KafkaError
 
-from txstream_dagster.local_stack import LocalStack, StackNotRunning
-from txstream_dagster.local_stack.processes import PortInUse, free_port
-from txstream_dagster.resources import KafkaResource, PostgresResource
+from resource_helpers import kafka_resource
+from txstream_dagster.db.migrate import upgrade_warehouse
+from txstream_dagster.dev.processes import PortInUse, free_port
+from txstream_dagster.dev.stack import LocalStack
 from txstream_dagster.jvm import JvmDependencyMissing
+from txstream_dagster.resources import KafkaResource, PostgresResource
+from txstream_dagster.resources.build import login_passwords, warehouse
 from txstream_dagster.resources.kafka import BrokerUnavailable, TopicNotFound
-from txstream_dagster.resources.postgres import WarehouseUnavailable
+from txstream_dagster.resources.postgres import WarehouseUnavailable, with_credentials
 from txstream_dagster.settings import Settings
 
 
@@ -40,7 +43,7 @@ def test_a_topic_carries_a_message_from_producer_to_consumer(kafka: KafkaResourc
 
 
 def test_topic_is_created_with_the_requested_partitions(local_stack):
-    kafka = KafkaResource(topic=f"test.{uuid.uuid4().hex[:8]}")
+    kafka = kafka_resource(topic=f"test.{uuid.uuid4().hex[:8]}")
     assert kafka.ensure_topic(partitions=3, replication=1) is True
     assert kafka.ensure_topic(partitions=3, replication=1) is False
     assert kafka.describe_topic().partitions == 3
@@ -57,7 +60,7 @@ def test_a_row_written_is_read_back(clean_warehouse: PostgresResource):
 
 
 def test_migrations_are_idempotent(postgres: PostgresResource):
-    assert postgres.migrate() == []
+    assert upgrade_warehouse(postgres, {}) == []
     applied = postgres.fetch_all("SELECT version FROM ops.schema_migrations ORDER BY version")
     assert [v for (v,) in applied] == list(range(1, len(applied) + 1))
 
@@ -75,8 +78,14 @@ def test_a_taken_port_is_named_with_the_setting_to_change(tmp_path, local_stack:
 
 def own_kafka_settings(tmp_path, isolated_settings: Settings, **overrides) -> Settings:
     """Settings for a stack of the test's own, whose Kafka it may stop, kill and start (PostgreSQL external)."""
-    return Settings(data_dir=tmp_path, jvm_dir=isolated_settings.jvm_lib_dir, local_kafka_port=free_port(),
-                    local_kafka_controller_port=free_port(), postgres_url="postgresql://u:p@h/db", **overrides)
+    return Settings(
+        data_dir=tmp_path,
+        jvm_dir=isolated_settings.jvm_lib_dir,
+        local_kafka_port=free_port(),
+        local_kafka_controller_port=free_port(),
+        postgres_url="postgresql://u:p@h/db",
+        **overrides,
+    )
 
 
 def test_a_stale_kafka_pid_file_is_cleaned_up(tmp_path, isolated_settings: Settings):
@@ -118,7 +127,7 @@ def test_kafka_keeps_topics_and_messages_across_down_up_and_kill_9(tmp_path, iso
     stack = LocalStack(own_kafka_settings(tmp_path, isolated_settings))
     stack.up()
     try:
-        kafka = KafkaResource(bootstrap=stack.kafka.bootstrap, topic="test.durable")
+        kafka = kafka_resource(bootstrap=stack.kafka.bootstrap, topic="test.durable")
         kafka.ensure_topic(partitions=3, replication=1)
         topic_id = kafka.describe_topic().topic_id
         producer = kafka.producer()
@@ -143,12 +152,13 @@ def test_kafka_keeps_topics_and_messages_across_down_up_and_kill_9(tmp_path, iso
 
 
 def test_kafka_runs_with_auto_creation_off_and_the_configured_retention(tmp_path, isolated_settings: Settings):
-    settings = own_kafka_settings(tmp_path, isolated_settings, local_kafka_retention_hours=24,
-                                  local_kafka_retention_bytes=64 * 1024**2)
+    settings = own_kafka_settings(
+        tmp_path, isolated_settings, local_kafka_retention_hours=24, local_kafka_retention_bytes=64 * 1024**2
+    )
     stack = LocalStack(settings)
     stack.up()
     try:
-        kafka = KafkaResource(bootstrap=stack.kafka.bootstrap, topic="test.never.created")
+        kafka = kafka_resource(bootstrap=stack.kafka.bootstrap, topic="test.never.created")
         with kafka.admin() as admin:
             configs = admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")], config_filter="all")
         values = {name: entry["value"] for name, entry in configs["broker"]["1"].items()}
@@ -183,8 +193,9 @@ def test_a_taken_kafka_port_is_named_with_the_setting_to_change(tmp_path, isolat
     stack = LocalStack(own_kafka_settings(tmp_path, isolated_settings).model_copy(update={"local_kafka_port": busy}))
     with pytest.raises(PortInUse, match="TXSTREAM_LOCAL_KAFKA_PORT"):
         stack.up()
-    stack = LocalStack(own_kafka_settings(tmp_path, isolated_settings).model_copy(
-        update={"local_kafka_controller_port": busy}))
+    stack = LocalStack(
+        own_kafka_settings(tmp_path, isolated_settings).model_copy(update={"local_kafka_controller_port": busy})
+    )
     with pytest.raises(PortInUse, match="TXSTREAM_LOCAL_KAFKA_CONTROLLER_PORT"):
         stack.up()
 
@@ -198,7 +209,9 @@ def test_a_postmaster_pid_reused_by_another_program_is_not_a_running_postgres(tm
     postmaster_pid = stack.postgres.pgdata / "postmaster.pid"
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
     try:
-        postmaster_pid.write_text(f"{other.pid}\n{stack.postgres.pgdata}\n1764000000\n{stack.settings.local_postgres_port}\n")
+        postmaster_pid.write_text(
+            f"{other.pid}\n{stack.postgres.pgdata}\n1764000000\n{stack.settings.local_postgres_port}\n"
+        )
         assert stack.postgres.running_port() is None and not stack.postgres.is_running()
         assert postmaster_pid.exists()  # PostgreSQL's lock file: only `up` may remove it
         try:
@@ -223,17 +236,25 @@ def test_a_postmaster_pid_of_a_dead_process_is_left_to_postgresql(tmp_path):
 
 
 def test_down_stops_everything_it_started(tmp_path, isolated_settings: Settings):
-    settings = Settings(data_dir=tmp_path, jvm_dir=isolated_settings.jvm_lib_dir, local_postgres_port=free_port(),
-                        local_kafka_port=free_port(), local_kafka_controller_port=free_port())
+    settings = Settings(
+        data_dir=tmp_path,
+        jvm_dir=isolated_settings.jvm_lib_dir,
+        local_postgres_port=free_port(),
+        local_kafka_port=free_port(),
+        local_kafka_controller_port=free_port(),
+    )
     stack = LocalStack(settings)
     stack.up()
-    pids = [stack.kafka.pid_file.live_process().pid, int((stack.postgres.pgdata / "postmaster.pid").read_text().split()[0])]
+    pids = [
+        stack.kafka.pid_file.live_process().pid,
+        int((stack.postgres.pgdata / "postmaster.pid").read_text().split()[0]),
+    ]
     assert stack.down() == ["Kafka stopped", "PostgreSQL stopped"]
     time.sleep(0.2)
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
     assert stack.down() == []
-    with pytest.raises(StackNotRunning, match="txstream up"):
-        stack.postgres_url()
+    with pytest.raises(WarehouseUnavailable, match="embedded PostgreSQL is not answering.*`txstream up`"):
+        warehouse(settings).fetch_one("SELECT 1")
 
 
 def test_embedded_postgres_keeps_its_data_across_restarts(tmp_path):
@@ -241,8 +262,8 @@ def test_embedded_postgres_keeps_its_data_across_restarts(tmp_path):
     stack = LocalStack(settings)
     stack.up()
     try:
-        resource = PostgresResource(url=stack.postgres_url())
-        resource.migrate()
+        resource = warehouse(settings)
+        upgrade_warehouse(resource, login_passwords(settings))
         resource.copy_rows("ops.source_cursors", ["source", "stream", "position"], [("s", "t", "{}")])
         stack.down()
         stack.up()
@@ -255,11 +276,10 @@ def test_embedded_postgres_keeps_its_data_across_restarts(tmp_path):
 
 
 def test_wrong_owner_password_names_the_setting(postgres: PostgresResource):
-    user, rest = postgres.resolved_url().split("@", 1)
-    bad = f"{user.rsplit(':', 1)[0]}:wrong-password@{rest}"
+    bad = with_credentials(postgres.url.split("?", 1)[0], "txstream", "wrong-password")
     started = time.monotonic()
     with pytest.raises(WarehouseUnavailable, match="owner's user and password in TXSTREAM_POSTGRES_URL") as failure:
-        PostgresResource(url=bad).migrate()
+        upgrade_warehouse(PostgresResource(url=bad), {})
     assert time.monotonic() - started < 10
     assert "wrong-password" not in str(failure.value)
     assert "password authentication failed" in str(failure.value)
@@ -268,7 +288,9 @@ def test_wrong_owner_password_names_the_setting(postgres: PostgresResource):
 def test_unreachable_database_names_the_setting():
     started = time.monotonic()
     with pytest.raises(WarehouseUnavailable, match="TXSTREAM_POSTGRES_URL"):
-        PostgresResource(url=f"postgresql://u:secret@127.0.0.1:{free_port()}/db").fetch_one("SELECT 1")
+        PostgresResource(url=f"postgresql://u:secret@127.0.0.1:{free_port()}/db", writer_password="pw").fetch_one(
+            "SELECT 1"
+        )
     assert time.monotonic() - started < 10
 
 
@@ -280,7 +302,7 @@ def test_malformed_database_url_is_refused_by_the_settings():
 def test_unreachable_broker_names_the_setting():
     started = time.monotonic()
     with pytest.raises(BrokerUnavailable, match="TXSTREAM_KAFKA_BOOTSTRAP"):
-        KafkaResource(bootstrap=f"127.0.0.1:{free_port()}", topic="t").end_offsets()
+        kafka_resource(bootstrap=f"127.0.0.1:{free_port()}", topic="t", embedded=False).end_offsets()
     assert time.monotonic() - started < 15
 
 

@@ -8,19 +8,26 @@ migrates. Passwords reach the server as SCRAM verifiers, never in clear.
 from __future__ import annotations
 
 import secrets
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
+from resource_helpers import with_fields
 from txstream_dagster.db import migrate as migrate_module
 from txstream_dagster.db.logins import Login
-from txstream_dagster.db.migrate import available_migrations, migrate
-from txstream_dagster.local_stack import LocalStack
+from txstream_dagster.db.migrate import available_migrations, migrate, upgrade_warehouse
+from txstream_dagster.dev.stack import LocalStack
 from txstream_dagster.resources import PostgresResource
+from txstream_dagster.resources.build import login_passwords, warehouse
 from txstream_dagster.resources.postgres import WarehouseUnavailable
-from txstream_dagster.settings import get_settings
+from txstream_dagster.settings import load_settings
 
 LOGINS_MIGRATION = 7
+
+
+def in_database(url: str, database: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
 
 
 def current_user(postgres: PostgresResource, login: Login) -> str:
@@ -47,16 +54,20 @@ def test_the_writer_fills_raw_and_ops_and_cannot_touch_the_marts(clean_warehouse
             "VALUES ('2024-01-02', 'gbp', 'usd', 1.27, '2024-01-02', 'test')"
         )
         conn.execute("INSERT INTO ops.source_cursors (source, stream, position) VALUES ('test', 'charges', '{}')")
-    assert_denied(clean_warehouse, Login.WRITER, [
-        "CREATE TABLE marts.intruder (x int)",
-        "CREATE TABLE raw.intruder (x int)",
-        "SELECT 1 FROM marts.fct_transactions",
-        "TRUNCATE raw.transactions",
-        "DELETE FROM raw.transactions",
-        "INSERT INTO ops.dbt_node_runs (invocation_id, unique_id, resource_type, status, completed_at) "
-        "VALUES ('i', 'u', 'model', 'success', now())",
-        "CREATE ROLE intruder",
-    ])
+    assert_denied(
+        clean_warehouse,
+        Login.WRITER,
+        [
+            "CREATE TABLE marts.intruder (x int)",
+            "CREATE TABLE raw.intruder (x int)",
+            "SELECT 1 FROM marts.fct_transactions",
+            "TRUNCATE raw.transactions",
+            "DELETE FROM raw.transactions",
+            "INSERT INTO ops.dbt_node_runs (invocation_id, unique_id, resource_type, status, completed_at) "
+            "VALUES ('i', 'u', 'model', 'success', now())",
+            "CREATE ROLE intruder",
+        ],
+    )
 
 
 def test_the_transformer_reads_raw_builds_marts_and_cannot_write_raw(postgres: PostgresResource):
@@ -66,13 +77,17 @@ def test_the_transformer_reads_raw_builds_marts_and_cannot_write_raw(postgres: P
         conn.execute("DROP TABLE marts.transformer_probe")
         conn.execute("CREATE VIEW monitoring_dev.transformer_probe AS SELECT 1 AS x")  # a dev build's schema
         conn.rollback()
-    assert_denied(postgres, Login.TRANSFORMER, [
-        "INSERT INTO raw.forex_rates (rate_date, base, quote, rate, effective_date, source) "
-        "VALUES ('2024-01-02', 'gbp', 'usd', 1, '2024-01-02', 't')",
-        "UPDATE raw.transactions SET amount = 0",
-        "UPDATE ops.stream_offsets SET next_offset = 0",
-        "CREATE TABLE raw.intruder (x int)",
-    ])
+    assert_denied(
+        postgres,
+        Login.TRANSFORMER,
+        [
+            "INSERT INTO raw.forex_rates (rate_date, base, quote, rate, effective_date, source) "
+            "VALUES ('2024-01-02', 'gbp', 'usd', 1, '2024-01-02', 't')",
+            "UPDATE raw.transactions SET amount = 0",
+            "UPDATE ops.stream_offsets SET next_offset = 0",
+            "CREATE TABLE raw.intruder (x int)",
+        ],
+    )
 
 
 def test_the_reader_reads_what_the_transformer_builds_and_nothing_raw(postgres: PostgresResource):
@@ -80,10 +95,16 @@ def test_the_reader_reads_what_the_transformer_builds_and_nothing_raw(postgres: 
         conn.execute("CREATE TABLE marts.reader_probe AS SELECT 42 AS answer")
     try:
         assert postgres.fetch_one("SELECT answer FROM marts.reader_probe", login=Login.READER) == (42,)
-        assert_denied(postgres, Login.READER, [
-            "SELECT 1 FROM raw.transactions", "SELECT 1 FROM ops.stream_offsets",
-            "CREATE TABLE marts.intruder (x int)", "DELETE FROM marts.reader_probe",
-        ])
+        assert_denied(
+            postgres,
+            Login.READER,
+            [
+                "SELECT 1 FROM raw.transactions",
+                "SELECT 1 FROM ops.stream_offsets",
+                "CREATE TABLE marts.intruder (x int)",
+                "DELETE FROM marts.reader_probe",
+            ],
+        )
     finally:
         with postgres.connect(login=Login.TRANSFORMER) as conn:
             conn.execute("DROP TABLE marts.reader_probe")
@@ -107,43 +128,32 @@ def test_migrate_sets_each_password_without_sending_it(statements_logged, postgr
     passwords = {login: f"probe-{secrets.token_hex(8)}" for login in (Login.WRITER, Login.TRANSFORMER, Login.READER)}
     for login, password in passwords.items():
         monkeypatch.setenv(login.password_variable, password)
-    get_settings.cache_clear()
     try:
-        postgres.migrate()
+        settings = load_settings()
+        upgrade_warehouse(postgres, login_passwords(settings))
+        configured = with_fields(postgres, **{login.password_field: pw for login, pw in passwords.items()})
         for login in passwords:
-            assert current_user(postgres, login) == login  # signed in with the new password
-        logged = statements_logged.read_text()[len(log_before):]
+            assert current_user(configured, login) == login  # signed in with the new password
+        logged = statements_logged.read_text()[len(log_before) :]
         assert "ALTER ROLE" in logged and "SCRAM-SHA-256$" in logged  # the statements were logged…
         for password in passwords.values():
             assert password not in logged  # …and no password in them
     finally:
         monkeypatch.undo()
-        get_settings.cache_clear()
-        postgres.migrate()  # back to the embedded server's own passwords
+        upgrade_warehouse(postgres, login_passwords(load_settings()))  # back to the embedded server's own
     assert current_user(postgres, Login.WRITER) == Login.WRITER
 
 
 def test_a_login_without_a_password_says_which_variable_to_set(monkeypatch):
     monkeypatch.setenv("TXSTREAM_POSTGRES_URL", "postgresql://warehouse.example.internal:5432/txstream")
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(WarehouseUnavailable, match="set TXSTREAM_TRANSFORMER_PASSWORD where this runs"):
-            PostgresResource().url_for(Login.TRANSFORMER)
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
+    with pytest.raises(WarehouseUnavailable, match="set TXSTREAM_TRANSFORMER_PASSWORD where this runs"):
+        warehouse(load_settings()).url_for(Login.TRANSFORMER)
 
 
-def test_a_wrong_login_password_says_to_run_migrate_with_it(postgres, monkeypatch):
-    monkeypatch.setenv("TXSTREAM_WRITER_PASSWORD", "not-what-migrate-set")
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(WarehouseUnavailable, match="TXSTREAM_WRITER_PASSWORD once `txstream migrate`") as raised:
-            postgres.fetch_one("SELECT 1")
-        assert "not-what-migrate-set" not in str(raised.value)
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
+def test_a_wrong_login_password_says_to_run_migrate_with_it(postgres):
+    with pytest.raises(WarehouseUnavailable, match="TXSTREAM_WRITER_PASSWORD once `txstream migrate`") as raised:
+        with_fields(postgres, writer_password="not-what-migrate-set").fetch_one("SELECT 1")
+    assert "not-what-migrate-set" not in str(raised.value)
 
 
 @pytest.fixture
@@ -154,8 +164,11 @@ def warehouse_from_before_the_logins(local_stack: LocalStack, postgres: Postgres
         conn.execute("DROP DATABASE IF EXISTS upgrade_probe WITH (FORCE)")
         conn.execute("CREATE DATABASE upgrade_probe OWNER txstream")
     with monkeypatch.context() as patch:
-        patch.setattr(migrate_module, "available_migrations",
-                      lambda: [m for m in available_migrations() if m.version < LOGINS_MIGRATION])
+        patch.setattr(
+            migrate_module,
+            "available_migrations",
+            lambda: [m for m in available_migrations() if m.version < LOGINS_MIGRATION],
+        )
         with psycopg.connect(local_stack.postgres.url(database="upgrade_probe")) as conn:
             migrate(conn)
             conn.execute("CREATE TABLE marts.fct_transactions AS SELECT 'ch_1' AS charge_id")
@@ -169,20 +182,24 @@ def warehouse_from_before_the_logins(local_stack: LocalStack, postgres: Postgres
 def test_upgrading_hands_what_dbt_built_to_the_transformer(warehouse_from_before_the_logins, postgres):
     with psycopg.connect(warehouse_from_before_the_logins) as conn:
         assert migrate(conn) == [f"{LOGINS_MIGRATION:04d}_least_privilege_logins"]
-        owners = dict(conn.execute(
-            """SELECT n.nspname || '.' || c.relname, pg_get_userbyid(c.relowner) FROM pg_class c
+        owners = dict(
+            conn.execute(
+                """SELECT n.nspname || '.' || c.relname, pg_get_userbyid(c.relowner) FROM pg_class c
                JOIN pg_namespace n ON n.oid = c.relnamespace
-               WHERE n.nspname IN ('marts', 'monitoring') OR c.relname LIKE 'stream_staging_%'""").fetchall())
+               WHERE n.nspname IN ('marts', 'monitoring') OR c.relname LIKE 'stream_staging_%'"""
+            ).fetchall()
+        )
     assert owners == {
-        "marts.fct_transactions": Login.TRANSFORMER, "monitoring.pipeline_freshness": Login.TRANSFORMER,
+        "marts.fct_transactions": Login.TRANSFORMER,
+        "monitoring.pipeline_freshness": Login.TRANSFORMER,
         "ops.stream_staging_template": "txstream",  # the old writer's staging table is gone
     }
     # Logins are cluster-wide: the session database's URLs, pointed at this database.
-    transformer = postgres.url_for(Login.TRANSFORMER).rpartition("/")[0] + "/upgrade_probe"
+    transformer = in_database(postgres.url_for(Login.TRANSFORMER), "upgrade_probe")
     with psycopg.connect(transformer) as conn:  # dbt can replace what it built before the upgrade
         conn.execute("DROP TABLE marts.fct_transactions")
         conn.execute("CREATE TABLE marts.fct_transactions AS SELECT 'ch_2' AS charge_id")
-    reader = postgres.url_for(Login.READER).rpartition("/")[0] + "/upgrade_probe"
+    reader = in_database(postgres.url_for(Login.READER), "upgrade_probe")
     with psycopg.connect(reader) as conn:  # and the dashboards still read it
         assert conn.execute("SELECT charge_id FROM marts.fct_transactions").fetchall() == [("ch_2",)]
         assert conn.execute("SELECT count(*) FROM monitoring.pipeline_freshness").fetchone() == (1,)

@@ -8,7 +8,7 @@ import subprocess
 import dagster as dg
 import pytest
 
-from txstream_dagster.local_stack.processes import free_port
+from txstream_dagster.dev.processes import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -24,8 +24,23 @@ def test_the_main_job_streams_synthetic_charges_end_to_end_and_prints_a_summary(
     }
     try:
         demo = subprocess.run(
-            ["txstream", "demo", "--no-ui", "--charges", "1500", "--days", "3", "--seed", "5", "--port", str(free_port())],
-            env=env, capture_output=True, text=True, timeout=1200,
+            [
+                "txstream",
+                "demo",
+                "--no-ui",
+                "--charges",
+                "1500",
+                "--days",
+                "3",
+                "--seed",
+                "5",
+                "--port",
+                str(free_port()),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1200,
         )
         assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
         summary = demo.stdout

@@ -8,6 +8,7 @@ import io
 import re
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import dagster as dg
 import psycopg
@@ -17,15 +18,24 @@ from PIL import Image
 from txstream_dagster.db.logins import Login
 from txstream_dagster.defs.reporting import assets as reporting_assets
 from txstream_dagster.defs.reporting.assets import (
-    KpiReportConfig, daily_after_the_marts, daily_kpi_report, report_markdown, reports_dir,
+    KpiReportConfig,
+    daily_after_the_marts,
+    daily_kpi_report,
+    report_markdown,
 )
 from txstream_dagster.defs.reporting.chart import render_kpi_chart
-from txstream_dagster.defs.reporting.definitions import defs as reporting_defs, reporting_automation_sensor
+from txstream_dagster.defs.reporting.definitions import defs as reporting_defs
+from txstream_dagster.defs.reporting.definitions import reporting_automation_sensor
 from txstream_dagster.defs.reporting.kpis import (
-    DailyKpi, KpiWindow, NoChargesYet, kpi_window, window_for, with_every_day,
+    DailyKpi,
+    KpiWindow,
+    NoChargesYet,
+    kpi_window,
+    window_for,
+    with_every_day,
 )
-from txstream_dagster.resources import PostgresResource
-from txstream_dagster.settings import get_settings
+from txstream_dagster.resources import build
+from txstream_dagster.settings import load_settings
 from warehouse_helpers import BuiltWarehouse, build_pipeline_warehouse
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -37,8 +47,10 @@ def kpi(day: date, charges: int, ok: int, revenue: str, missing: int = 0) -> Dai
 
 
 WEEK = KpiWindow(
-    with_every_day([kpi(MONDAY, 10, 9, "120.50"), kpi(MONDAY + timedelta(days=2), 4, 2, "30.25", missing=1)],
-                   *window_for(MONDAY + timedelta(days=2), 7)),
+    with_every_day(
+        [kpi(MONDAY, 10, 9, "120.50"), kpi(MONDAY + timedelta(days=2), 4, 2, "30.25", missing=1)],
+        *window_for(MONDAY + timedelta(days=2), 7),
+    ),
     last_day_complete=False,
 )
 
@@ -90,10 +102,7 @@ def external_warehouse_without_reader_password(monkeypatch):
     url = "postgresql://txstream:owner-pw@127.0.0.1:1/txstream"
     monkeypatch.setenv("TXSTREAM_POSTGRES_URL", url)
     monkeypatch.delenv("TXSTREAM_READER_PASSWORD", raising=False)
-    get_settings.cache_clear()
-    yield PostgresResource(url=url)
-    monkeypatch.undo()
-    get_settings.cache_clear()
+    yield build.warehouse(load_settings())
 
 
 def test_without_a_reader_password_the_report_fails_saying_what_to_set_never_reading_as_the_owner(
@@ -101,7 +110,12 @@ def test_without_a_reader_password_the_report_fails_saying_what_to_set_never_rea
 ):
     # As Grafana's datasource, which has no fallback to the owner role either.
     result = dg.materialize(
-        [daily_kpi_report], resources={"postgres": external_warehouse_without_reader_password}, raise_on_error=False
+        [daily_kpi_report],
+        resources={
+            "postgres": external_warehouse_without_reader_password,
+            "reports": build.report_folder(load_settings()),
+        },
+        raise_on_error=False,
     )
     assert not result.success
     [failure] = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
@@ -119,7 +133,7 @@ def warehouse(postgres) -> BuiltWarehouse:
 def materialize_report(postgres, days: int = 30) -> dict:
     result = dg.materialize(
         [daily_kpi_report],
-        resources={"postgres": postgres},
+        resources={"postgres": postgres, "reports": build.report_folder(load_settings())},
         run_config=dg.RunConfig(ops={"daily_kpi_report": KpiReportConfig(days=days)}),
     )
     [materialization] = result.asset_materializations_for_node("daily_kpi_report")
@@ -142,7 +156,7 @@ def figures_from_the_facts(postgres, first: date, last: date) -> dict:
 @pytest.mark.slow
 def test_report_writes_a_png_under_the_data_dir_and_shows_the_same_one_in_the_ui(postgres, warehouse):
     metadata = materialize_report(postgres)
-    path = reports_dir() / f"daily_kpi_report_{metadata['last_day']}.png"
+    path = Path(build.report_folder(load_settings()).path) / f"daily_kpi_report_{metadata['last_day']}.png"
     assert metadata["path"] == str(path)
     png = path.read_bytes()
     assert png.startswith(PNG_SIGNATURE) and 20_000 < len(png) < 500_000

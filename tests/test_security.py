@@ -34,7 +34,10 @@ EXAMPLE_FILES = {".env.example"}
 def tracked_files() -> list[Path]:
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     return [REPO_ROOT / name for name in listed if (REPO_ROOT / name).is_file()]
 
@@ -65,8 +68,10 @@ def test_example_passwords_appear_only_in_the_example_file():
     found = [
         str(path.relative_to(REPO_ROOT))
         for path in tracked_files()
-        if path.name not in EXAMPLE_FILES and path.name != Path(__file__).name
-        and (text := text_of(path)) is not None and EXAMPLE_VALUE.search(text)
+        if path.name not in EXAMPLE_FILES
+        and path.name != Path(__file__).name
+        and (text := text_of(path)) is not None
+        and EXAMPLE_VALUE.search(text)
     ]
     assert not found, f"example passwords used outside .env.example: {found}"
 
@@ -91,8 +96,12 @@ def sql_built_from_strings(tree: ast.AST) -> list[int]:
         formatted = (
             isinstance(query, ast.JoinedStr)
             or (isinstance(query, ast.BinOp) and isinstance(query.op, (ast.Mod, ast.Add)))
-            or (isinstance(query, ast.Call) and isinstance(query.func, ast.Attribute)
-                and query.func.attr == "format" and isinstance(query.func.value, ast.Constant))
+            or (
+                isinstance(query, ast.Call)
+                and isinstance(query.func, ast.Attribute)
+                and query.func.attr == "format"
+                and isinstance(query.func.value, ast.Constant)
+            )
         )
         if formatted:
             lines.append(node.lineno)
@@ -100,8 +109,12 @@ def sql_built_from_strings(tree: ast.AST) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    "source", sorted(str(p.relative_to(REPO_ROOT)) for p in REPO_ROOT.glob("*/**/*.py")
-                     if ".venv" not in p.parts and "tests" not in p.parts)
+    "source",
+    sorted(
+        str(p.relative_to(REPO_ROOT))
+        for p in REPO_ROOT.glob("*/**/*.py")
+        if ".venv" not in p.parts and "tests" not in p.parts
+    ),
 )
 def test_sql_is_never_built_by_string_formatting(source):
     """Values travel as parameters and identifiers through psycopg.sql, never pasted into SQL text."""
@@ -110,6 +123,8 @@ def test_sql_is_never_built_by_string_formatting(source):
 
 
 def test_the_sql_guard_catches_formatting():
-    tree = ast.parse('cur.execute(f"SELECT {x}")\nconn.fetch_all("SELECT %s" % y)\nc.execute("A {}".format(z))\n'
-                     'cur.execute("SELECT %s", [x])\ncur.execute(sql.SQL("{}").format(sql.Identifier(t)))')
+    tree = ast.parse(
+        'cur.execute(f"SELECT {x}")\nconn.fetch_all("SELECT %s" % y)\nc.execute("A {}".format(z))\n'
+        'cur.execute("SELECT %s", [x])\ncur.execute(sql.SQL("{}").format(sql.Identifier(t)))'
+    )
     assert sql_built_from_strings(tree) == [1, 2, 3]

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from resource_helpers import kafka_resource
 from txstream_dagster.resources import KafkaResource
 from txstream_dagster.settings import Settings, redact_url
 from txstream_spark import main as stream_job
@@ -24,6 +25,25 @@ def test_redacted_url_keeps_everything_but_the_password():
     assert redact_url("postgresql://db/tx") == "postgresql://db/tx"
 
 
+# Every other argument the Spark job requires (it has no defaults: the Spark resource passes each setting).
+JOB_ARGS = [
+    "--bootstrap",
+    "b:9092",
+    "--checkpoint",
+    "/tmp/cp",
+    "--trigger",
+    "available-now",
+    "--interval",
+    "1 second",
+    "--starting-offsets",
+    "earliest",
+    "--max-offsets-per-trigger",
+    "10",
+    "--fail-on-data-loss",
+    "true",
+]
+
+
 @pytest.mark.parametrize("topic", ["", "has space", "semi;colon", "a" * 250, ".."])
 def test_invalid_topic_names_are_refused_with_the_setting_named(topic):
     with pytest.raises(ValueError, match="TXSTREAM_TOPIC"):
@@ -36,9 +56,9 @@ def test_a_topic_name_is_checked_by_the_same_rule_wherever_it_is_given(topic, ca
     with pytest.raises(ValueError, match="TXSTREAM_TOPIC .* is not a valid Kafka topic name"):
         Settings(topic=topic)
     with pytest.raises(ValueError, match="The kafka resource's topic .* is not a valid Kafka topic name"):
-        KafkaResource(topic=topic)
+        kafka_resource(topic=topic)
     with pytest.raises(SystemExit) as exit_:
-        stream_job.parse_args(["--bootstrap", "b:9092", "--topic", topic, "--checkpoint", "/tmp/cp"])
+        stream_job.parse_args(["--topic", topic, *JOB_ARGS])
     assert exit_.value.code == 2
     assert "error: --topic " in capsys.readouterr().err
 
@@ -48,19 +68,25 @@ def test_a_topic_set_in_run_config_is_checked_before_the_run_uses_it():
     def topic_user(kafka: KafkaResource) -> str:
         return kafka.topic
 
+    kafka = kafka_resource(topic="stripe.events")
+    config = {name: getattr(kafka, name) for name in type(kafka).model_fields} | {"topic": "stripe events"}
     result = dg.materialize(
-        [topic_user], resources={"kafka": KafkaResource(topic="stripe.events")}, raise_on_error=False,
-        run_config={"resources": {"kafka": {"config": {"topic": "stripe events"}}}},
+        [topic_user],
+        resources={"kafka": kafka},
+        raise_on_error=False,
+        run_config={"resources": {"kafka": {"config": config}}},
     )
     assert not result.success
     [failure] = [event for event in result.all_events if event.event_type_value == "RESOURCE_INIT_FAILURE"]
-    assert "The kafka resource's topic 'stripe events' is not a valid Kafka topic name" in str(failure.event_specific_data)
+    assert "The kafka resource's topic 'stripe events' is not a valid Kafka topic name" in str(
+        failure.event_specific_data
+    )
 
 
 def test_valid_topic_names_pass_everywhere():
     assert Settings(topic="stripe.events_v2-eu").topic == "stripe.events_v2-eu"
-    assert KafkaResource(topic="a" * 249).topic == "a" * 249
-    assert stream_job.parse_args(["--bootstrap", "b:9092", "--topic", "t", "--checkpoint", "/tmp/cp"]).topic == "t"
+    assert kafka_resource(topic="a" * 249).topic == "a" * 249
+    assert stream_job.parse_args(["--topic", "t", *JOB_ARGS]).topic == "t"
 
 
 def test_producer_compression_is_one_of_kafkas_codecs():
@@ -102,7 +128,9 @@ def test_variables_read_straight_from_the_environment_are_documented_too():
     repo = Path(__file__).resolve().parents[1]
     read = re.compile(r"""(?:os\.environ\.get|os\.getenv|os\.environ\[)\(?\s*["'](TXSTREAM_\w+)["']""")
     names = {
-        name for folder in ("txstream_dagster", "spark") for source in (repo / folder).rglob("*.py")
+        name
+        for folder in ("txstream_dagster", "spark")
+        for source in (repo / folder).rglob("*.py")
         for name in read.findall(source.read_text())
     }
     assert "TXSTREAM_DBT_PROJECT_DIR" in names  # the scan finds what it is meant to find
@@ -115,4 +143,6 @@ def test_variables_read_straight_from_the_environment_are_documented_too():
 
 
 def env_names() -> list[str]:
-    return ["STRIPE_API_KEY" if name == "stripe_api_key" else f"TXSTREAM_{name.upper()}" for name in Settings.model_fields]
+    return [
+        "STRIPE_API_KEY" if name == "stripe_api_key" else f"TXSTREAM_{name.upper()}" for name in Settings.model_fields
+    ]

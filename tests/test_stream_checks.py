@@ -14,11 +14,11 @@ import dagster as dg
 import orjson
 import pytest
 
+from resource_helpers import spark_resource
 from stream_helpers import land_messages, message_for
 from stripe_helpers import stripe_fixture
 from txstream_dagster.defs.stream.checks import every_message_is_accounted_for
 from txstream_dagster.resources import PostgresResource
-from txstream_dagster.settings import get_settings
 
 TOPIC = "stripe.events"  # what stream_helpers.kafka_batch stamps on every message
 
@@ -29,18 +29,18 @@ def fail_on_data_loss(monkeypatch):
 
     def set_to(value: bool) -> None:
         monkeypatch.setenv("TXSTREAM_STREAM_FAIL_ON_DATA_LOSS", str(value).lower())
-        get_settings.cache_clear()
 
     yield set_to
-    monkeypatch.undo()
-    get_settings.cache_clear()
 
 
 def land_offsets(postgres: PostgresResource, offsets: range, partition: int = 0, topic_id: str = "test-topic"):
     """One batch, as the sink lands it, of a charge per offset."""
     messages = [
-        message_for({**stripe_fixture("charge"), "id": f"ch_{topic_id}_{partition}_{offset}"},
-                    partition=partition, offset=offset)
+        message_for(
+            {**stripe_fixture("charge"), "id": f"ch_{topic_id}_{partition}_{offset}"},
+            partition=partition,
+            offset=offset,
+        )
         for offset in offsets
     ]
     return land_messages(postgres, messages, topic_id=topic_id)
@@ -49,8 +49,16 @@ def land_offsets(postgres: PostgresResource, offsets: range, partition: int = 0,
 def record_forged_batch(postgres: PostgresResource, offsets: range, *, partition: int = 0, inserted: int = 0) -> None:
     """An ops.stream_batches row shaped like the sink's, whose messages (if not `inserted`) were all duplicates."""
     consumed = len(offsets)
-    ranges = [{"topic": TOPIC, "topic_id": "test-topic", "partition": partition,
-               "from": offsets.start, "to": offsets.stop - 1, "count": consumed}]
+    ranges = [
+        {
+            "topic": TOPIC,
+            "topic_id": "test-topic",
+            "partition": partition,
+            "from": offsets.start,
+            "to": offsets.stop - 1,
+            "count": consumed,
+        }
+    ]
     with postgres.connect() as conn:
         conn.execute(
             """INSERT INTO ops.stream_batches (range_key, kafka_topic, kafka_topic_id, offset_ranges, consumed,
@@ -61,10 +69,12 @@ def record_forged_batch(postgres: PostgresResource, offsets: range, *, partition
 
 
 def run_check(postgres: PostgresResource) -> dg.AssetCheckResult:
-    return every_message_is_accounted_for(postgres=postgres)
+    return every_message_is_accounted_for(postgres=postgres, spark=spark_resource())
 
 
-def test_consecutive_batches_and_a_recreated_topic_starting_over_pass(clean_warehouse: PostgresResource, fail_on_data_loss):
+def test_consecutive_batches_and_a_recreated_topic_starting_over_pass(
+    clean_warehouse: PostgresResource, fail_on_data_loss
+):
     fail_on_data_loss(True)
     land_offsets(clean_warehouse, range(0, 5))
     land_offsets(clean_warehouse, range(5, 10))
@@ -111,7 +121,9 @@ def test_a_batch_whose_ranges_span_offsets_it_never_consumed_fails_the_check(
     assert "3 never landed" in result.description
 
 
-def test_skipped_offsets_only_warn_when_the_stream_tolerates_data_loss(clean_warehouse: PostgresResource, fail_on_data_loss):
+def test_skipped_offsets_only_warn_when_the_stream_tolerates_data_loss(
+    clean_warehouse: PostgresResource, fail_on_data_loss
+):
     fail_on_data_loss(False)  # an operator chose to skip what retention deleted before the stream read it
     land_offsets(clean_warehouse, range(0, 5))
     record_forged_batch(clean_warehouse, range(10, 15))

@@ -12,8 +12,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from resource_helpers import spark_resource
 from stream_helpers import (
-    assert_every_message_accounted_for_once, landed_ids, publish_charges, start_stream_job, wait_for,
+    assert_every_message_accounted_for_once,
+    landed_ids,
+    publish_charges,
+    start_stream_job,
+    wait_for,
 )
 from txstream_dagster.defs.stream.assets import raw_transactions
 from txstream_dagster.defs.stream.checks import every_message_is_accounted_for, quarantine_rate_is_low
@@ -30,15 +35,18 @@ MALFORMED = [b"{not json", b"[]", b"\xff\xfe", b'{"object": "invoice", "id": "in
 
 @pytest.fixture
 def spark(tmp_path) -> SparkResource:
-    return SparkResource(master="local[2]", max_offsets_per_trigger=500,
-                         checkpoint_root=str(tmp_path / "checkpoints"))
+    return spark_resource(master="local[2]", max_offsets_per_trigger=500, checkpoint_root=str(tmp_path / "checkpoints"))
 
 
 def materialize_stream(spark: SparkResource, kafka: KafkaResource, postgres: PostgresResource):
     return dg.materialize(
         [raw_transactions, every_message_is_accounted_for, quarantine_rate_is_low],
-        resources={"spark": spark, "kafka": kafka, "postgres": postgres,
-                   "pipes_subprocess_client": dg.PipesSubprocessClient()},
+        resources={
+            "spark": spark,
+            "kafka": kafka,
+            "postgres": postgres,
+            "pipes_subprocess_client": dg.PipesSubprocessClient(),
+        },
         raise_on_error=False,
     )
 
@@ -78,12 +86,22 @@ def batches(postgres: PostgresResource) -> int:
 def staged_rows(conn: psycopg.Connection, topic: str) -> int | None:
     """Rows the job's tasks staged that its driver has not applied yet; None while the driver holds the
     table (creating, truncating it), when the answer would have to wait."""
-    tables = [name for (name,) in conn.execute(
-        "SELECT tablename FROM pg_tables WHERE schemaname = 'ops' AND starts_with(tablename, %s)",
-        [staging_prefix(topic)])]
+    tables = [
+        name
+        for (name,) in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'ops' AND starts_with(tablename, %s)",
+            [staging_prefix(topic)],
+        )
+    ]
     try:
-        return sum(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("ops", table))).fetchone()[0]
-                   for table in tables) if tables else None
+        return (
+            sum(
+                conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("ops", table))).fetchone()[0]
+                for table in tables
+            )
+            if tables
+            else None
+        )
     except (psycopg.errors.LockNotAvailable, psycopg.errors.UndefinedTable):
         return None
 
@@ -164,16 +182,33 @@ def test_a_postgres_restart_while_streaming_loses_nothing(
     assert_every_message_accounted_for_once(clean_warehouse, 1500)
 
 
-def test_the_job_refuses_to_start_when_the_broker_is_unreachable(postgres: PostgresResource, tmp_path, monkeypatch, capsys):
+# The job's other arguments, as the Spark resource passes them (the job has no defaults of its own).
+JOB_SETTINGS = [
+    "--trigger",
+    "available-now",
+    "--interval",
+    "1 second",
+    "--starting-offsets",
+    "earliest",
+    "--max-offsets-per-trigger",
+    "100",
+    "--fail-on-data-loss",
+    "true",
+]
+
+
+def test_the_job_refuses_to_start_when_the_broker_is_unreachable(
+    postgres: PostgresResource, tmp_path, monkeypatch, capsys
+):
     monkeypatch.setenv("TXSTREAM_POSTGRES_URL", postgres.url_for())
-    code = job.main(["--bootstrap", "127.0.0.1:1", "--topic", "t", "--checkpoint", str(tmp_path)])
+    code = job.main(["--bootstrap", "127.0.0.1:1", "--topic", "t", "--checkpoint", str(tmp_path), *JOB_SETTINGS])
     assert code == job.EXIT_PREFLIGHT_FAILED
     assert "Cannot reach Kafka at 127.0.0.1:1 (TXSTREAM_KAFKA_BOOTSTRAP)" in capsys.readouterr().err
 
 
 def test_the_job_refuses_to_start_when_the_database_is_unreachable(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("TXSTREAM_POSTGRES_URL", "postgresql://u:secret@127.0.0.1:1/db")
-    code = job.main(["--bootstrap", "127.0.0.1:1", "--topic", "t", "--checkpoint", str(tmp_path)])
+    code = job.main(["--bootstrap", "127.0.0.1:1", "--topic", "t", "--checkpoint", str(tmp_path), *JOB_SETTINGS])
     err = capsys.readouterr().err
     assert code == job.EXIT_PREFLIGHT_FAILED
     assert "Cannot connect to PostgreSQL u@127.0.0.1:1/db (TXSTREAM_POSTGRES_URL)" in err
@@ -183,4 +218,4 @@ def test_the_job_refuses_to_start_when_the_database_is_unreachable(monkeypatch, 
 def test_spark_resource_refuses_to_submit_without_java(monkeypatch, spark: SparkResource):
     monkeypatch.setenv("JAVA_HOME", "/nonexistent")
     with pytest.raises(JvmDependencyMissing, match="Java was not found"):
-        spark.submit_command(bootstrap="b:9092", topic="t", trigger="available-now", fail_on_data_loss=True)
+        spark.submit_command(bootstrap="b:9092", topic="t", trigger="available-now")

@@ -14,8 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from resource_helpers import spark_resource
 from stream_helpers import (
-    assert_every_message_accounted_for_once, landed_ids, output_of, publish_charges, start_stream_job, stop_stream,
+    assert_every_message_accounted_for_once,
+    landed_ids,
+    output_of,
+    publish_charges,
+    start_stream_job,
+    stop_stream,
     wait_for,
 )
 from txstream_dagster.db.logins import Login
@@ -30,6 +36,7 @@ TOPIC = TopicDescription("stripe.events", "id-now", partitions=3)
 
 
 # --- the decision, pure ---------------------------------------------------------------------
+
 
 def test_a_checkpoint_that_agrees_with_postgresql_is_resumed():
     plan = decide_resume(TOPIC, {0: 10, 1: 5, 2: 0}, True, LandedOffsets("id-now", {0: 10, 1: 5}), "earliest")
@@ -74,9 +81,10 @@ def test_a_checkpoint_of_a_topic_since_deleted_and_created_again_is_refused_nami
 
 # --- against the real services ----------------------------------------------------------------
 
+
 @pytest.fixture
 def spark(tmp_path) -> SparkResource:
-    return SparkResource(master="local[2]", max_offsets_per_trigger=200, checkpoint_root=str(tmp_path / "checkpoints"))
+    return spark_resource(master="local[2]", max_offsets_per_trigger=200, checkpoint_root=str(tmp_path / "checkpoints"))
 
 
 def run_to_the_end(spark: SparkResource, kafka: KafkaResource, postgres: PostgresResource) -> str:
@@ -97,14 +105,14 @@ def test_a_database_restored_from_a_backup_gets_back_what_it_lost(
     run_to_the_end(spark, kafka, clean_warehouse)
     with clean_warehouse.connect(login=Login.OWNER) as conn:  # the backup, and the restore, by the DBA
         for table in RESTORED_TABLES:
-            conn.execute(f"CREATE TEMP TABLE \"backup {table}\" AS SELECT * FROM {table}")
+            conn.execute(f'CREATE TEMP TABLE "backup {table}" AS SELECT * FROM {table}')
         conn.commit()
         ids |= publish_charges(kafka, 200, prefix="ch_after_backup_")
         run_to_the_end(spark, kafka, clean_warehouse)
         assert len(landed_ids(clean_warehouse)) == 500
         for table in RESTORED_TABLES:  # … restored: the checkpoint is now 200 messages ahead of the database
             conn.execute(f"TRUNCATE {table}")
-            conn.execute(f"INSERT INTO {table} SELECT * FROM \"backup {table}\"")
+            conn.execute(f'INSERT INTO {table} SELECT * FROM "backup {table}"')
         conn.commit()
     assert len(landed_ids(clean_warehouse)) == 300
 
@@ -119,7 +127,7 @@ def test_a_database_restored_from_a_backup_gets_back_what_it_lost(
 def test_a_deleted_checkpoint_with_latest_resumes_where_postgresql_is_and_loses_nothing(
     clean_warehouse: PostgresResource, kafka: KafkaResource, tmp_path
 ):
-    spark = SparkResource(master="local[2]", starting_offsets="latest", checkpoint_root=str(tmp_path / "checkpoints"))
+    spark = spark_resource(master="local[2]", starting_offsets="latest", checkpoint_root=str(tmp_path / "checkpoints"))
     publish_charges(kafka, 1, prefix="ch_ignored_by_latest_")  # before the first start: `latest` skips it
     first = start_stream_job(spark, kafka, clean_warehouse, "processing-time")
     initial_offsets = Path(spark.checkpoint_for(kafka.topic)) / "sources" / "0" / "0"  # Spark notes `latest` there
@@ -144,8 +152,15 @@ def test_two_jobs_started_at_once_on_one_topic_one_writes_the_other_refuses(
     clean_warehouse: PostgresResource, kafka: KafkaResource, tmp_path
 ):
     ids = publish_charges(kafka, 400)
-    jobs = [start_stream_job(SparkResource(master="local[1]", checkpoint_root=str(tmp_path / name)), kafka,
-                             clean_warehouse, "available-now") for name in ("first", "second")]
+    jobs = [
+        start_stream_job(
+            spark_resource(master="local[1]", checkpoint_root=str(tmp_path / name)),
+            kafka,
+            clean_warehouse,
+            "available-now",
+        )
+        for name in ("first", "second")
+    ]
     outputs = [output_of(started) for started in jobs]
 
     assert sorted(started.returncode for started in jobs) == [0, job.EXIT_ALREADY_RUNNING]
@@ -160,7 +175,7 @@ def test_after_a_postgresql_restart_only_one_of_two_queries_keeps_writing(
     clean_warehouse: PostgresResource, kafka: KafkaResource, local_stack, tmp_path
 ):
     ids = publish_charges(kafka, 200, prefix="ch_first_")
-    spark = SparkResource(master="local[2]", checkpoint_root=str(tmp_path / "a"))
+    spark = spark_resource(master="local[2]", checkpoint_root=str(tmp_path / "a"))
     first = start_stream_job(spark, kafka, clean_warehouse, "processing-time", "500 milliseconds")
     second = None
     try:
@@ -168,16 +183,22 @@ def test_after_a_postgresql_restart_only_one_of_two_queries_keeps_writing(
         local_stack.postgres.stop()  # the first query's lock goes with its session
         local_stack.postgres.start()
         # A second query, on another checkpoint, starts before the first one reconnects, and takes the lock.
-        second = start_stream_job(SparkResource(master="local[1]", checkpoint_root=str(tmp_path / "b")), kafka,
-                                  clean_warehouse, "processing-time", "500 milliseconds")
+        second = start_stream_job(
+            spark_resource(master="local[1]", checkpoint_root=str(tmp_path / "b")),
+            kafka,
+            clean_warehouse,
+            "processing-time",
+            "500 milliseconds",
+        )
         ids |= publish_charges(kafka, 300, prefix="ch_after_restart_")
         wait_for(lambda: len(landed_ids(clean_warehouse)) == 500, 240, "every charge to land")
         wait_for(lambda: first.poll() is not None or second.poll() is not None, 120, "one of the two to stop")
     finally:
         outputs = [stop_stream(started) for started in (first, second) if started is not None]
 
-    lost = [output for output in outputs if "WriterLost" in output or "writer lock" in output
-            or "already writing" in output]
+    lost = [
+        output for output in outputs if "WriterLost" in output or "writer lock" in output or "already writing" in output
+    ]
     assert lost, "neither query noticed the other holding the topic's writer lock"
     assert landed_ids(clean_warehouse) == sorted(ids)
     assert_every_message_accounted_for_once(clean_warehouse, 500)

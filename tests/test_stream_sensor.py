@@ -6,9 +6,9 @@ import dagster as dg
 import orjson
 from kafka import TopicPartition
 
+from resource_helpers import spark_resource
 from stream_helpers import Message, land_messages
 from stripe_helpers import stripe_fixture
-from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.defs.stream.sensors import next_cursor, stream_lag_sensor
 from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_spark.event_contract import message_headers
@@ -19,8 +19,12 @@ def publish(kafka: KafkaResource, count: int) -> None:
     producer = kafka.producer()
     for i in range(count):
         obj = {**stripe_fixture("charge"), "id": f"ch_sensor_{kafka.topic}_{i}"}
-        producer.send(kafka.topic, key=obj["id"].encode(), value=orjson.dumps(obj),
-                      headers=message_headers("charge", "synthetic", 1_700_000_000_000 + i))
+        producer.send(
+            kafka.topic,
+            key=obj["id"].encode(),
+            value=orjson.dumps(obj),
+            headers=message_headers("charge", "synthetic", 1_700_000_000_000 + i),
+        )
     producer.flush()
     producer.close()
 
@@ -36,8 +40,10 @@ def land_everything(kafka: KafkaResource, postgres: PostgresResource, conn=None)
     messages = []
     while len(messages) < sum(ends.values()):
         for records in consumer.poll(timeout_ms=1000).values():
-            messages += [Message(value=r.value, key=r.key, headers=r.headers, partition=r.partition, offset=r.offset)
-                         for r in records]
+            messages += [
+                Message(value=r.value, key=r.key, headers=r.headers, partition=r.partition, offset=r.offset)
+                for r in records
+            ]
     consumer.close()
     land_messages(postgres, messages, topic=kafka.topic, topic_id=kafka.describe_topic().topic_id, conn=conn)
 
@@ -51,7 +57,7 @@ def tick(kafka, postgres, spark, cursor=None):
 
 
 def test_lag_requests_one_catch_up_run_and_observes_the_topic(clean_warehouse, kafka, tmp_path):
-    spark = SparkResource(checkpoint_root=str(tmp_path))
+    spark = spark_resource(checkpoint_root=str(tmp_path))
     publish(kafka, 40)
 
     result = tick(kafka, clean_warehouse, spark)
@@ -68,7 +74,7 @@ def test_lag_requests_one_catch_up_run_and_observes_the_topic(clean_warehouse, k
 
 
 def test_once_everything_has_landed_the_sensor_skips(clean_warehouse, kafka, tmp_path):
-    spark = SparkResource(checkpoint_root=str(tmp_path))
+    spark = spark_resource(checkpoint_root=str(tmp_path))
     publish(kafka, 25)
     first = tick(kafka, clean_warehouse, spark)
     land_everything(kafka, clean_warehouse)
@@ -80,7 +86,7 @@ def test_once_everything_has_landed_the_sensor_skips(clean_warehouse, kafka, tmp
 
 
 def test_a_continuous_stream_is_reported_not_competed_with(clean_warehouse, kafka, tmp_path):
-    spark = SparkResource(checkpoint_root=str(tmp_path))
+    spark = spark_resource(checkpoint_root=str(tmp_path))
     publish(kafka, 10)
     first = tick(kafka, clean_warehouse, spark)
     with clean_warehouse.connect() as stream_session:  # the continuous stream's, holding the topic's writer lock

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from stream_helpers import Message, kafka_batch, land_messages, message_for
+from stream_helpers import Message, kafka_batch, land_messages, message_for, write_batch
 from stripe_helpers import stripe_fixture
 from txstream_dagster.resources import PostgresResource
-from txstream_spark.sink import write_batch
 from txstream_spark.transform import transform_batch
 
 T0 = 1_760_000_000_000  # epoch ms, 2025-10: event times are plausible ones (not before 2000, not in the future)
@@ -24,7 +23,9 @@ def table_of(*messages: Message) -> pa.Table:
 def rows(postgres: PostgresResource) -> dict[str, tuple]:
     return {
         r[0]: r[1:]
-        for r in postgres.fetch_all("SELECT object_id, amount, status, payload->>'refunded', ingested_at FROM raw.transactions")
+        for r in postgres.fetch_all(
+            "SELECT object_id, amount, status, payload->>'refunded', ingested_at FROM raw.transactions"
+        )
     }
 
 
@@ -32,7 +33,9 @@ def test_a_batch_lands_every_charge_once_with_its_offsets(clean_warehouse: Postg
     messages = [message_for(charge(f"ch_{i}", amount=100 * i), offset=i) for i in range(10)]
     result = land_messages(clean_warehouse, messages)
     assert (result.consumed, result.inserted, result.updated, result.duplicates) == (10, 10, 0, 0)
-    assert clean_warehouse.fetch_all("SELECT sum(amount), count(DISTINCT object_id) FROM raw.transactions") == [(4500, 10)]
+    assert clean_warehouse.fetch_all("SELECT sum(amount), count(DISTINCT object_id) FROM raw.transactions") == [
+        (4500, 10)
+    ]
     assert clean_warehouse.fetch_all("SELECT kafka_partition, next_offset FROM ops.stream_offsets") == [(0, 10)]
 
 

@@ -9,9 +9,8 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from txstream_dagster.defs.stream.resources import SparkResource
+from resource_helpers import spark_resource, with_fields
 from txstream_dagster.resources import KafkaResource, PostgresResource
-from txstream_dagster.settings import get_settings
 from txstream_spark import main as job
 from txstream_spark.event_contract import message_headers
 from txstream_spark.source import read_kafka_stream
@@ -24,7 +23,7 @@ def read_topic_with_spark(spark, kafka: KafkaResource) -> pa.Table:
     """Everything in the topic, through the same connector and options the job's stream uses (as a batch read)."""
     return (
         spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", kafka.resolved_bootstrap())
+        .option("kafka.bootstrap.servers", kafka.bootstrap)
         .option("subscribe", kafka.topic)
         .option("includeHeaders", "true")
         .load()
@@ -33,11 +32,22 @@ def read_topic_with_spark(spark, kafka: KafkaResource) -> pa.Table:
 
 
 def test_the_connector_hands_the_transform_exactly_the_columns_it_reads(spark_session, kafka: KafkaResource):
-    charge = {"id": "ch_src", "object": "charge", "amount": 1999, "currency": "gbp", "created": 1_760_000_000,
-              "livemode": False, "status": "succeeded"}
+    charge = {
+        "id": "ch_src",
+        "object": "charge",
+        "amount": 1999,
+        "currency": "gbp",
+        "created": 1_760_000_000,
+        "livemode": False,
+        "status": "succeeded",
+    }
     producer = kafka.producer()
-    producer.send(kafka.topic, key=b"ch_src", value=orjson.dumps(charge),
-                  headers=message_headers("charge", "synthetic", 1_760_000_000_123)).get(timeout=10)
+    producer.send(
+        kafka.topic,
+        key=b"ch_src",
+        value=orjson.dumps(charge),
+        headers=message_headers("charge", "synthetic", 1_760_000_000_123),
+    ).get(timeout=10)
     producer.close()
 
     table = read_topic_with_spark(spark_session, kafka)
@@ -50,31 +60,35 @@ def test_the_connector_hands_the_transform_exactly_the_columns_it_reads(spark_se
 
 
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
-def test_compressed_messages_reach_the_stream_unchanged(codec, spark_session, kafka: KafkaResource, monkeypatch):
+def test_compressed_messages_reach_the_stream_unchanged(codec, spark_session, kafka: KafkaResource):
     # The producer compresses with kafka-python's codec extras; Spark's connector (kafka-clients) decodes.
-    monkeypatch.setenv("TXSTREAM_PRODUCER_COMPRESSION", codec)
-    get_settings.cache_clear()
-    try:
-        producer = kafka.producer()
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
+    producer = with_fields(kafka, compression=codec).producer()
     assert producer.config["compression_type"] == codec
-    sent = {(f"ch_{n}".encode(), b'{"id": "ch_%d", "amount": 1000}' % n, (("stripe-object", b"charge"),))
-            for n in range(500)}
+    sent = {
+        (f"ch_{n}".encode(), b'{"id": "ch_%d", "amount": 1000}' % n, (("stripe-object", b"charge"),))
+        for n in range(500)
+    }
     for key, value, headers in sent:
         producer.send(kafka.topic, key=key, value=value, headers=list(headers))
     producer.flush()
     producer.close()
 
-    read = {(row["key"], row["value"], tuple((h["key"], h["value"]) for h in row["headers"]))
-            for row in read_topic_with_spark(spark_session, kafka).to_pylist()}
+    read = {
+        (row["key"], row["value"], tuple((h["key"], h["value"]) for h in row["headers"]))
+        for row in read_topic_with_spark(spark_session, kafka).to_pylist()
+    }
     assert read == sent
 
 
 def test_the_stream_source_reads_with_the_jobs_options(spark_session, kafka: KafkaResource):
-    stream = read_kafka_stream(spark_session, bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic,
-                               starting_offsets="earliest", max_offsets_per_trigger=10, fail_on_data_loss=True)
+    stream = read_kafka_stream(
+        spark_session,
+        bootstrap=kafka.bootstrap,
+        topic=kafka.topic,
+        starting_offsets="earliest",
+        max_offsets_per_trigger=10,
+        fail_on_data_loss=True,
+    )
     assert stream.isStreaming
     assert stream.schema.simpleString() == (
         "struct<key:binary,value:binary,topic:string,partition:int,offset:bigint,timestamp:timestamp,"
@@ -82,15 +96,18 @@ def test_the_stream_source_reads_with_the_jobs_options(spark_session, kafka: Kaf
     )
 
 
-def test_a_spark_without_the_connector_is_told_where_to_get_it(postgres: PostgresResource, kafka: KafkaResource,
-                                                                tmp_path):
+def test_a_spark_without_the_connector_is_told_where_to_get_it(
+    postgres: PostgresResource, kafka: KafkaResource, tmp_path
+):
     # A cluster whose Spark image lacks the jar: the job names the jar and the image that carries it.
-    command = SparkResource(checkpoint_root=str(tmp_path)).submit_command(
-        bootstrap=kafka.resolved_bootstrap(), topic=kafka.topic, trigger="available-now", fail_on_data_loss=True)
+    command = spark_resource(checkpoint_root=str(tmp_path)).submit_command(
+        bootstrap=kafka.bootstrap, topic=kafka.topic, trigger="available-now"
+    )
     at = command.index("--jars")
-    del command[at:at + 2]
-    result = subprocess.run(command, env={**os.environ, **SparkResource().job_env(postgres)},
-                            capture_output=True, text=True, timeout=300)
+    del command[at : at + 2]
+    result = subprocess.run(
+        command, env={**os.environ, **spark_resource().job_env(postgres)}, capture_output=True, text=True, timeout=300
+    )
     output = result.stdout + result.stderr  # spark-submit passes the job's stderr on as its stdout
     assert result.returncode == job.EXIT_PREFLIGHT_FAILED, output
     assert "spark-sql-kafka-0-10_2.13-4.2.0 jar is not on its classpath" in output

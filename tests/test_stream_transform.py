@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
@@ -43,7 +43,7 @@ def test_stripe_fixture_objects_become_typed_rows():
     assert rows[0]["charge_id"] == charge["id"]
     assert rows[1]["charge_id"] == refund["charge"]
     assert rows[2]["charge_id"] == dispute["charge"]
-    assert rows[0]["created_at"] == datetime.fromtimestamp(charge["created"], timezone.utc)
+    assert rows[0]["created_at"] == datetime.fromtimestamp(charge["created"], UTC)
     assert json.loads(rows[0]["payload"]) == charge
 
 
@@ -57,8 +57,8 @@ def test_the_payload_is_kept_exactly_as_stripe_sent_it():
 def test_event_time_comes_from_the_header_else_the_broker_timestamp():
     charge = stripe_fixture("charge")
     [with_header] = rows_of(message_for(charge, event_time_ms=1_700_000_000_123))
-    assert with_header["event_time"] == datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=timezone.utc)
-    stamp = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert with_header["event_time"] == datetime(2023, 11, 14, 22, 13, 20, 123000, tzinfo=UTC)
+    stamp = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     [without] = rows_of(Message(value=json.dumps(charge).encode(), timestamp=stamp))
     assert without["event_time"] == stamp
 
@@ -169,7 +169,10 @@ def test_a_header_without_a_value_is_quarantined_not_a_crash():
     # Regression: kafka-python refuses null header values, but other clients send them; the transform
     # decoded the source header's None and raised, so the batch failed on every retry.
     [row] = rows_of(with_header(message_for(stripe_fixture("charge")), HEADER_SOURCE, None))
-    assert (row["quarantine_reason"], row["quarantine_detail"]) == ("invalid_header", f"header {HEADER_SOURCE} has no value (null)")
+    assert (row["quarantine_reason"], row["quarantine_detail"]) == (
+        "invalid_header",
+        f"header {HEADER_SOURCE} has no value (null)",
+    )
     assert json.loads(row["headers"])[HEADER_SOURCE] is None
 
 
@@ -181,19 +184,24 @@ def test_a_nul_byte_in_a_header_is_kept_out_of_the_jsonb_column():
 
 
 def test_a_version_stamped_in_the_future_is_quarantined_so_it_cannot_freeze_its_object():
-    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 12, 1, tzinfo=UTC)
     future = message_for(stripe_fixture("charge"), event_time_ms=int((now + timedelta(days=365)).timestamp() * 1000))
-    slightly_ahead = message_for(stripe_fixture("charge"), event_time_ms=int((now + timedelta(minutes=5)).timestamp() * 1000))
+    slightly_ahead = message_for(
+        stripe_fixture("charge"), event_time_ms=int((now + timedelta(minutes=5)).timestamp() * 1000)
+    )
     rows = transform_batch(kafka_batch([future, slightly_ahead]), now=now).to_pylist()
     assert rows[0]["quarantine_reason"] == "event_time_in_future"
     assert rows[1]["quarantine_reason"] is None  # within the tolerance for producers' clock skew
-    assert EVENT_TIME_FUTURE_TOLERANCE == timedelta(minutes=15)
+    assert timedelta(minutes=15) == EVENT_TIME_FUTURE_TOLERANCE
 
 
 def test_the_stripe_api_version_is_recorded_when_the_producer_knows_it():
     charge = stripe_fixture("charge")
-    known = Message(value=json.dumps(charge).encode(), key=b"k",
-                    headers=message_headers("charge", "stripe", 1_760_000_000_000, "2025-03-31.basil"))
+    known = Message(
+        value=json.dumps(charge).encode(),
+        key=b"k",
+        headers=message_headers("charge", "stripe", 1_760_000_000_000, "2025-03-31.basil"),
+    )
     [with_version, without] = rows_of(known, message_for(charge))
     assert (with_version["api_version"], without["api_version"]) == ("2025-03-31.basil", None)
     [garbled] = rows_of(with_header(message_for(charge), HEADER_API_VERSION, b"2025 03 31; drop table"))

@@ -8,8 +8,9 @@ from collections import Counter
 import orjson
 import pytest
 
+from resource_helpers import kafka_resource
+from stripe_helpers import FakeStripe, events_from_versions, headers_of, read_topic
 from txstream_dagster.defs.stripe_source.cursors import CursorStore
-from txstream_dagster.defs.stripe_source.production import pull_stripe, stripe_api
 from txstream_dagster.defs.stripe_source.publisher import DeliveryFailed, Publisher
 from txstream_dagster.defs.stripe_source.resources import StripeResource
 from txstream_dagster.defs.stripe_source.stripe_api import (
@@ -22,10 +23,10 @@ from txstream_dagster.defs.stripe_source.stripe_api import (
 )
 from txstream_dagster.defs.stripe_source.stripe_test_mode import create_test_charges
 from txstream_dagster.defs.stripe_source.synthetic_charges import DAY_MS, SyntheticStripe
-from txstream_dagster.local_stack.embedded_kafka import KafkaNode
+from txstream_dagster.defs.stripe_source.topic_feeds import pull_stripe, stripe_api
+from txstream_dagster.dev.embedded_kafka import KafkaNode
 from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_spark.event_contract import HEADER_EVENT_TIME, HEADER_OBJECT_TYPE, HEADER_SOURCE
-from stripe_helpers import FakeStripe, events_from_versions, headers_of, read_topic
 
 
 @pytest.fixture
@@ -55,12 +56,19 @@ def test_versions_observed_in_the_same_second_are_spaced_a_millisecond_apart_in_
     def event(created, obj_id, object_type="charge"):
         return {"created": created, "data": {"object": {"id": obj_id, "object": object_type}}}
 
-    versions = versions_from_events([
-        event(100, "ch_1"), event(100, "re_1", "refund"), event(100, "ch_1"), event(101, "ch_1"),
-        event(101, "price_1", "price"),  # not ours: skipped
-    ])
+    versions = versions_from_events(
+        [
+            event(100, "ch_1"),
+            event(100, "re_1", "refund"),
+            event(100, "ch_1"),
+            event(101, "ch_1"),
+            event(101, "price_1", "price"),  # not ours: skipped
+        ]
+    )
     assert [(v.object_type, v.object_id, v.event_time_ms) for v in versions] == [
-        ("charge", "ch_1", 100_000), ("refund", "re_1", 100_001), ("charge", "ch_1", 100_002),
+        ("charge", "ch_1", 100_000),
+        ("refund", "re_1", 100_001),
+        ("charge", "ch_1", 100_002),
         ("charge", "ch_1", 101_000),
     ]
 
@@ -101,8 +109,10 @@ def test_every_event_lands_once_through_pagination_a_rate_limit_and_server_error
     assert any("starting_after" in params for _, params in requests)
     assert requests[2][0] - requests[1][0] >= 1.0
     assert summary.rate_limited == 1
-    assert summary.cursor_created_gte == CursorStore(clean_warehouse, "stripe-test").load(
-        cursor_stream(kafka.topic))["created_gte"]
+    assert (
+        summary.cursor_created_gte
+        == CursorStore(clean_warehouse, "stripe-test").load(cursor_stream(kafka.topic))["created_gte"]
+    )
 
 
 def test_the_cursor_survives_a_restart_without_loss_or_duplicate(
@@ -116,8 +126,13 @@ def test_the_cursor_survives_a_restart_without_loss_or_duplicate(
         producer = kafka.producer()
         try:
             return sync_events(
-                stripe_api(stripe), Publisher(producer, kafka.topic, "stripe"), CursorStore(clean_warehouse, "stripe-test"),
-                now_s=now_s, backfill_days=3, window_seconds=6 * 3600, settle_seconds=15,
+                stripe_api(stripe),
+                Publisher(producer, kafka.topic, "stripe"),
+                CursorStore(clean_warehouse, "stripe-test"),
+                now_s=now_s,
+                backfill_days=3,
+                window_seconds=6 * 3600,
+                settle_seconds=15,
             )
         finally:
             producer.close()
@@ -141,14 +156,21 @@ def test_the_cursor_does_not_move_when_kafka_does_not_acknowledge(
     add_history(fake_stripe, seed=43, end_ms=int(time.time() * 1000) - 60_000, days=1, charges=50)
     first_event = min(e["created"] for e in fake_stripe.events)
     cursors = CursorStore(clean_warehouse, "stripe-test")
-    down = KafkaResource(bootstrap=own_kafka.bootstrap, topic=kafka.topic)  # the same topic, on a Kafka that dies
+    down = kafka_resource(bootstrap=own_kafka.bootstrap, topic=kafka.topic)  # the same topic, on a Kafka that dies
     down.ensure_topic(partitions=1, replication=1)
     producer = down.producer(max_block_ms=500, request_timeout_ms=500, delivery_timeout_ms=1_500)
     own_kafka.stop()
     try:
         with pytest.raises(DeliveryFailed):
-            sync_events(stripe_api(account(fake_stripe)), Publisher(producer, down.topic, "stripe", give_up_after_s=1),
-                        cursors, now_s=int(time.time()), backfill_days=2, window_seconds=86_400, settle_seconds=15)
+            sync_events(
+                stripe_api(account(fake_stripe)),
+                Publisher(producer, down.topic, "stripe", give_up_after_s=1),
+                cursors,
+                now_s=int(time.time()),
+                backfill_days=2,
+                window_seconds=86_400,
+                settle_seconds=15,
+            )
     finally:
         producer.close(timeout=1)
     position = cursors.load(cursor_stream(kafka.topic))
@@ -170,15 +192,20 @@ def test_a_rejected_key_stops_with_a_message_naming_stripe_api_key_and_never_sho
 
 
 def test_a_key_without_permission_is_told_which_access_it_needs(fake_stripe: FakeStripe):
-    fake_stripe.fail_request(1, 403, error_type="invalid_request_error",
-                             message="The provided key does not have the required permissions for this endpoint.")
+    fake_stripe.fail_request(
+        1,
+        403,
+        error_type="invalid_request_error",
+        message="The provided key does not have the required permissions for this endpoint.",
+    )
     with pytest.raises(StripeSourceError, match=r"may not call GET /v1/events.*Events"):
         stripe_api(account(fake_stripe)).events_between(0, 10)
 
 
 def test_an_invalid_request_names_the_parameter_stripe_rejected(fake_stripe: FakeStripe):
-    fake_stripe.fail_request(1, 400, error_type="invalid_request_error", message="Invalid timestamp",
-                             param="created[gte]")
+    fake_stripe.fail_request(
+        1, 400, error_type="invalid_request_error", message="Invalid timestamp", param="created[gte]"
+    )
     with pytest.raises(StripeSourceError, match=r"created\[gte\].*Invalid timestamp"):
         stripe_api(account(fake_stripe)).events_between(0, 10)
 

@@ -10,10 +10,12 @@ from itertools import islice
 import orjson
 import pytest
 
+from resource_helpers import kafka_resource
+from stripe_helpers import headers_of, read_topic
 from txstream_dagster.defs.stripe_source.object_versions import ObjectVersion
 from txstream_dagster.defs.stripe_source.publisher import DeliveryFailed, Publisher, encode
 from txstream_dagster.defs.stripe_source.synthetic_charges import DAY_MS, SyntheticStripe
-from txstream_dagster.local_stack.embedded_kafka import KafkaNode
+from txstream_dagster.dev.embedded_kafka import KafkaNode
 from txstream_dagster.resources import KafkaResource
 from txstream_spark.event_contract import (
     HEADER_EVENT_TIME,
@@ -23,7 +25,6 @@ from txstream_spark.event_contract import (
     SCHEMA_VERSION,
 )
 from txstream_spark.transform import parse_message
-from stripe_helpers import headers_of, read_topic
 
 NOW_MS = 1_780_000_000_000
 
@@ -34,8 +35,10 @@ def test_a_message_is_the_object_json_keyed_by_its_id_with_the_contract_headers(
     assert message.key == b"ch_1"
     assert orjson.loads(message.value) == charge
     assert dict(message.headers) == {
-        HEADER_OBJECT_TYPE: b"charge", HEADER_SOURCE: b"synthetic",
-        HEADER_SCHEMA_VERSION: SCHEMA_VERSION.encode(), HEADER_EVENT_TIME: b"1700000000123",
+        HEADER_OBJECT_TYPE: b"charge",
+        HEADER_SOURCE: b"synthetic",
+        HEADER_SCHEMA_VERSION: SCHEMA_VERSION.encode(),
+        HEADER_EVENT_TIME: b"1700000000123",
     }
 
 
@@ -67,7 +70,7 @@ def test_published_history_reads_back_complete_with_every_version_in_order_on_on
 
 
 def test_delivery_that_kafka_never_acknowledges_fails_loudly_after_the_deadline(own_kafka: KafkaNode):
-    kafka = KafkaResource(bootstrap=own_kafka.bootstrap, topic="test.unacknowledged")
+    kafka = kafka_resource(bootstrap=own_kafka.bootstrap, topic="test.unacknowledged")
     kafka.ensure_topic(partitions=1, replication=1)
     producer = kafka.producer(max_block_ms=500, request_timeout_ms=500, delivery_timeout_ms=1_500)
     own_kafka.stop()
@@ -81,7 +84,7 @@ def test_delivery_that_kafka_never_acknowledges_fails_loudly_after_the_deadline(
 def test_kafka_killed_and_restarted_mid_publish_loses_and_duplicates_nothing(own_kafka: KafkaNode):
     """kill -9 of the broker while the producer is sending, restart 3 s later: the topic holds every
     message exactly once, each object's versions in order (acks=all, idempotent producer)."""
-    kafka = KafkaResource(bootstrap=own_kafka.bootstrap, topic="test.outage")
+    kafka = kafka_resource(bootstrap=own_kafka.bootstrap, topic="test.outage")
     kafka.ensure_topic(partitions=2, replication=1)
     producer = kafka.producer(request_timeout_ms=3_000, reconnect_backoff_max_ms=500)
     publisher = Publisher(producer, kafka.topic, "synthetic", chunk_size=500)
@@ -115,5 +118,8 @@ def test_every_synthetic_message_is_accepted_by_the_stream_as_the_object_it_is()
         message = encode(version, "synthetic")
         row = parse_message(message.value, dict(message.headers), None)
         assert (row.object_type, row.object_id, row.amount) == (
-            version.object_type, version.object_id, version.payload["amount"])
+            version.object_type,
+            version.object_id,
+            version.payload["amount"],
+        )
         assert row.event_time.timestamp() * 1000 == version.event_time_ms

@@ -10,10 +10,10 @@ import orjson
 import pytest
 import stripe
 
+from stripe_helpers import shape_errors, stripe_fixture
 from txstream_dagster.currencies import currency
 from txstream_dagster.defs.stripe_source import synthetic_reference as ref
 from txstream_dagster.defs.stripe_source.synthetic_charges import DAY_MS, HOUR_MS, SyntheticStripe
-from stripe_helpers import shape_errors, stripe_fixture
 
 NOW_MS = 1_780_000_000_000  # 2026-05-28 20:26:40 UTC
 DAYS = 10
@@ -58,7 +58,15 @@ def test_objects_round_trip_through_the_stripe_library(history):
         assert obj.id == version.object_id
         assert obj.object == version.object_type
     charge = stripe.Charge.construct_from(history[0].payload, "sk_test_x")
-    assert charge.payment_method_details.card.brand in {"visa", "mastercard", "amex", "discover", "jcb", "diners", "unionpay"}
+    assert charge.payment_method_details.card.brand in {
+        "visa",
+        "mastercard",
+        "amex",
+        "discover",
+        "jcb",
+        "diners",
+        "unionpay",
+    }
     assert charge.outcome.type in {"authorized", "manual_review", "issuer_declined", "blocked"}
 
 
@@ -76,11 +84,11 @@ def test_zero_and_three_decimal_currencies_are_priced_in_whole_units_and_mils(hi
     amounts = defaultdict(list)
     for charge in first_charges(history):
         amounts[charge["currency"]].append(charge["amount"])
-    assert 2_000 <= statistics.median(amounts["jpy"]) <= 20_000      # yen, not hundredths of a yen
+    assert 2_000 <= statistics.median(amounts["jpy"]) <= 20_000  # yen, not hundredths of a yen
     assert 20_000 <= statistics.median(amounts["krw"]) <= 200_000
-    assert 5_000 <= statistics.median(amounts["kwd"]) <= 30_000     # 5–30 KWD in fils
+    assert 5_000 <= statistics.median(amounts["kwd"]) <= 30_000  # 5–30 KWD in fils
     assert 5_000 <= statistics.median(amounts["bhd"]) <= 40_000
-    assert 1_500 <= statistics.median(amounts["usd"]) <= 8_000      # $15–80 in cents
+    assert 1_500 <= statistics.median(amounts["usd"]) <= 8_000  # $15–80 in cents
 
 
 def test_many_currencies_card_brands_funding_types_and_wallets_appear(history):
@@ -105,8 +113,13 @@ def test_failed_charges_carry_stripes_decline_codes_and_a_matching_outcome(histo
         outcome = charge["outcome"]
         assert (charge["paid"], charge["captured"], charge["amount_captured"]) == (False, False, 0)
         assert charge["balance_transaction"] is None and charge["receipt_url"] is None
-        assert charge["failure_code"] in {"card_declined", "expired_card", "incorrect_cvc", "processing_error",
-                                          "incorrect_number"}
+        assert charge["failure_code"] in {
+            "card_declined",
+            "expired_card",
+            "incorrect_cvc",
+            "processing_error",
+            "incorrect_number",
+        }
         assert outcome["reason"] in decline_codes
         if outcome["type"] == "blocked":
             assert outcome["network_status"] == "not_sent_to_network"
@@ -114,8 +127,10 @@ def test_failed_charges_carry_stripes_decline_codes_and_a_matching_outcome(histo
             assert (outcome["type"], outcome["network_status"]) == ("issuer_declined", "declined_by_network")
     assert {"insufficient_funds", "generic_decline", "highest_risk_level"} <= {c["outcome"]["reason"] for c in failed}
     succeeded = [c for c in charges if c["status"] == "succeeded"]
-    assert all(c["paid"] and c["captured"] and c["amount_captured"] == c["amount"] and c["failure_code"] is None
-               for c in succeeded)
+    assert all(
+        c["paid"] and c["captured"] and c["amount_captured"] == c["amount"] and c["failure_code"] is None
+        for c in succeeded
+    )
 
 
 def test_refunds_update_the_charge_and_never_exceed_it(history):
@@ -152,7 +167,7 @@ def test_a_later_version_of_an_object_carries_a_later_event_time(history):
         event_times[version.object_id].append(version.event_time_ms)
     updated = [times for times in event_times.values() if len(times) > 1]
     assert len(updated) > 500
-    assert all(a < b for times in updated for a, b in zip(times, times[1:]))
+    assert all(a < b for times in updated for a, b in zip(times, times[1:], strict=False))
     assert [v.event_time_ms for v in history] == sorted(v.event_time_ms for v in history)
 
 
@@ -195,8 +210,11 @@ def test_a_stream_starts_at_its_anchor_and_advances_at_its_rate():
     first, last = versions[0].event_time_ms, versions[-1].event_time_ms
     assert NOW_MS <= first < NOW_MS + 100
     assert 8_000 <= last - NOW_MS <= 12_000  # ~10 s of charges at 1,000/s
-    assert all(abs(v.payload["created"] * 1000 - v.event_time_ms) < 1000 for v in versions if v.object_type == "charge"
-               and not v.payload["amount_refunded"] and not v.payload["disputed"])
+    assert all(
+        abs(v.payload["created"] * 1000 - v.event_time_ms) < 1000
+        for v in versions
+        if v.object_type == "charge" and not v.payload["amount_refunded"] and not v.payload["disputed"]
+    )
 
 
 def test_a_stream_brings_refunds_within_minutes():

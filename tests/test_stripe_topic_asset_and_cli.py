@@ -10,15 +10,16 @@ import dagster as dg
 import pytest
 from click.testing import CliRunner
 
+from stripe_helpers import FakeStripe, events_from_versions, headers_of, read_topic
+from txstream_dagster.cli.produce import Duration, produce
+from txstream_dagster.definitions import build_definitions
 from txstream_dagster.defs.stripe_source.assets import stripe_events_topic
-from txstream_dagster.defs.stripe_source.cli import Duration, produce
-from txstream_dagster.defs.stripe_source.production import metered
 from txstream_dagster.defs.stripe_source.resources import StripeResource
 from txstream_dagster.defs.stripe_source.synthetic_charges import DAY_MS, SyntheticStripe
+from txstream_dagster.defs.stripe_source.topic_feeds import metered
 from txstream_dagster.resources import KafkaResource, PostgresResource
-from txstream_dagster.settings import get_settings
+from txstream_dagster.settings import load_settings
 from txstream_spark.event_contract import HEADER_EVENT_TIME, HEADER_OBJECT_TYPE
-from stripe_helpers import FakeStripe, events_from_versions, headers_of, read_topic
 
 
 class FakeClock:
@@ -85,7 +86,7 @@ def test_materialising_without_a_stripe_key_publishes_a_synthetic_batch_and_repo
     assert metadata["source"] == "synthetic" and metadata["seed"] == 5
     assert metadata["messages_published"] == 3_000 == len(read_topic(kafka))
     assert sum(metadata["end_offsets"].values()) == 3_000
-    assert len(metadata["end_offsets"]) == get_settings().topic_partitions
+    assert len(metadata["end_offsets"]) == load_settings().topic_partitions
     assert metadata["events_per_second"] > 0
 
 
@@ -120,7 +121,8 @@ def test_a_secret_key_is_warned_about_and_a_restricted_key_is_not(kafka, clean_w
     with FakeStripe(api_key=key) as fake, dg.instance_for_test() as instance:
         stripe = StripeResource(api_key=fake.api_key, api_base=fake.url, backfill_days=1)
         result = dg.materialize(
-            [stripe_events_topic], resources={"kafka": kafka, "postgres": clean_warehouse, "stripe": stripe},
+            [stripe_events_topic],
+            resources={"kafka": kafka, "postgres": clean_warehouse, "stripe": stripe},
             instance=instance,
         )
         assert result.success
@@ -165,12 +167,10 @@ def test_produce_pulls_from_stripe_when_a_key_is_set(
         events_from_versions(fake, SyntheticStripe(9).history(now_ms - DAY_MS, now_ms - 60_000, 50))
         monkeypatch.setenv("STRIPE_API_KEY", fake.api_key)
         monkeypatch.setenv("TXSTREAM_STRIPE_API_BASE", fake.url)
-        get_settings.cache_clear()
         try:
             result = CliRunner().invoke(produce, ["--duration", "0s", "--topic", kafka.topic])
         finally:
             monkeypatch.undo()
-            get_settings.cache_clear()
 
     assert result.exit_code == 0, result.output
     assert fake.api_key not in result.output
@@ -179,7 +179,7 @@ def test_produce_pulls_from_stripe_when_a_key_is_set(
 
 
 def test_the_code_location_loads_with_the_topic_asset_and_every_resource_it_needs():
-    from txstream_dagster.definitions import defs as code_location  # here, not at the top: it reads the settings
+    code_location = build_definitions(load_settings())
 
     dg.Definitions.validate_loadable(code_location)
     assert code_location.get_assets_def("stripe_events_topic").required_resource_keys >= {"kafka", "postgres", "stripe"}

@@ -17,7 +17,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
@@ -50,12 +50,12 @@ class BuiltWarehouse:
 
 
 def build_pipeline_warehouse(postgres: PostgresResource, end: datetime | None = None) -> BuiltWarehouse:
-    end = end or datetime.now(timezone.utc)
+    end = end or datetime.now(UTC)
     start = end - HISTORY
     empty_warehouse(postgres)
     placed = on_partitions([*synthetic_history(start, end), *unreadable_messages(end)])
     for first in range(0, len(placed), MICRO_BATCH):
-        land_messages(postgres, placed[first:first + MICRO_BATCH])
+        land_messages(postgres, placed[first : first + MICRO_BATCH])
     land_objects(postgres, [stripe_fixture("charge"), stripe_fixture("refund"), stripe_fixture("dispute")], "stripe")
     observe_lag(postgres, [{0: 120, 1: 40}, {0: 30, 1: 25}, {1: 25}])
     fetch_gbp_rates(postgres, start.date(), end.date())

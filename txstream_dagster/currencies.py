@@ -8,16 +8,10 @@ from __future__ import annotations
 
 import csv
 import functools
-import os
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def dbt_project_dir() -> Path:
-    return Path(os.environ.get("TXSTREAM_DBT_PROJECT_DIR", REPO_ROOT / "dbt_project")).resolve()
+from txstream_dagster.paths import dbt_project_dir
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The txstream code location: the Definitions of every stage, merged, with shared resources."""
+"""The txstream code location: the Definitions of every stage, merged, with the resources built from the settings."""
 
 import dagster as dg
 
@@ -7,14 +7,23 @@ from txstream_dagster.defs.forex import definitions as forex
 from txstream_dagster.defs.reporting import definitions as reporting
 from txstream_dagster.defs.stream import definitions as stream
 from txstream_dagster.defs.stripe_source import definitions as stripe_source
-from txstream_dagster.resources import shared_resources
+from txstream_dagster.resources.build import build_resources
+from txstream_dagster.settings import Settings, load_settings
 
-# In data-flow order: Stripe → topic → stream → raw tables; forex; dbt marts; reports.
-defs = dg.Definitions.merge(
-    dg.Definitions(resources=shared_resources()),
-    stripe_source.defs,
-    stream.defs,
-    forex.defs,
-    dbt.defs,
-    reporting.defs,
-)
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    # In data-flow order: Stripe → topic → stream → raw tables; forex; dbt marts; reports.
+    return dg.Definitions.merge(
+        stripe_source.defs,
+        stream.defs,
+        forex.defs,
+        dbt.defs,
+        reporting.defs,
+        dg.Definitions(resources=build_resources(settings)),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The settings are read here, once, when Dagster loads the code location."""
+    return build_definitions(load_settings())

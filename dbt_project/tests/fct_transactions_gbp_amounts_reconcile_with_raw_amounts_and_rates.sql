@@ -8,7 +8,11 @@ with
 
 raw_charges as (
 
-    select object_id as charge_id, amount as amount_minor, currency, created_at
+    select
+        object_id as charge_id,
+        amount as amount_minor,
+        currency,
+        created_at
     from {{ source('stripe', 'transactions') }}
     where object_type = 'charge'
 
@@ -16,13 +20,20 @@ raw_charges as (
 
 currencies as (
 
-    select currency, minor_unit_exponent from {{ ref('currencies') }}
+    select
+        currency,
+        minor_unit_exponent
+    from {{ ref('currencies') }}
 
 ),
 
 rates as (
 
-    select rate_date, quote, rate from {{ source('forex', 'rates') }}
+    select
+        rate_date,
+        quote,
+        rate
+    from {{ source('forex', 'rates') }}
     where base = 'gbp'
 
 ),
@@ -35,16 +46,21 @@ expected as (
         case when raw_charges.currency = 'gbp' then 1 else rates.rate end as rate
     from raw_charges
     inner join currencies
-        on currencies.currency = raw_charges.currency
+        on raw_charges.currency = currencies.currency
     left join rates
-        on rates.quote = raw_charges.currency
-        and rates.rate_date = (raw_charges.created_at at time zone 'UTC')::date
+        on raw_charges.currency = rates.quote
+            and (raw_charges.created_at at time zone 'UTC')::date = rates.rate_date
 
 ),
 
 transactions as (
 
-    select charge_id, amount, amount_gbp, fx_rate from {{ ref('fct_transactions') }}
+    select
+        charge_id,
+        amount,
+        amount_gbp,
+        fx_rate
+    from {{ ref('fct_transactions') }}
 
 )
 
@@ -57,9 +73,9 @@ select
     expected.rate as expected_rate
 from transactions
 inner join expected
-    on expected.charge_id = transactions.charge_id
+    on transactions.charge_id = expected.charge_id
 where transactions.amount is distinct from expected.amount_major
-   or transactions.fx_rate is distinct from expected.rate
-   -- GBP amounts carry up to ~20 significant digits: agree to a millionth of a unit.
-   or abs(transactions.amount_gbp * transactions.fx_rate - expected.amount_major) > 0.000001
-   or (transactions.amount_gbp is null) <> (expected.rate is null)
+    or transactions.fx_rate is distinct from expected.rate
+    -- GBP amounts carry up to ~20 significant digits: agree to a millionth of a unit.
+    or abs(transactions.amount_gbp * transactions.fx_rate - expected.amount_major) > 0.000001
+    or (transactions.amount_gbp is null) <> (expected.rate is null)

@@ -27,8 +27,8 @@ from txstream_spark.preflight import LandedOffsets, PreflightError
 @dataclass(frozen=True)
 class ResumePlan:
     starting_offsets: str  # what a new query is given: earliest | latest | Spark's per-partition JSON
-    set_aside: bool        # move the existing checkpoint away first, so the query is new
-    reason: str            # for the log
+    set_aside: bool  # move the existing checkpoint away first, so the query is new
+    reason: str  # for the log
 
 
 def decide_resume(
@@ -55,8 +55,12 @@ def decide_resume(
     database = {p: o for p, o in landed.next_offsets.items() if o > 0}
     if not database:
         if checkpoint_offsets and any(checkpoint_offsets.values()):
-            return ResumePlan("earliest", True, "PostgreSQL holds no offsets for this topic but the checkpoint does "
-                                                "(database restored?): reading the topic from its start")
+            return ResumePlan(
+                "earliest",
+                True,
+                "PostgreSQL holds no offsets for this topic but the checkpoint does "
+                "(database restored?): reading the topic from its start",
+            )
         return ResumePlan(default_start, checkpoint_exists, f"nothing landed yet: starting at {default_start}")
     checkpoint = {p: o for p, o in (checkpoint_offsets or {}).items() if o > 0}
     if checkpoint == database:
@@ -71,6 +75,7 @@ def decide_resume(
 
 
 # --- the checkpoint on its file system (local paths and cluster URIs alike) ----------------------
+
 
 def _checkpoint_fs(spark, checkpoint: str):
     """(Hadoop FileSystem, Path) of the checkpoint: local paths and cluster URIs (hdfs://, s3a://) alike."""
@@ -121,18 +126,23 @@ def committed_offsets(spark, checkpoint: str, topic: str) -> dict[int, int] | No
     return {int(partition): int(offset) for partition, offset in offsets.items()}
 
 
-def resume_plan(spark, checkpoint: str, topic: TopicDescription, landed: LandedOffsets, default_start: str) -> ResumePlan:
+def resume_plan(
+    spark, checkpoint: str, topic: TopicDescription, landed: LandedOffsets, default_start: str
+) -> ResumePlan:
     fs, path = _checkpoint_fs(spark, checkpoint)
     exists = fs.exists(_child(spark, path, "offsets"))
-    return decide_resume(topic, committed_offsets(spark, checkpoint, topic.name) if exists else None, exists, landed,
-                         default_start)
+    return decide_resume(
+        topic, committed_offsets(spark, checkpoint, topic.name) if exists else None, exists, landed, default_start
+    )
 
 
 def set_aside(spark, checkpoint: str) -> str:
     """Rename the checkpoint to `<checkpoint>.superseded-<UTC time>` (kept for inspection); the new name."""
     fs, path = _checkpoint_fs(spark, checkpoint)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
     target = f"{checkpoint.rstrip('/')}.superseded-{stamp}"
     if not fs.rename(path, spark._jvm.org.apache.hadoop.fs.Path(target)):  # noqa: SLF001
-        raise PreflightError(f"Could not move the checkpoint {checkpoint} aside to {target}: move or delete it by hand.")
+        raise PreflightError(
+            f"Could not move the checkpoint {checkpoint} aside to {target}: move or delete it by hand."
+        )
     return target

@@ -13,11 +13,11 @@ import re
 
 SCHEMA_VERSION = "1"
 
-HEADER_OBJECT_TYPE = "stripe-object"       # charge | refund | dispute
-HEADER_SOURCE = "txstream-source"          # stripe | synthetic
+HEADER_OBJECT_TYPE = "stripe-object"  # charge | refund | dispute
+HEADER_SOURCE = "txstream-source"  # stripe | synthetic
 HEADER_SCHEMA_VERSION = "txstream-schema-version"
 HEADER_EVENT_TIME = "txstream-event-time"  # epoch milliseconds, decimal ASCII
-HEADER_API_VERSION = "stripe-api-version"   # the Event's api_version, e.g. 2024-06-20; absent when unknown
+HEADER_API_VERSION = "stripe-api-version"  # the Event's api_version, e.g. 2024-06-20; absent when unknown
 
 OBJECT_TYPES = ("charge", "refund", "dispute")
 SOURCES = ("stripe", "synthetic")

@@ -32,8 +32,9 @@ def describe_topic(admin: KafkaAdminClient, topic: str) -> TopicDescription | No
 
 
 def admin_client(bootstrap: str, **config) -> KafkaAdminClient:
-    return KafkaAdminClient(bootstrap_servers=bootstrap, **{"bootstrap_timeout_ms": 10_000,
-                                                            "request_timeout_ms": 10_000, **config})
+    return KafkaAdminClient(
+        bootstrap_servers=bootstrap, **{"bootstrap_timeout_ms": 10_000, "request_timeout_ms": 10_000, **config}
+    )
 
 
 class TopicWatch:
@@ -53,7 +54,9 @@ class TopicWatch:
             self.close()
             raise
         if now is None or now.topic_id != self.topic_id:
-            what = "was deleted" if now is None else f"was deleted and created again (id {self.topic_id} → {now.topic_id})"
+            what = (
+                "was deleted" if now is None else f"was deleted and created again (id {self.topic_id} → {now.topic_id})"
+            )
             raise TopicRecreated(
                 f"Kafka topic {self.topic!r} {what} while the stream read it: the batch in flight was not applied. "
                 "The checkpoint's offsets belong to the old topic; to read the new one from its start, run "

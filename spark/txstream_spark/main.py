@@ -22,7 +22,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-from txstream_spark import DEFAULT_MAX_OFFSETS_PER_TRIGGER
 from txstream_spark.event_contract import check_topic_name
 from txstream_spark.preflight import PreflightError, check_broker, check_warehouse, landed_offsets
 from txstream_spark.reporting import JobReporter
@@ -66,13 +65,22 @@ def parse_args(argv: list[str] | None = None) -> StreamConfig:
     parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, host:port[,host:port]")
     parser.add_argument("--topic", required=True)
     parser.add_argument("--checkpoint", required=True, help="Spark checkpoint directory (local path or a URI)")
-    parser.add_argument("--trigger", choices=["available-now", "processing-time"], default="available-now",
-                        help="available-now: catch up, then stop. processing-time: run until stopped.")
-    parser.add_argument("--interval", default="1 second", help="processing-time trigger interval")
-    parser.add_argument("--starting-offsets", choices=["earliest", "latest"], default="earliest",
-                        help="where a new checkpoint starts (earliest: nothing produced before is lost)")
-    parser.add_argument("--max-offsets-per-trigger", type=int, default=DEFAULT_MAX_OFFSETS_PER_TRIGGER)
-    parser.add_argument("--fail-on-data-loss", choices=["true", "false"], default="true")
+    # No defaults: whoever submits the job (txstream's Spark resource) decides every setting, once.
+    parser.add_argument(
+        "--trigger",
+        choices=["available-now", "processing-time"],
+        required=True,
+        help="available-now: catch up, then stop. processing-time: run until stopped.",
+    )
+    parser.add_argument("--interval", required=True, help="processing-time trigger interval")
+    parser.add_argument(
+        "--starting-offsets",
+        choices=["earliest", "latest"],
+        required=True,
+        help="where a new checkpoint starts (earliest: nothing produced before is lost)",
+    )
+    parser.add_argument("--max-offsets-per-trigger", type=int, required=True)
+    parser.add_argument("--fail-on-data-loss", choices=["true", "false"], required=True)
     parser.add_argument("--master", default=None, help="only when not set by spark-submit")
     args = parser.parse_args(argv)
     try:
@@ -80,10 +88,15 @@ def parse_args(argv: list[str] | None = None) -> StreamConfig:
     except ValueError as exc:
         parser.error(str(exc))
     return StreamConfig(
-        bootstrap=args.bootstrap, topic=args.topic, checkpoint=args.checkpoint, trigger=args.trigger,
-        interval=args.interval, starting_offsets=args.starting_offsets,
+        bootstrap=args.bootstrap,
+        topic=args.topic,
+        checkpoint=args.checkpoint,
+        trigger=args.trigger,
+        interval=args.interval,
+        starting_offsets=args.starting_offsets,
         max_offsets_per_trigger=args.max_offsets_per_trigger,
-        fail_on_data_loss=args.fail_on_data_loss == "true", master=args.master,
+        fail_on_data_loss=args.fail_on_data_loss == "true",
+        master=args.master,
     )
 
 
@@ -120,27 +133,40 @@ def run(config: StreamConfig, postgres_url: str, reporter: JobReporter) -> int:
     # source → transform → sink: the sink runs the transform in its Spark tasks, which COPY the
     # result straight to PostgreSQL (see sink.py), so rows never gather on the driver.
     sink = PostgresSink(
-        postgres_url, config.topic, functools.partial(transform_batches, topic_id=topic.topic_id),
-        on_batch=reporter.batch_committed, log=reporter.log, topic_watch=topic_watch,
+        postgres_url,
+        config.topic,
+        functools.partial(transform_batches, topic_id=topic.topic_id),
+        on_batch=reporter.batch_committed,
+        log=reporter.log,
+        topic_watch=topic_watch,
     )
     if not sink.claim():
-        reporter.log(f"Another stream query is already writing topic {config.topic}; nothing to do "
-                     "(its rows land in the same tables).")
+        reporter.log(
+            f"Another stream query is already writing topic {config.topic}; nothing to do "
+            "(its rows land in the same tables)."
+        )
         return EXIT_ALREADY_RUNNING
     try:
         spark = build_session(config)
         spark.sparkContext.setLogLevel("WARN")
         check_writable(spark, config.checkpoint)
-        plan = resume_plan(spark, config.checkpoint, topic, landed_offsets(postgres_url, config.topic),
-                           config.starting_offsets)
+        plan = resume_plan(
+            spark, config.checkpoint, topic, landed_offsets(postgres_url, config.topic), config.starting_offsets
+        )
         if plan.set_aside:
             reporter.log(f"checkpoint moved to {set_aside(spark, config.checkpoint)}")
-        reporter.log(f"reading {config.topic} (id {topic.topic_id}, {topic.partitions} partitions) from "
-                     f"{config.bootstrap}: {plan.reason}")
+        reporter.log(
+            f"reading {config.topic} (id {topic.topic_id}, {topic.partitions} partitions) from "
+            f"{config.bootstrap}: {plan.reason}"
+        )
         try:
             messages = read_kafka_stream(
-                spark, bootstrap=config.bootstrap, topic=config.topic, starting_offsets=plan.starting_offsets,
-                max_offsets_per_trigger=config.max_offsets_per_trigger, fail_on_data_loss=config.fail_on_data_loss,
+                spark,
+                bootstrap=config.bootstrap,
+                topic=config.topic,
+                starting_offsets=plan.starting_offsets,
+                max_offsets_per_trigger=config.max_offsets_per_trigger,
+                fail_on_data_loss=config.fail_on_data_loss,
             )
         except ConnectorMissing as exc:
             raise PreflightError(str(exc)) from None

@@ -29,12 +29,18 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
         ) from None
 
 
+def _regclass(conn: psycopg.Connection, table: str) -> str | None:
+    row = conn.execute("SELECT to_regclass(%s)", [table]).fetchone()
+    assert row is not None  # a SELECT without FROM returns its row
+    return row[0]
+
+
 def check_warehouse(url: str) -> None:
     with connect(url) as conn:
         missing = [
             table
             for table in ("raw.transactions", "raw.quarantined_events", "ops.stream_offsets", "ops.stream_batches")
-            if conn.execute("SELECT to_regclass(%s)", [table]).fetchone()[0] is None
+            if _regclass(conn, table) is None
         ]
     if missing:
         raise PreflightError(

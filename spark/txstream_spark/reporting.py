@@ -6,7 +6,7 @@ import statistics
 import sys
 from collections import Counter
 
-from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
+from dagster_pipes import PipesContext, PipesEnvVarParamsLoader, open_dagster_pipes
 
 ASSET_KEY = "raw_transactions"
 
@@ -17,7 +17,7 @@ class JobReporter:
         self.totals: Counter = Counter()
         self.batch_seconds: list[float] = []
         self.next_offsets: dict[int, int] = {}
-        self.pipes = None
+        self.pipes: PipesContext | None = None
 
     def __enter__(self) -> JobReporter:
         if PipesEnvVarParamsLoader().is_dagster_pipes_process():
@@ -40,8 +40,12 @@ class JobReporter:
 
     def batch_committed(self, batch_id: int, result) -> None:
         self.totals.update(
-            consumed=result.consumed, inserted=result.inserted, updated=result.updated,
-            duplicates=result.duplicates, quarantined=result.quarantined, batches=1,
+            consumed=result.consumed,
+            inserted=result.inserted,
+            updated=result.updated,
+            duplicates=result.duplicates,
+            quarantined=result.quarantined,
+            batches=1,
             replayed_batches=int(result.replayed),
         )
         self.batch_seconds.append(result.seconds)
@@ -50,8 +54,10 @@ class JobReporter:
         self.log(f"batch {batch_id}: {result.as_log_line()}")
 
     def summary(self, seconds: float) -> dict:
-        totals = {name: self.totals[name] for name in (
-            "consumed", "inserted", "updated", "duplicates", "quarantined", "batches", "replayed_batches")}
+        totals = {
+            name: self.totals[name]
+            for name in ("consumed", "inserted", "updated", "duplicates", "quarantined", "batches", "replayed_batches")
+        }
         return {
             **totals,
             "seconds": round(seconds, 2),

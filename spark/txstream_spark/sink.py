@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import psycopg
@@ -54,6 +54,23 @@ class WriterLost(RuntimeError):
 def writer_lock_key(topic: str) -> str:
     """The advisory lock that makes one stream query the topic's only writer (the Dagster sensor probes it)."""
     return f"txstream-stream-writer:{topic}"
+
+
+def _one_row(row: tuple | None) -> tuple:
+    """`row`, from a query that always returns one (an aggregate, a lock probe, …)."""
+    assert row is not None, "the query returned no row"
+    return row
+
+
+def try_writer_lock(conn: psycopg.Connection, topic: str) -> bool:
+    """Take the topic's writer lock for `conn`'s session; False when another session holds it."""
+    return _one_row(
+        conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [writer_lock_key(topic)]).fetchone()
+    )[0]
+
+
+def release_writer_lock(conn: psycopg.Connection, topic: str) -> None:
+    conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [writer_lock_key(topic)])
 
 
 def staging_prefix(topic: str) -> str:
@@ -86,7 +103,7 @@ SELECT EXISTS (
 def claim_writer_lock(conn: psycopg.Connection, topic: str, writer: str) -> bool:
     """Make `conn`'s session the topic's only writer (False: another holds it), then drop the staging
     tables earlier writers left behind (a writer that died, or lost the lock, never applies them)."""
-    if not conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [writer_lock_key(topic)]).fetchone()[0]:
+    if not try_writer_lock(conn, topic):
         conn.rollback()
         return False
     for (stale,) in conn.execute(
@@ -99,7 +116,7 @@ def claim_writer_lock(conn: psycopg.Connection, topic: str, writer: str) -> bool
 
 
 def holds_writer_lock(conn: psycopg.Connection, topic: str) -> bool:
-    return conn.execute(_HOLDS_WRITER_LOCK, [writer_lock_key(topic)]).fetchone()[0]
+    return _one_row(conn.execute(_HOLDS_WRITER_LOCK, [writer_lock_key(topic)]).fetchone())[0]
 
 
 # --- 1. stage ----------------------------------------------------------------
@@ -153,7 +170,9 @@ def _worker_connection(url: str) -> psycopg.Connection:
 
 
 def stage_in_tasks(
-    url: str, table: sql.Identifier, spark_batch_id: int,
+    url: str,
+    table: sql.Identifier,
+    spark_batch_id: int,
     transform: Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]],
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """A `mapInArrow` function: each Spark task transforms its messages and COPYs them to staging."""
@@ -183,7 +202,7 @@ class BatchResult:
     quarantined: int = 0
     replayed: bool = False
     offset_ranges: list[dict] = field(default_factory=list)
-    seconds: float = 0.0        # applying, on the driver
+    seconds: float = 0.0  # applying, on the driver
     stage_seconds: float = 0.0  # reading, transforming and staging, in the tasks
 
     def as_log_line(self) -> str:
@@ -255,13 +274,16 @@ def apply_staged(
         # Only the topic's writer applies (a query whose session was lost and whose lock another took stops).
         if not holds_writer_lock(conn, topic):
             raise WriterLost(f"this stream query no longer holds topic {topic!r}'s writer lock; nothing was applied")
-        total, distinct_messages, quarantined, distinct_objects = cur.execute(STAGED_FIGURES.format(staging)).fetchone()
+        total, distinct_messages, quarantined, distinct_objects = _one_row(
+            cur.execute(STAGED_FIGURES.format(staging)).fetchone()
+        )
         if total == 0:
             return result
         if distinct_messages < total:
             cur.execute(DROP_REPEATED_MESSAGES.format(staging=staging))
-            total, distinct_messages, quarantined, distinct_objects = cur.execute(
-                STAGED_FIGURES.format(staging)).fetchone()
+            total, distinct_messages, quarantined, distinct_objects = _one_row(
+                cur.execute(STAGED_FIGURES.format(staging)).fetchone()
+            )
         result.offset_ranges = [
             {"topic": t, "topic_id": tid, "partition": p, "from": lo, "to": hi, "count": n}
             for t, tid, p, lo, hi, n in cur.execute(
@@ -283,15 +305,17 @@ def apply_staged(
         accepted = total - quarantined
         if distinct_objects < accepted:
             cur.execute(DROP_SUPERSEDED_VERSIONS.format(staging=staging))
-        result.inserted, result.updated = cur.execute(
-            UPSERT.format(
-                columns=_columns(ROW_COLUMNS),
-                staging=staging,
-                assignments=sql.SQL(", ").join(
-                    sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in ROW_COLUMNS if c != "object_id"
-                ),
-            )
-        ).fetchone()
+        result.inserted, result.updated = _one_row(
+            cur.execute(
+                UPSERT.format(
+                    columns=_columns(ROW_COLUMNS),
+                    staging=staging,
+                    assignments=sql.SQL(", ").join(
+                        sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in ROW_COLUMNS if c != "object_id"
+                    ),
+                )
+            ).fetchone()
+        )
         result.duplicates = accepted - result.inserted - result.updated
         result.quarantined = quarantined
         if quarantined:
@@ -315,34 +339,22 @@ def apply_staged(
                    offset_ranges, consumed, inserted, updated, duplicates, quarantined, started_at, committed_at)
                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp())""",
             [
-                key, topic, result.offset_ranges[0]["topic_id"], spark_batch_id,
-                orjson.dumps(result.offset_ranges).decode(), result.consumed, result.inserted,
-                result.updated, result.duplicates, result.quarantined, started_at,
+                key,
+                topic,
+                result.offset_ranges[0]["topic_id"],
+                spark_batch_id,
+                orjson.dumps(result.offset_ranges).decode(),
+                result.consumed,
+                result.inserted,
+                result.updated,
+                result.duplicates,
+                result.quarantined,
+                started_at,
             ],
         )
         cur.execute(sql.SQL("TRUNCATE {}").format(staging))
     result.seconds = time.perf_counter() - started
     return result
-
-
-def write_batch(conn: psycopg.Connection, table: pa.Table, spark_batch_id: int | None = None) -> BatchResult:
-    """Stage and apply an already transformed batch from this process, as the topic's writer for the
-    connection's lifetime (what a stream query's tasks and driver do, in one)."""
-    if table.num_rows == 0:
-        return BatchResult()
-    started_at = datetime.now(timezone.utc)
-    topic = table.column("kafka_topic")[0].as_py()
-    writer = new_writer_id()
-    if not claim_writer_lock(conn, topic, writer):
-        raise WriterLost(f"a stream query is writing topic {topic!r}")
-    staging = staging_table(topic, writer)
-    prepare_staging(conn, staging)
-    copy_to_staging(conn, staging, spark_batch_id or 0, table.to_batches())
-    try:
-        return apply_staged(conn, topic, staging, spark_batch_id, started_at)
-    finally:
-        drop_staging(conn, staging)
-        conn.commit()
 
 
 class SinkUnavailable(RuntimeError):
@@ -364,7 +376,9 @@ class PostgresSink:
 
     RETRY_DELAYS_S = (1, 2, 4, 8, 15, 30)
 
-    def __init__(self, url: str, topic: str, transform, on_batch=None, log=print, topic_watch: TopicWatch | None = None):
+    def __init__(
+        self, url: str, topic: str, transform, on_batch=None, log=print, topic_watch: TopicWatch | None = None
+    ):
         self.url = url
         self.topic = topic
         self.transform = transform
@@ -393,10 +407,11 @@ class PostgresSink:
                     f"another stream query took topic {self.topic!r}'s writer lock while this one reconnected "
                     "(PostgreSQL restarted?): this one stops, the other goes on writing."
                 )
+            assert self.conn is not None  # claim() set it
         return self.conn
 
     def write(self, batch_df, batch_id: int) -> BatchResult:
-        started_at = datetime.now(timezone.utc)
+        started_at = datetime.now(UTC)
         conn = self._connection()
         prepare_staging(conn, self.staging)
         stage = stage_in_tasks(self.url, self.staging, batch_id, self.transform)

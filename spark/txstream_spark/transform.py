@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -36,8 +36,8 @@ from txstream_spark.event_contract import (
 
 CURRENCY_CODE = re.compile(r"^[a-z]{3}$")
 # Stripe was founded in 2010; anything outside this window is not a real `created` (or event time).
-EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
-LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 EARLIEST_CREATED = int(EARLIEST.timestamp())
 LATEST_CREATED = int(LATEST.timestamp())
 # A version stamped later than this after the stream saw it would win every later upsert of its
@@ -95,8 +95,19 @@ OUTPUT_SCHEMA = pa.schema(
     ]
 )
 TYPED_COLUMNS = [
-    "object_id", "object_type", "amount", "currency", "status", "created_at", "charge_id",
-    "customer_id", "livemode", "source", "event_time", "api_version", "payload",
+    "object_id",
+    "object_type",
+    "amount",
+    "currency",
+    "status",
+    "created_at",
+    "charge_id",
+    "customer_id",
+    "livemode",
+    "source",
+    "event_time",
+    "api_version",
+    "payload",
 ]
 
 
@@ -134,9 +145,7 @@ def _field(obj: dict, name: str, kinds: type | tuple[type, ...], kind_name: str,
         return None
     # bool is an int in Python; Stripe never sends a bool where it means a number.
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in _as_tuple(kinds)):
-        raise Rejected(
-            "wrong_type", f"{name!r} must be {kind_name}, got {type(value).__name__} {_preview(value)}"
-        )
+        raise Rejected("wrong_type", f"{name!r} must be {kind_name}, got {type(value).__name__} {_preview(value)}")
     return value
 
 
@@ -180,7 +189,7 @@ def _header(headers: dict[str, bytes | None], name: str) -> str | None:
 
 
 def _utc(epoch_seconds: float) -> datetime:
-    return datetime.fromtimestamp(epoch_seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(epoch_seconds, tz=UTC)
 
 
 def parse_message(
@@ -195,7 +204,9 @@ def parse_message(
     if value is None:
         raise Rejected("empty_value", "the message has no value (a tombstone?); Stripe objects are never empty")
     if len(value) > MAX_MESSAGE_BYTES:
-        raise Rejected("oversized", f"{len(value)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit for a Stripe object")
+        raise Rejected(
+            "oversized", f"{len(value)} bytes is over the {MAX_MESSAGE_BYTES}-byte limit for a Stripe object"
+        )
     try:
         obj = orjson.loads(value)  # also rejects invalid UTF-8
     except orjson.JSONDecodeError as exc:
@@ -242,6 +253,7 @@ def parse_message(
         _bounded(status, "status", MAX_STATUS_LENGTH)
 
     customer_id = _id_of(obj.get("customer"), "customer")
+    charge_id: str | None
     if object_type == "charge":
         charge_id = object_id
     else:
@@ -251,12 +263,16 @@ def parse_message(
 
     source = _header(headers, HEADER_SOURCE) or "stripe"
     if source not in SOURCES:
-        raise Rejected("invalid_header", f"header {HEADER_SOURCE}={_preview(source)}; expected one of {', '.join(SOURCES)}")
+        raise Rejected(
+            "invalid_header", f"header {HEADER_SOURCE}={_preview(source)}; expected one of {', '.join(SOURCES)}"
+        )
     api_version = _header(headers, HEADER_API_VERSION)
     if api_version is not None and not API_VERSION.fullmatch(api_version):
-        raise Rejected("invalid_header", f"header {HEADER_API_VERSION}={_preview(api_version)} is not a Stripe API version")
+        raise Rejected(
+            "invalid_header", f"header {HEADER_API_VERSION}={_preview(api_version)} is not a Stripe API version"
+        )
     event_time = _event_time(_header(headers, HEADER_EVENT_TIME), kafka_timestamp, created)
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if event_time > now + EVENT_TIME_FUTURE_TOLERANCE:
         raise Rejected(
             "event_time_in_future",
@@ -288,7 +304,9 @@ def _event_time(header: str | None, kafka_timestamp: datetime | None, created: i
     try:
         event_time = _utc(int(header) / 1000)
     except (ValueError, OverflowError, OSError):
-        raise Rejected("invalid_header", f"header {HEADER_EVENT_TIME}={_preview(header)} is not epoch milliseconds") from None
+        raise Rejected(
+            "invalid_header", f"header {HEADER_EVENT_TIME}={_preview(header)} is not epoch milliseconds"
+        ) from None
     if event_time < EARLIEST:
         raise Rejected("invalid_header", f"header {HEADER_EVENT_TIME}={_preview(header)} is before {EARLIEST.year}")
     return event_time
@@ -304,7 +322,9 @@ def _header_dicts(batch: pa.RecordBatch) -> list[dict[str, bytes | None]]:
     values = entries.field("value").to_pylist()
     valid = headers.is_valid().to_pylist()
     return [
-        dict(zip(keys[offsets[i]:offsets[i + 1]], values[offsets[i]:offsets[i + 1]])) if valid[i] else {}
+        dict(zip(keys[offsets[i] : offsets[i + 1]], values[offsets[i] : offsets[i + 1]], strict=False))
+        if valid[i]
+        else {}
         for i in range(len(batch))
     ]
 
@@ -317,8 +337,9 @@ def _kafka_timestamps(batch: pa.RecordBatch) -> tuple[pa.Array, list[datetime | 
     """The broker's timestamps, nulled outside [EARLIEST, LATEST): a producer may set any CreateTime, and
     neither Python nor PostgreSQL holds every int64 of microseconds. (Arrow array, Python values)."""
     micros = batch.column("timestamp").cast(pa.int64())
-    plausible = pc.and_(pc.greater_equal(micros, int(EARLIEST.timestamp() * 1e6)),
-                        pc.less(micros, int(LATEST.timestamp() * 1e6)))
+    plausible = pc.and_(
+        pc.greater_equal(micros, int(EARLIEST.timestamp() * 1e6)), pc.less(micros, int(LATEST.timestamp() * 1e6))
+    )
     bounded = _only_where(pc.fill_null(plausible, False), micros).cast(UTC_MICROS)
     return bounded, bounded.to_pylist()
 
@@ -335,7 +356,7 @@ def transform_batch(batch: pa.RecordBatch, topic_id: str = "", now: datetime | N
     the payload bytes pass through as Arrow arrays, untouched. `now` (default: the
     clock) bounds event times from the future.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     rows = len(batch)
     values = batch.column("value").to_pylist()
     kafka_timestamp_column, kafka_timestamps = _kafka_timestamps(batch)
@@ -380,10 +401,12 @@ def transform_batch(batch: pa.RecordBatch, topic_id: str = "", now: datetime | N
 def _headers_json(headers: dict[str, bytes | None]) -> str:
     """A quarantined message's headers as a JSON object PostgreSQL's jsonb takes (values as UTF-8 text,
     bad bytes and NULs replaced)."""
-    return orjson.dumps({
-        pg_text(str(key)): None if value is None else pg_text(bytes(value).decode("utf-8", "replace"))
-        for key, value in headers.items()
-    }).decode()
+    return orjson.dumps(
+        {
+            pg_text(str(key)): None if value is None else pg_text(bytes(value).decode("utf-8", "replace"))
+            for key, value in headers.items()
+        }
+    ).decode()
 
 
 def transform_batches(batches, topic_id: str = ""):

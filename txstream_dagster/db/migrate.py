@@ -8,11 +8,15 @@ changed after it was applied is refused: write a new migration instead.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
 from psycopg import sql
+
+from txstream_dagster.db.logins import Login
+from txstream_dagster.resources.postgres import PostgresResource
 
 MIGRATIONS_PACKAGE = "txstream_dagster.db.migrations"
 # Any constant works; it only has to be the same for every txstream process.
@@ -56,7 +60,7 @@ def migrate(conn: psycopg.Connection) -> list[str]:
                    checksum text NOT NULL,
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        applied = dict(conn.execute("SELECT version, checksum FROM ops.schema_migrations").fetchall())
+        applied: dict[int, str] = dict(conn.execute("SELECT version, checksum FROM ops.schema_migrations").fetchall())
         for migration in available_migrations():
             if migration.version in applied:
                 if applied[migration.version] != migration.checksum:
@@ -81,3 +85,13 @@ def set_login_password(conn: psycopg.Connection, role: str, password: str) -> No
     receives (and may log, with log_statement = 'ddl') never holds the password itself."""
     verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
     conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier)))
+
+
+def upgrade_warehouse(postgres: PostgresResource, passwords: Mapping[Login, str]) -> list[str]:
+    """`txstream migrate`: bring the schema up to date as the owner, then let each pipeline login in
+    `passwords` sign in with its password. Returns the migrations applied."""
+    with postgres.connect(login=Login.OWNER) as conn:
+        applied = migrate(conn)
+        for login, password in passwords.items():
+            set_login_password(conn, login, password)
+    return applied

@@ -1,4 +1,4 @@
-"""The event log: Kafka (TXSTREAM_KAFKA_BOOTSTRAP) or the embedded Apache Kafka."""
+"""The event log: the Kafka cluster and the topic carrying Stripe objects."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ import dagster as dg
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
-from txstream_dagster.local_stack import LocalStack
-from txstream_dagster.settings import get_settings
+from txstream_dagster.settings import check_compression_codec
 from txstream_spark.event_contract import check_topic_name
 from txstream_spark.kafka_topic import TopicDescription, admin_client, describe_topic
 
@@ -31,12 +30,17 @@ class TopicNotFound(RuntimeError):
 class KafkaResource(dg.ConfigurableResource):
     """Kafka cluster carrying the Stripe event topic.
 
-    `bootstrap` comes from TXSTREAM_KAFKA_BOOTSTRAP; unset means the embedded
-    Kafka that `txstream up` started.
+    `resources/build.py` fills the fields from the settings: TXSTREAM_KAFKA_BOOTSTRAP, or
+    the embedded Kafka that `txstream up` starts; the topic's name and the shape a new one
+    gets; the producer's compression codec.
     """
 
-    bootstrap: str | None = None
-    topic: str = "stripe.events"
+    bootstrap: str
+    topic: str
+    partitions: int = Field(ge=1, description="Partitions of the topic when txstream creates it.")
+    replication: int = Field(ge=1, description="Replication factor of the topic when txstream creates it.")
+    compression: str = Field(description="Codec the producer compresses batches with: none, gzip, snappy, lz4, zstd.")
+    embedded: bool = False  # the embedded Kafka: an unreachable broker says to run `txstream up`
 
     @field_validator("topic")
     @classmethod
@@ -44,24 +48,36 @@ class KafkaResource(dg.ConfigurableResource):
         # Run config can set it, bypassing TXSTREAM_TOPIC's check.
         return check_topic_name(value, "The kafka resource's topic")
 
-    def resolved_bootstrap(self) -> str:
-        return self.bootstrap or LocalStack(get_settings()).kafka_bootstrap()
+    @field_validator("compression")
+    @classmethod
+    def _codec_is_installed(cls, value: str) -> str:
+        return check_compression_codec(value, "The kafka resource's compression")
+
+    def for_topic(self, topic: str) -> KafkaResource:
+        """The same cluster, another topic."""
+        return KafkaResource(
+            bootstrap=self.bootstrap,
+            topic=topic,
+            partitions=self.partitions,
+            replication=self.replication,
+            compression=self.compression,
+            embedded=self.embedded,
+        )
 
     def _unreachable(self, exc: Exception) -> BrokerUnavailable:
         setting = (
             "the embedded Kafka (`txstream status`, then `txstream up`)"
-            if not self.bootstrap and not get_settings().kafka_bootstrap
+            if self.embedded
             else "TXSTREAM_KAFKA_BOOTSTRAP and that the brokers are up"
         )
         return BrokerUnavailable(
-            f"Cannot reach Kafka at {self.resolved_bootstrap()}: {exc or type(exc).__name__}. Check {setting}."
+            f"Cannot reach Kafka at {self.bootstrap}: {exc or type(exc).__name__}. Check {setting}."
         )
 
     @contextmanager
     def admin(self) -> Iterator[KafkaAdminClient]:
         try:
-            client = admin_client(self.resolved_bootstrap(), bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
-                                  client_id="txstream-admin")
+            client = admin_client(self.bootstrap, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS, client_id="txstream-admin")
         except KafkaError as exc:
             raise self._unreachable(exc) from None
         try:
@@ -69,12 +85,14 @@ class KafkaResource(dg.ConfigurableResource):
         finally:
             client.close()
 
-    def ensure_topic(self, partitions: int, replication: int) -> bool:
-        """Create the topic (explicitly: auto-creation is off, and would pick its own partition count).
-        Returns False when it already existed."""
+    def ensure_topic(self, partitions: int | None = None, replication: int | None = None) -> bool:
+        """Create the topic, with `partitions` and `replication` unless told otherwise (explicitly:
+        auto-creation is off, and would pick its own partition count). Returns False when it already existed."""
         with self.admin() as admin:
             try:
-                admin.create_topics([NewTopic(self.topic, partitions, replication)])
+                admin.create_topics(
+                    [NewTopic(self.topic, partitions or self.partitions, replication or self.replication)]
+                )
             except TopicAlreadyExistsError:
                 return False
         return True
@@ -84,7 +102,7 @@ class KafkaResource(dg.ConfigurableResource):
             description = describe_topic(admin, self.topic)
         if description is None:
             raise TopicNotFound(
-                f"Kafka topic {self.topic!r} does not exist on {self.resolved_bootstrap()}: create it with "
+                f"Kafka topic {self.topic!r} does not exist on {self.bootstrap}: create it with "
                 "`txstream up` (embedded) or `txstream topic create`, or fix TXSTREAM_TOPIC."
             )
         return description
@@ -99,7 +117,7 @@ class KafkaResource(dg.ConfigurableResource):
     def consumer(self, **config: Any) -> KafkaConsumer:
         try:
             return KafkaConsumer(
-                bootstrap_servers=self.resolved_bootstrap(),
+                bootstrap_servers=self.bootstrap,
                 bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
                 enable_auto_commit=False,
                 group_id=None,
@@ -111,8 +129,7 @@ class KafkaResource(dg.ConfigurableResource):
     def producer(self, **config: Any) -> KafkaProducer:
         """An idempotent producer tuned for throughput: every send is acknowledged by all in-sync replicas,
         a retry after a lost acknowledgement is deduplicated by the broker, and each partition keeps its order.
-        Compresses with TXSTREAM_PRODUCER_COMPRESSION (checked by the settings: its package is installed)."""
-        compression = get_settings().producer_compression
+        Compresses with `compression` (checked when the resource is built: its package is installed)."""
         defaults: dict[str, Any] = {
             "acks": "all",
             "enable_idempotence": True,
@@ -122,13 +139,13 @@ class KafkaResource(dg.ConfigurableResource):
             "delivery_timeout_ms": 120_000,
             "linger_ms": 20,
             "batch_size": 512 * 1024,
-            "compression_type": None if compression == "none" else compression,
+            "compression_type": None if self.compression == "none" else self.compression,
             "max_request_size": 4 * 1024 * 1024,
             "allow_auto_create_topics": False,
         }
         try:
             return KafkaProducer(
-                bootstrap_servers=self.resolved_bootstrap(),
+                bootstrap_servers=self.bootstrap,
                 bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
                 client_id="txstream-producer",
                 **{**defaults, **config},

@@ -1,4 +1,4 @@
-"""The warehouse: PostgreSQL, external (TXSTREAM_POSTGRES_URL) or embedded, and the logins it is used as."""
+"""The warehouse: PostgreSQL, and the logins txstream signs in to it as."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from txstream_dagster.db.logins import PIPELINE_LOGINS, Login
-from txstream_dagster.db.migrate import migrate, set_login_password
-from txstream_dagster.local_stack import LocalStack
-from txstream_dagster.settings import get_settings, redact_url
+from txstream_dagster.db.logins import Login
+from txstream_dagster.settings import redact_url
 
 CONNECT_TIMEOUT_S = 5
 
@@ -28,10 +26,11 @@ def _explain(exc: psycopg.OperationalError, url: str, embedded: bool, login: Log
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     password = psycopg.conninfo.conninfo_to_dict(url).get("password")
     if password:
-        message = message.replace(password, "***")
+        message = message.replace(str(password), "***")
     where = redact_url(url)
     refused = re.search(r"password authentication failed|is not permitted to log in|no password supplied", message)
-    if refused and login is not Login.OWNER:
+    # With the embedded server, a login without its own password uses the server's password file.
+    if refused and login is not Login.OWNER and (password or not embedded):
         hint = (
             f"The {login} login signs in with {login.password_variable} once `txstream migrate` (or "
             f"`txstream up`) set it: run that with the same {login.password_variable}."
@@ -62,45 +61,57 @@ def connect(
         ) from None
 
 
-def with_credentials(url: str, user: str, password: str) -> str:
-    """`url` (postgresql://[anyone@]host:port/db?…) signing in as `user` instead."""
+def with_credentials(url: str, user: str, password: str | None = None) -> str:
+    """`url` (postgresql://[anyone@]host:port/db?…) signing in as `user` instead; without a password,
+    libpq looks it up in the URL's `passfile`."""
     parts = urlsplit(url)
     address = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{address}"))
+    userinfo = quote(user, safe="") + (f":{quote(password, safe='')}" if password is not None else "")
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{address}"))
+
+
+def one_row(row: tuple | None) -> tuple:
+    """`row`, from a query that always returns one (an aggregate, `to_regclass`, …)."""
+    assert row is not None, "the query returned no row"
+    return row
 
 
 class PostgresResource(dg.ConfigurableResource):
     """PostgreSQL holding raw data, bookkeeping and the dbt marts.
 
-    `url` is set from the TXSTREAM_POSTGRES_URL env var (never a literal); unset means the
-    embedded PostgreSQL that `txstream up` started. Connections sign in as `login` unless told
-    otherwise: the writer by default, the transformer for dbt, the reader for dashboards and
-    reports, the owner only to migrate.
+    `url` says where the server is (with the owner's credentials only where migrations run);
+    each pipeline login signs in with its own password, or with the one libpq finds in the
+    URL's `passfile` (the embedded server's). Connections sign in as `login` unless
+    told otherwise: the writer by default, the transformer for dbt, the reader for dashboards
+    and reports, the owner only to migrate. `resources/build.py` fills the fields from the
+    settings: from the embedded PostgreSQL, or from TXSTREAM_POSTGRES_URL and the
+    TXSTREAM_*_PASSWORD variables.
     """
 
-    url: str | None = None
+    url: str
     login: Login = Login.WRITER
+    writer_password: str | None = None
+    transformer_password: str | None = None
+    reader_password: str | None = None
+    embedded: bool = False  # the embedded server: a connection error says to run `txstream up`
 
-    def resolved_url(self) -> str:
-        """The URL as configured: the owner's (or only the server's address, where no migration runs)."""
-        return self.url or LocalStack(get_settings()).postgres_url()
+    def password_of(self, login: Login) -> str | None:
+        return getattr(self, login.password_field)
 
     def url_for(self, login: Login | None = None) -> str:
         """Where and as whom `login` (default: this resource's) connects."""
         login = login or self.login
         if login is Login.OWNER:
-            return self.resolved_url()
-        password = LocalStack(get_settings()).login_password(login)
+            return self.url
+        password = self.password_of(login)
+        if not password and "passfile" in psycopg.conninfo.conninfo_to_dict(self.url):
+            return with_credentials(self.url, str(login))
         if not password:
             raise WarehouseUnavailable(
                 f"The {login} login has no password: set {login.password_variable} where this runs, and run "
                 "`txstream migrate` once with it (that lets the login sign in)."
             )
-        return with_credentials(self.resolved_url(), str(login), password)
-
-    @property
-    def embedded(self) -> bool:
-        return not self.url and get_settings().postgres_url is None
+        return with_credentials(self.url, str(login), password)
 
     @contextmanager
     def connect(self, autocommit: bool = False, login: Login | None = None) -> Iterator[psycopg.Connection]:
@@ -109,13 +120,19 @@ class PostgresResource(dg.ConfigurableResource):
             yield conn
 
     def fetch_all(
-        self, query: str | sql.Composable, params: Sequence[Any] | dict | None = None, login: Login | None = None
+        self,
+        query: str | sql.SQL | sql.Composed,
+        params: Sequence[Any] | dict | None = None,
+        login: Login | None = None,
     ) -> list[tuple]:
         with self.connect(login=login) as conn:
             return conn.execute(query, params).fetchall()
 
     def fetch_one(
-        self, query: str | sql.Composable, params: Sequence[Any] | dict | None = None, login: Login | None = None
+        self,
+        query: str | sql.SQL | sql.Composed,
+        params: Sequence[Any] | dict | None = None,
+        login: Login | None = None,
     ) -> tuple | None:
         with self.connect(login=login) as conn:
             return conn.execute(query, params).fetchone()
@@ -133,14 +150,3 @@ class PostgresResource(dg.ConfigurableResource):
                 copy.write_row(row)
                 written += 1
         return written
-
-    def migrate(self) -> list[str]:
-        """Bring the schema up to date as the owner; every login with a password may then sign in."""
-        stack = LocalStack(get_settings())
-        with self.connect(login=Login.OWNER) as conn:
-            applied = migrate(conn)
-            for login in PIPELINE_LOGINS:
-                password = stack.login_password(login)
-                if password:
-                    set_login_password(conn, login, password)
-        return applied

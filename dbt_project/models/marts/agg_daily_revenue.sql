@@ -33,12 +33,12 @@ affected_days as (
 
 {#- `= any(array(…))`, as in fct_transactions: the few affected days are then read
     through the (charge_date, currency_code) index, where `in (select …)` was
-    planned as a scan of the whole fact. -#}
+    planned as a scan of the whole fact. #}
 transactions as (
 
     select * from {{ ref('fct_transactions') }}
     {% if is_incremental() %}
-    where charge_date = any(array(select charge_date from affected_days))
+    where charge_date = any(array(select affected_days.charge_date from affected_days))
     {% endif %}
 
 ),
@@ -79,7 +79,7 @@ by_day as (
 
     from transactions
     left join payment_methods
-        on payment_methods.payment_method_key = transactions.payment_method_key
+        on transactions.payment_method_key = payment_methods.payment_method_key
     group by 1, 2, 3, 4
 
 ),

@@ -16,10 +16,11 @@ with
 charges as (
 
     select * from {{ ref('stg_stripe__charges') }}
-    where customer_id is not null
-    {% if is_incremental() %}
-      and landed_xid >= {{ watermark() }}
-    {% endif %}
+    {#- The `if` trails the line: on a line of its own sqlfluff wants it indented
+        differently when it renders and when it does not (sqlfluff issue 5604). #}
+    where customer_id is not null {% if is_incremental() -%}
+        and landed_xid >= {{ watermark() }}
+    {%- endif %}
 
 ),
 
@@ -29,8 +30,10 @@ customers as (
         customer_id,
         min(created_at) as first_charge_at,
         max(created_at) as last_charge_at,
-        (array_agg(billing_country order by created_at desc, charge_id desc)
-            filter (where billing_country is not null))[1] as billing_country,
+        (
+            array_agg(billing_country order by created_at desc, charge_id desc)
+            filter (where billing_country is not null)
+        )[1] as billing_country,
         bool_or(is_livemode) as is_livemode
 
     from charges
@@ -54,7 +57,7 @@ widened as (
 
     from customers
     left join {{ this }} as existing
-        on existing.customer_id = customers.customer_id
+        on customers.customer_id = existing.customer_id
 
 ),
 {% else %}

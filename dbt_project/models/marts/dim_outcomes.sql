@@ -25,8 +25,9 @@ charges as (
 outcomes as (
 
     select distinct
-        {{ surrogate_key(['charge_status', 'outcome_type', 'network_status', 'outcome_reason', 'failure_code', 'risk_level']) }}
-            as outcome_key,
+        {{ surrogate_key([
+            'charge_status', 'outcome_type', 'network_status', 'outcome_reason', 'failure_code', 'risk_level',
+        ]) }} as outcome_key,
         charge_status,
         outcome_type,
         network_status,

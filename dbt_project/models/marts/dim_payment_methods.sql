@@ -56,7 +56,7 @@ widened as (
 
     from payment_methods
     left join {{ this }} as existing
-        on existing.payment_method_key = payment_methods.payment_method_key
+        on payment_methods.payment_method_key = existing.payment_method_key
 
 ),
 {% else %}

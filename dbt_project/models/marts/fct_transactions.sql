@@ -24,7 +24,7 @@
     charge_id. `--full-refresh` recomputes everything and gives the same rows. -#}
 
 {%- if is_incremental() %}
-    {%- set watermark = watermark() %}
+{%- set watermark = watermark() %}
 {%- endif %}
 
 with
@@ -32,7 +32,9 @@ with
 {% if is_incremental() %}
 refetched_rates as (
 
-    select distinct rate_date, quote_currency
+    select distinct
+        rate_date,
+        quote_currency
     from {{ ref('stg_forex__rates') }}
     where landed_xid >= {{ watermark }}
 
@@ -58,8 +60,8 @@ affected_charges as (
     select fct.charge_id
     from {{ this }} as fct
     inner join refetched_rates
-        on refetched_rates.rate_date = fct.charge_date
-        and refetched_rates.quote_currency = fct.currency_code
+        on fct.charge_date = refetched_rates.rate_date
+            and fct.currency_code = refetched_rates.quote_currency
 
     union
 
@@ -69,18 +71,20 @@ affected_charges as (
     select fct.charge_id
     from {{ this }} as fct
     where fct.fx_rate_missing
-      and (
-          exists (
-              select 1 from {{ ref('stg_forex__rates') }} as rates
-              where rates.base_currency = 'gbp'
-                and rates.quote_currency = fct.currency_code
-                and rates.rate_date = fct.charge_date
-          )
-          or (
-              fct.amount is null
-              and fct.currency_code in (select currency_code from {{ ref('dim_currencies') }})
-          )
-      )
+        and (
+            exists (
+                select 1 from {{ ref('stg_forex__rates') }} as rates
+                where rates.base_currency = 'gbp'
+                    and rates.quote_currency = fct.currency_code
+                    and rates.rate_date = fct.charge_date
+            )
+            or (
+                fct.amount is null
+                and fct.currency_code in (
+                    select dim_currencies.currency_code from {{ ref('dim_currencies') }} as dim_currencies
+                )
+            )
+        )
 
 ),
 {% endif %}
@@ -92,7 +96,7 @@ charges as (
 
     select * from {{ ref('stg_stripe__charges') }}
     {% if is_incremental() %}
-    where charge_id = any(array(select charge_id from affected_charges))
+    where charge_id = any(array(select affected_charges.charge_id from affected_charges))
     {% endif %}
 
 ),
@@ -101,7 +105,7 @@ refunds as (
 
     select * from {{ ref('stg_stripe__refunds') }}
     {% if is_incremental() %}
-    where charge_id = any(array(select charge_id from affected_charges))
+    where charge_id = any(array(select affected_charges.charge_id from affected_charges))
     {% endif %}
 
 ),
@@ -110,7 +114,7 @@ disputes as (
 
     select * from {{ ref('stg_stripe__disputes') }}
     {% if is_incremental() %}
-    where charge_id = any(array(select charge_id from affected_charges))
+    where charge_id = any(array(select affected_charges.charge_id from affected_charges))
     {% endif %}
 
 ),
@@ -196,11 +200,11 @@ in_major_units as (
 
     from charges
     left join currencies
-        on currencies.currency_code = charges.currency_code
+        on charges.currency_code = currencies.currency_code
     left join refunds_per_charge
-        on refunds_per_charge.charge_id = charges.charge_id
+        on charges.charge_id = refunds_per_charge.charge_id
     left join disputes_per_charge
-        on disputes_per_charge.charge_id = charges.charge_id
+        on charges.charge_id = disputes_per_charge.charge_id
 
 ),
 
@@ -219,9 +223,9 @@ with_rates as (
 
     from in_major_units
     left join gbp_rates
-        on gbp_rates.rate_date = in_major_units.charge_date
-        and gbp_rates.quote_currency = in_major_units.currency_code
-        and in_major_units.currency_code <> 'gbp'
+        on in_major_units.charge_date = gbp_rates.rate_date
+            and in_major_units.currency_code = gbp_rates.quote_currency
+            and in_major_units.currency_code <> 'gbp'
 
 ),
 
@@ -233,8 +237,9 @@ final as (
         customer_id,
         {{ surrogate_key(['payment_method_type', 'card_brand', 'card_funding', 'card_country', 'wallet_type']) }}
             as payment_method_key,
-        {{ surrogate_key(['charge_status', 'outcome_type', 'network_status', 'outcome_reason', 'failure_code', 'risk_level']) }}
-            as outcome_key,
+        {{ surrogate_key([
+            'charge_status', 'outcome_type', 'network_status', 'outcome_reason', 'failure_code', 'risk_level',
+        ]) }} as outcome_key,
         currency_code,
         charge_date,
 

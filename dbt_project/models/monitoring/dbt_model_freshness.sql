@@ -19,7 +19,7 @@ latest as (
         rows_affected as last_rows_affected,
         execution_seconds as last_execution_seconds
     from node_runs
-    order by unique_id, completed_at desc
+    order by unique_id asc, completed_at desc
 
 ),
 
@@ -49,7 +49,7 @@ final as (
 
     from latest
     left join successes
-        on successes.unique_id = latest.unique_id
+        on latest.unique_id = successes.unique_id
 
 )
 

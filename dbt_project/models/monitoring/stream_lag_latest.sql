@@ -10,7 +10,7 @@ latest as (
 
     select distinct on (kafka_topic, kafka_partition) *
     from lag
-    order by kafka_topic, kafka_partition, observed_at desc
+    order by kafka_topic asc, kafka_partition asc, observed_at desc
 
 ),
 

@@ -61,25 +61,36 @@ renamed as (
     {#- One jsonb_to_record per nested object: the payload is decompressed once per
         row, where `payload -> 'a' ->> 'b'` for each column would decompress it again
         for every field (minutes instead of seconds over a million charges). #}
-    left join lateral jsonb_to_record(source.payload) as charge (
-        payment_intent text, payment_method text, amount_captured bigint, amount_refunded bigint,
-        paid boolean, captured boolean, refunded boolean, disputed boolean,
-        failure_code text, failure_message text,
-        outcome jsonb, payment_method_details jsonb, billing_details jsonb
-    ) on true
-    left join lateral jsonb_to_record(charge.outcome) as outcome (
-        type text, network_status text, reason text, network_decline_code text, advice_code text,
-        risk_level text, risk_score integer
-    ) on true
-    left join lateral jsonb_to_record(charge.payment_method_details) as payment_method (
-        type text, card jsonb
-    ) on true
-    left join lateral jsonb_to_record(payment_method.card) as card (
-        brand text, funding text, country text, network text, wallet jsonb
-    ) on true
-    left join lateral jsonb_to_record(charge.billing_details) as billing_details (
-        address jsonb
-    ) on true
+    left join
+        lateral jsonb_to_record(source.payload)
+            as charge (
+                payment_intent text, payment_method text, amount_captured bigint, amount_refunded bigint,
+                paid boolean, captured boolean, refunded boolean, disputed boolean,
+                failure_code text, failure_message text,
+                outcome jsonb, payment_method_details jsonb, billing_details jsonb
+            )
+        on true
+    left join
+        lateral jsonb_to_record(charge.outcome)
+            as outcome (
+                type text, network_status text, reason text, network_decline_code text, advice_code text,
+                risk_level text, risk_score integer
+            )
+        on true
+    left join
+        lateral jsonb_to_record(charge.payment_method_details)
+            as payment_method (type text, card jsonb)
+        on true
+    left join
+        lateral jsonb_to_record(payment_method.card)
+            as card (
+                brand text, funding text, country text, network text, wallet jsonb
+            )
+        on true
+    left join
+        lateral jsonb_to_record(charge.billing_details)
+            as billing_details (address jsonb)
+        on true
 
 )
 

@@ -1,15 +1,11 @@
 """Every dbt model and seed as a Dagster asset; every dbt test as an asset check."""
 
-
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 from pydantic import Field
 
 from txstream_dagster.defs.dbt.project import txstream_dbt_project
-from txstream_dagster.defs.dbt.resources import dbt_connection
 from txstream_dagster.defs.dbt.translator import TxstreamDbtTranslator
-from txstream_dagster.db.logins import Login
-from txstream_dagster.resources import PostgresResource
 
 
 class DbtBuildConfig(dg.Config):
@@ -29,10 +25,8 @@ def dbt_build_args(config: DbtBuildConfig) -> list[str]:
     dagster_dbt_translator=TxstreamDbtTranslator(),
     name="txstream_dbt_models",
 )
-def txstream_dbt_models(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, postgres: PostgresResource, config: DbtBuildConfig
-):
+def txstream_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, config: DbtBuildConfig):
     # `build` runs each selected model's tests right after it, so a failing
     # error-severity test stops the models downstream of it in the same run.
-    with dbt_connection(postgres.url_for(Login.TRANSFORMER)):
-        yield from dbt.cli(dbt_build_args(config), context=context).stream().fetch_row_counts()
+    # dbt signs in as the transformer: the `dbt` resource's profile says so.
+    yield from dbt.cli(dbt_build_args(config), context=context).stream().fetch_row_counts()

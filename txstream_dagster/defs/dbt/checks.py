@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from txstream_dagster.defs.dbt.translator import check_automation_condition
 from txstream_dagster.db.logins import Login
+from txstream_dagster.defs.dbt.translator import check_automation_condition
 from txstream_dagster.resources import PostgresResource
 
 FCT_TRANSACTIONS = dg.AssetKey(["marts", "fct_transactions"])
@@ -56,7 +56,7 @@ def fx_rate_missing_charges(postgres: PostgresResource) -> dg.AssetCheckResult:
         login=Login.READER,
     )
     missing = [MissingRates(code, count, oldest) for code, count, oldest in rows]
-    late = overdue(missing, datetime.now(timezone.utc).date())  # charge dates are UTC days
+    late = overdue(missing, datetime.now(UTC).date())  # charge dates are UTC days
     return dg.AssetCheckResult(
         passed=not late,
         severity=dg.AssetCheckSeverity.WARN,

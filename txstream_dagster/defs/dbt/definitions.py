@@ -5,8 +5,6 @@ import dagster as dg
 from txstream_dagster.db.logins import Login
 from txstream_dagster.defs.dbt.assets import txstream_dbt_models
 from txstream_dagster.defs.dbt.checks import fx_rate_missing_charges
-from txstream_dagster.defs.dbt.project import txstream_dbt_project
-from txstream_dagster.defs.dbt.resources import dbt_cli_resource
 from txstream_dagster.run_pods import run_pod_tags
 
 # Evaluates the models' and checks' automation conditions (translator.py): when
@@ -26,5 +24,4 @@ defs = dg.Definitions(
     assets=[txstream_dbt_models],
     asset_checks=[fx_rate_missing_charges],
     sensors=[dbt_automation_sensor],
-    resources={"dbt": dbt_cli_resource(txstream_dbt_project())},
 )

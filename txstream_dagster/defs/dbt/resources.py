@@ -1,84 +1,82 @@
-"""How dbt reaches the warehouse: connection env vars derived from the warehouse URL, and the dbt CLI resource.
+"""How dbt reaches the warehouse: a profiles.yml for the transformer login, and the dbt CLI resource.
 
-dbt_project/profiles.yml reads only env vars (no database is written down
-anywhere). They are derived here from the URL the rest of txstream uses —
-TXSTREAM_POSTGRES_URL, or the embedded PostgreSQL — so the embedded stack works
-with no configuration and dbt can never point at a different database than the
-stream and the forex asset.
+The profile is written from the URL the rest of txstream uses (TXSTREAM_POSTGRES_URL,
+or the embedded PostgreSQL) when the resources are built (`resources/build.py`), so
+dbt can never point at a different database than the stream and the forex asset, and
+no process's environment is changed to tell dbt where to connect.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import psycopg
+import yaml
 from dagster_dbt import DbtCliResource, DbtProject
 
+from txstream_dagster.db.logins import Login
 from txstream_dagster.settings import redact_url
 
-# The profile reads these (dbt scrubs DBT_ENV_SECRET_* values from its logs).
-HOST, PORT, USER, PASSWORD, DATABASE, SSLMODE = (
-    "DBT_PG_HOST", "DBT_PG_PORT", "DBT_PG_USER", "DBT_ENV_SECRET_PG_PASSWORD", "DBT_PG_DATABASE", "DBT_PG_SSLMODE",
-)
-# URL parameters the profile passes on; anything else would be silently dropped.
+PROFILE = "txstream"  # dbt_project.yml's `profile:`
+# URL parameters the profile passes on; `passfile` is read here instead (the password goes in the profile).
 PASSED_ON_PARAMETERS = {"host", "port", "user", "password", "dbname", "sslmode"}
+READ_HERE_PARAMETERS = {"passfile"}
 
 
-def dbt_connection_env(warehouse_url: str) -> dict[str, str]:
-    """The env vars dbt_project/profiles.yml reads, for `warehouse_url` (postgresql://user:pw@host:port/db)."""
+def dbt_profile(warehouse_url: str, password: str) -> dict[str, Any]:
+    """profiles.yml for `warehouse_url`, signing in as the transformer with `password`: a value, or an
+    `{{ env_var('…') }}` that dbt resolves in its own process. Pure.
+
+    Two targets: `full` (everything in raw.transactions) and `dev`, a deterministic sample of the last
+    `dev_window_days` of charges built into the `_dev` schemas (macros/generate_schema_name.sql)."""
     try:
         info = psycopg.conninfo.conninfo_to_dict(warehouse_url)
     except psycopg.ProgrammingError as exc:
-        raise ValueError(f"TXSTREAM_POSTGRES_URL={redact_url(warehouse_url)} is not a valid connection URL: {exc}") from None
-    dropped = sorted(set(info) - PASSED_ON_PARAMETERS)
+        raise ValueError(
+            f"TXSTREAM_POSTGRES_URL={redact_url(warehouse_url)} is not a valid connection URL: {exc}"
+        ) from None
+    dropped = sorted(set(info) - PASSED_ON_PARAMETERS - READ_HERE_PARAMETERS)
     if dropped:
         raise ValueError(
             f"TXSTREAM_POSTGRES_URL={redact_url(warehouse_url)} sets {', '.join(dropped)}, which dbt's profile "
-            "does not pass on: remove them from the URL or add them to dbt_project/profiles.yml and "
-            "txstream_dagster/defs/dbt/resources.py."
+            "does not pass on: remove them from the URL or add them to txstream_dagster/defs/dbt/resources.py."
         )
-    missing = [name for name in ("host", "user", "dbname") if not info.get(name)]
+    missing = [name for name in ("host", "dbname") if not info.get(name)]
     if missing:
         raise ValueError(
             f"TXSTREAM_POSTGRES_URL={redact_url(warehouse_url)} has no {' or '.join(missing)}: "
             "use postgresql://user:password@host:port/database."
         )
-    env = {
-        HOST: str(info["host"]),
-        PORT: str(info.get("port") or 5432),
-        USER: str(info["user"]),
-        PASSWORD: str(info.get("password") or ""),
-        DATABASE: str(info["dbname"]),
+    target: dict[str, Any] = {
+        "type": "postgres",
+        "host": str(info["host"]),
+        "port": int(info.get("port") or 5432),
+        "user": str(Login.TRANSFORMER),
+        "password": password,
+        "dbname": str(info["dbname"]),
+        # Models without a custom schema land where dashboards cannot read them.
+        "schema": "staging",
+        "threads": 2,
+        "connect_timeout": 10,
     }
     if info.get("sslmode"):
-        env[SSLMODE] = str(info["sslmode"])
-    return env
+        target["sslmode"] = str(info["sslmode"])
+    return {PROFILE: {"target": "full", "outputs": {"full": target, "dev": target}}}
 
 
-@contextmanager
-def dbt_connection(warehouse_url: str) -> Iterator[Mapping[str, str]]:
-    """Set the connection env vars for the dbt invocations started inside the block.
-
-    dagster-dbt hands dbt a copy of os.environ (and reads it to open its own adapter
-    for row counts), so the variables must be in the process environment while dbt runs.
-    """
-    env = dbt_connection_env(warehouse_url)
-    previous = {name: os.environ.get(name) for name in (HOST, PORT, USER, PASSWORD, DATABASE, SSLMODE)}
-    os.environ.update(env)
-    if SSLMODE not in env:
-        os.environ.pop(SSLMODE, None)
-    try:
-        yield env
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def write_profiles_dir(directory: Path, profile: dict[str, Any]) -> Path:
+    """`directory`/profiles.yml holding `profile`, readable by this user only, replaced atomically."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # A partial file of this process's own (mkstemp: mode 600): processes sharing the data dir may write at once.
+    fd, partial = tempfile.mkstemp(dir=directory, prefix=".profiles.yml.", suffix=".partial")
+    with os.fdopen(fd, "w") as handle:
+        yaml.safe_dump(profile, handle, sort_keys=False)
+    os.replace(partial, directory / "profiles.yml")
+    return directory
 
 
 def dbt_executable() -> str:
@@ -86,5 +84,5 @@ def dbt_executable() -> str:
     return str(Path(sys.executable).parent / "dbt")
 
 
-def dbt_cli_resource(project: DbtProject) -> DbtCliResource:
-    return DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
+def dbt_cli_resource(project: DbtProject, profiles_dir: Path) -> DbtCliResource:
+    return DbtCliResource(project_dir=project, dbt_executable=dbt_executable(), profiles_dir=str(profiles_dir))

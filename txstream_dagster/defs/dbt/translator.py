@@ -43,14 +43,17 @@ def _never_built() -> dg.AutomationCondition:
     # not wait for upstream assets being updated (the stream landing, forex backfilling): it would be
     # requested without its upstream dbt models, whose relationship tests would then fail in the same run.
     return (
-        dg.AutomationCondition.missing() & ~dg.AutomationCondition.execution_failed()
+        dg.AutomationCondition.missing()
+        & ~dg.AutomationCondition.execution_failed()
         & ~dg.AutomationCondition.in_progress()
     ).with_label("never built")
 
 
 def _definition_changed() -> dg.AutomationCondition:
-    return dg.AutomationCondition.code_version_changed().since_last_handled().with_label(
-        "its SQL changed since it was built"
+    return (
+        dg.AutomationCondition.code_version_changed()
+        .since_last_handled()  # type: ignore[misc]  # dagster types its self as the wider key union
+        .with_label("its SQL changed since it was built")
     )
 
 
@@ -59,16 +62,19 @@ def _upstream_updated() -> dg.AutomationCondition:
     # views read bookkeeping tables that no Dagster asset materialises, and the
     # daily-partitioned forex_rates always has old partitions nobody backfilled;
     # either would otherwise block the models for ever.
-    return dg.AutomationCondition.any_deps_updated().since_last_handled().with_label(
-        "an upstream asset updated since it was built"
+    return (
+        dg.AutomationCondition.any_deps_updated()
+        .since_last_handled()
+        .with_label("an upstream asset updated since it was built")
     )
 
 
 def automation_condition_named(policy: str) -> dg.AutomationCondition:
     """The automation condition a model's `meta.dagster.automation` names."""
     if policy == "on_upstream_update":
-        return ((_never_built() | ((_upstream_updated() | _definition_changed()) & _not_busy()))
-                & _upstream_models_exist()).with_label("rebuild when upstream data or the model changes")
+        return (
+            (_never_built() | ((_upstream_updated() | _definition_changed()) & _not_busy())) & _upstream_models_exist()
+        ).with_label("rebuild when upstream data or the model changes")
     if policy == "on_definition_change":
         return ((_never_built() | (_definition_changed() & _not_busy())) & _upstream_models_exist()).with_label(
             "rebuild only when the model changes"
@@ -81,8 +87,11 @@ def automation_condition_named(policy: str) -> dg.AutomationCondition:
 
 def check_automation_condition() -> dg.AutomationCondition:
     """dbt tests run whenever the model they check (or another parent) is built."""
-    return (dg.AutomationCondition.any_deps_updated().since_last_handled() & ~dg.AutomationCondition.in_progress()
-            & _upstream_models_exist()).with_label("run when the checked model is rebuilt")
+    return (
+        dg.AutomationCondition.any_deps_updated().since_last_handled()
+        & ~dg.AutomationCondition.in_progress()
+        & _upstream_models_exist()
+    ).with_label("run when the checked model is rebuilt")
 
 
 def dagster_meta(dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:

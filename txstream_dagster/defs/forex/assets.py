@@ -11,7 +11,6 @@ import psycopg
 from txstream_dagster.defs.forex.resources import ForexApiResource
 from txstream_dagster.defs.forex.sources import ForexSourceError
 from txstream_dagster.defs.forex.store import FOREX_TABLE, PartitionWrite, save_published_rates
-from txstream_dagster.local_stack import StackNotRunning
 from txstream_dagster.resources import PostgresResource
 from txstream_dagster.resources.postgres import WarehouseUnavailable
 
@@ -112,7 +111,7 @@ def warehouse_connection(postgres: PostgresResource) -> Iterator[psycopg.Connect
     with ExitStack() as stack:
         try:
             conn = stack.enter_context(postgres.connect())
-        except (WarehouseUnavailable, StackNotRunning) as exc:
+        except WarehouseUnavailable as exc:
             raise dg.Failure(description=str(exc), allow_retries=False) from None
         yield conn
 

@@ -139,9 +139,7 @@ ORDER BY rate_date, quote
 
 
 @dg.asset_check(asset=forex_rates, description="Every rate is a finite positive number, and 1 GBP = 1 GBP.")
-def forex_rates_are_positive(
-    context: dg.AssetCheckExecutionContext, postgres: PostgresResource
-) -> dg.AssetCheckResult:
+def forex_rates_are_positive(context: dg.AssetCheckExecutionContext, postgres: PostgresResource) -> dg.AssetCheckResult:
     dates = checked_dates(context)
     bad = postgres.fetch_all(IMPLAUSIBLE_RATES, dates.params())
     return dg.AssetCheckResult(
@@ -185,9 +183,7 @@ def forex_day_over_day_moves_are_plausible(
     """WARN, not ERROR: devaluations (ARS in December 2023, NGN, EGP) are real and their
     rates must still be stored; a flagged move asks a person to confirm it."""
     dates = checked_dates(context)
-    moves = postgres.fetch_all(
-        LARGE_MOVES, {**dates.params(), "base": BASE, "max_factor": MAX_DAY_OVER_DAY_FACTOR}
-    )
+    moves = postgres.fetch_all(LARGE_MOVES, {**dates.params(), "base": BASE, "max_factor": MAX_DAY_OVER_DAY_FACTOR})
     return dg.AssetCheckResult(
         passed=not moves,
         severity=dg.AssetCheckSeverity.WARN,
@@ -236,9 +232,14 @@ def forex_rates_are_current(context: dg.AssetCheckExecutionContext, postgres: Po
             "checked_dates": dates.describe(),
             "stale_dates": len(stale),
             "oldest_rates_days": max((days for _, _, days, _, _ in stale), default=0),
-            "first_stale": [f"{day} uses {effective} ({days} days old, {source})" for day, effective, days, _, source in stale[:LISTED]],
+            "first_stale": [
+                f"{day} uses {effective} ({days} days old, {source})"
+                for day, effective, days, _, source in stale[:LISTED]
+            ],
         },
-        description=None if not stale else (
+        description=None
+        if not stale
+        else (
             f"{len(stale)} dates use rates more than {MAX_HONEST_CARRY_FORWARD_DAYS} days old: configure an online "
             "forex source (TXSTREAM_FOREX_SOURCE/TXSTREAM_FOREX_URL) and re-run those partitions"
         ),

@@ -4,7 +4,6 @@ import dagster as dg
 
 from txstream_dagster.defs.forex.assets import forex_rates
 from txstream_dagster.defs.forex.checks import FOREX_CHECKS
-from txstream_dagster.defs.forex.resources import forex_resource
 from txstream_dagster.defs.forex.schedules import forex_rates_daily, forex_rates_job
 
 defs = dg.Definitions(
@@ -12,5 +11,4 @@ defs = dg.Definitions(
     asset_checks=FOREX_CHECKS,
     jobs=[forex_rates_job],
     schedules=[forex_rates_daily],
-    resources={"forex": forex_resource()},
 )

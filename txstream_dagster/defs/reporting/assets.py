@@ -3,23 +3,22 @@
 Unpartitioned on purpose: the marts it reads are unpartitioned and change in the
 past (a refund or a late GBP rate rewrites an old day), so a per-day partition
 would go stale without anyone knowing. Each materialization renders the whole
-trailing window from the current marts; the PNG of each run stays under
-`<data_dir>/reports/`, named after the window's last day.
+trailing window from the current marts; the PNG of each run stays in the
+`reports` folder (`<data_dir>/reports/`), named after the window's last day.
 """
 
 import base64
-import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
-from txstream_dagster.defs.reporting.kpis import KpiWindow, NoChargesYet, kpi_window
 from txstream_dagster.db.logins import Login
+from txstream_dagster.defs.reporting.kpis import KpiWindow, NoChargesYet, kpi_window
+from txstream_dagster.defs.reporting.resources import ReportFolder
 from txstream_dagster.resources import PostgresResource
-from txstream_dagster.settings import get_settings
 
 AGG_DAILY_REVENUE = dg.AssetKey(["marts", "agg_daily_revenue"])
 REPORT_CRON = "0 7 * * *"  # after the night's charges and the evening's forex rates are in
@@ -39,18 +38,6 @@ def daily_after_the_marts() -> dg.AutomationCondition:
     )
 
 
-def reports_dir() -> Path:
-    return get_settings().data_dir / "reports"
-
-
-def write_atomically(path: Path, content: bytes) -> None:
-    """A reader (a mail job, a file server) never sees half a PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(content)
-    os.replace(partial, path)
-
-
 def _gbp(value: Decimal) -> str:
     return f"£{value:,.2f}"
 
@@ -64,17 +51,19 @@ def report_markdown(window: KpiWindow, png: bytes) -> str:
     last = window.last_day
     last_label = f"{last.day} (so far)" if not window.last_day_complete else str(last.day)
     image = base64.b64encode(png).decode("ascii")
-    return "\n".join([
-        f"![Daily revenue in GBP and success rate](data:image/png;base64,{image})",
-        "",
-        f"| | {window.first_day} – {last.day} | {last_label} |",
-        "| --- | ---: | ---: |",
-        f"| Revenue (GBP) | {_gbp(window.revenue_gbp)} | {_gbp(last.revenue_gbp)} |",
-        f"| Charges | {window.charges:,} | {last.charges:,} |",
-        f"| Success rate | {_rate(window.success_rate)} | {_rate(last.success_rate)} |",
-        f"| Charges without a GBP rate (not in revenue) | {window.charges_without_gbp_rate:,} "
-        f"| {last.charges_without_gbp_rate:,} |",
-    ])
+    return "\n".join(
+        [
+            f"![Daily revenue in GBP and success rate](data:image/png;base64,{image})",
+            "",
+            f"| | {window.first_day} – {last.day} | {last_label} |",
+            "| --- | ---: | ---: |",
+            f"| Revenue (GBP) | {_gbp(window.revenue_gbp)} | {_gbp(last.revenue_gbp)} |",
+            f"| Charges | {window.charges:,} | {last.charges:,} |",
+            f"| Success rate | {_rate(window.success_rate)} | {_rate(last.success_rate)} |",
+            f"| Charges without a GBP rate (not in revenue) | {window.charges_without_gbp_rate:,} "
+            f"| {last.charges_without_gbp_rate:,} |",
+        ]
+    )
 
 
 def report_metadata(window: KpiWindow, png: bytes, path: Path) -> dict[str, dg.MetadataValue]:
@@ -89,10 +78,10 @@ def report_metadata(window: KpiWindow, png: bytes, path: Path) -> dict[str, dg.M
         "revenue_gbp": dg.MetadataValue.float(float(round(window.revenue_gbp, 2))),
         "charges": dg.MetadataValue.int(window.charges),
         "successful_charges": dg.MetadataValue.int(window.successful_charges),
-        "success_rate": dg.MetadataValue.float(window.success_rate),
+        "success_rate": dg.FloatMetadataValue(window.success_rate),
         "charges_without_gbp_rate": dg.MetadataValue.int(window.charges_without_gbp_rate),
         "last_day_revenue_gbp": dg.MetadataValue.float(float(round(last.revenue_gbp, 2))),
-        "last_day_success_rate": dg.MetadataValue.float(last.success_rate),
+        "last_day_success_rate": dg.FloatMetadataValue(last.success_rate),
     }
 
 
@@ -103,13 +92,13 @@ def report_metadata(window: KpiWindow, png: bytes, path: Path) -> dict[str, dg.M
     automation_condition=daily_after_the_marts(),
 )
 def daily_kpi_report(
-    context: dg.AssetExecutionContext, config: KpiReportConfig, postgres: PostgresResource
+    context: dg.AssetExecutionContext, config: KpiReportConfig, postgres: PostgresResource, reports: ReportFolder
 ) -> dg.MaterializeResult:
     """Daily GBP revenue and success rate for the 30 UTC days up to the newest day with charges, as a PNG."""
     # matplotlib costs ~0.6 s to import: only runs that render pay it, not every code-location load.
     from txstream_dagster.defs.reporting.chart import render_kpi_chart
 
-    today = datetime.now(timezone.utc).date()  # revenue days are UTC days
+    today = datetime.now(UTC).date()  # revenue days are UTC days
     try:
         # A read path: as the read-only role, like the dashboards, not as the owner.
         with postgres.connect(login=Login.READER) as conn:
@@ -117,8 +106,7 @@ def daily_kpi_report(
     except NoChargesYet as exc:
         raise dg.Failure(str(exc)) from None
     png = render_kpi_chart(window)
-    path = reports_dir() / f"daily_kpi_report_{window.last_day.day}.png"
-    write_atomically(path, png)
+    path = reports.write(f"daily_kpi_report_{window.last_day.day}.png", png)
     context.log.info(
         f"{window.first_day} – {window.last_day.day}: {_gbp(window.revenue_gbp)} from {window.charges:,} charges, "
         f"success rate {_rate(window.success_rate)}; chart at {path}"

@@ -42,8 +42,13 @@ def render_kpi_chart(window: KpiWindow) -> bytes:
     colours = [REVENUE_COLOUR] * len(days)
     if not window.last_day_complete:
         colours[-1] = PARTIAL_COLOUR
-    revenue_axis.bar(days, [float(kpi.revenue_gbp) for kpi in window.days], width=0.8, color=colours,
-                     label="Revenue (GBP)")
+    revenue_axis.bar(
+        days,  # type: ignore[arg-type]  # matplotlib converts dates through its units registry
+        [float(kpi.revenue_gbp) for kpi in window.days],
+        width=0.8,
+        color=colours,
+        label="Revenue (GBP)",
+    )
     revenue_axis.set_ylabel("Revenue (GBP)")
     revenue_axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"£{value:,.0f}"))
     revenue_axis.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=12))
@@ -52,8 +57,15 @@ def render_kpi_chart(window: KpiWindow) -> bytes:
 
     rate_axis = revenue_axis.twinx()
     rated = [(kpi.day, kpi.success_rate) for kpi in window.days if kpi.success_rate is not None]
-    rate_axis.plot([day for day, _ in rated], [rate for _, rate in rated], color=RATE_COLOUR, marker="o",
-                   markersize=3, linewidth=1.5, label="Success rate")
+    rate_axis.plot(
+        [day for day, _ in rated],  # type: ignore[arg-type]  # matplotlib converts dates through its units registry
+        [rate for _, rate in rated],
+        color=RATE_COLOUR,
+        marker="o",
+        markersize=3,
+        linewidth=1.5,
+        label="Success rate",
+    )
     lowest = min((rate for _, rate in rated), default=1.0)
     rate_axis.set_ylim(max(0.0, lowest - 0.05), 1.0)
     rate_axis.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))

@@ -77,8 +77,7 @@ def with_every_day(kpis: Sequence[DailyKpi], first: date, last: date) -> tuple[D
     by_day = {kpi.day: kpi for kpi in kpis}
     span = (last - first).days + 1
     return tuple(
-        by_day.get(day, DailyKpi(day, 0, 0, Decimal(0), 0))
-        for day in (first + timedelta(days=n) for n in range(span))
+        by_day.get(day, DailyKpi(day, 0, 0, Decimal(0), 0)) for day in (first + timedelta(days=n) for n in range(span))
     )
 
 

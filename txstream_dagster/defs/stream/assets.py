@@ -5,7 +5,6 @@ import dagster as dg
 from txstream_dagster.defs.stream.offsets import committed_offsets
 from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.resources import KafkaResource, PostgresResource
-from txstream_dagster.settings import get_settings
 
 # One Spark query per checkpoint at a time: runs of this asset queue behind each other.
 STREAM_POOL = "txstream_stream"
@@ -31,12 +30,7 @@ def raw_transactions(
     pipes_subprocess_client: dg.PipesSubprocessClient,
 ) -> dg.MaterializeResult:
     before = committed_offsets(postgres, kafka.topic)
-    command = spark.submit_command(
-        bootstrap=kafka.resolved_bootstrap(),
-        topic=kafka.topic,
-        trigger="available-now",
-        fail_on_data_loss=get_settings().stream_fail_on_data_loss,
-    )
+    command = spark.submit_command(bootstrap=kafka.bootstrap, topic=kafka.topic, trigger="available-now")
     context.log.info(f"spark-submit to {spark.master}, checkpoint {spark.checkpoint_for(kafka.topic)}")
     invocation = pipes_subprocess_client.run(context=context, command=command, env=spark.job_env(postgres))
     reported = invocation.get_materialize_result()

@@ -2,8 +2,9 @@
 
 import dagster as dg
 
+from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.resources import PostgresResource
-from txstream_dagster.settings import get_settings
+from txstream_dagster.resources.postgres import one_row
 
 FRESHNESS_MAX_MINUTES = 60
 QUARANTINE_RATE_MAX = 0.01
@@ -28,22 +29,28 @@ SELECT b.*,
        (SELECT coalesce(sum("to" - "from" + 1), 0) FROM ranges) AS offsets_in_ranges,
        (SELECT count(*) FROM ranges WHERE "from" <= previous_to) AS overlapping_ranges,
        (SELECT count(*) FROM ranges WHERE "from" > previous_to + 1) AS gaps,
-       (SELECT coalesce(sum("from" - previous_to - 1), 0) FROM ranges WHERE "from" > previous_to + 1) AS offsets_in_gaps,
+       (SELECT coalesce(sum("from" - previous_to - 1), 0) FROM ranges WHERE "from" > previous_to + 1)
+           AS offsets_in_gaps,
        (SELECT count(*) FROM raw.transactions) AS rows_held,
        (SELECT count(*) FROM raw.quarantined_events) AS quarantine_held
 FROM batches b
 """
 
 
-@dg.asset_check(asset="raw_transactions", blocking=True, description=(
-    "Every message the stream consumed is a row inserted, updated, a duplicate or quarantined; "
-    "every offset of the batches' ranges was consumed and consecutive batches leave no offsets out; "
-    "no offset range was applied twice; the tables hold exactly what the batches say they wrote."
-))
-def every_message_is_accounted_for(postgres: PostgresResource) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset="raw_transactions",
+    blocking=True,
+    description=(
+        "Every message the stream consumed is a row inserted, updated, a duplicate or quarantined; "
+        "every offset of the batches' ranges was consumed and consecutive batches leave no offsets out; "
+        "no offset range was applied twice; the tables hold exactly what the batches say they wrote."
+    ),
+)
+def every_message_is_accounted_for(postgres: PostgresResource, spark: SparkResource) -> dg.AssetCheckResult:
     with postgres.connect() as conn:
         cur = conn.execute(RECONCILIATION)
-        figures = dict(zip([c.name for c in cur.description], cur.fetchone()))
+        assert cur.description is not None  # a SELECT describes its columns
+        figures = dict(zip([c.name for c in cur.description], one_row(cur.fetchone()), strict=False))
     figures = {k: int(v) for k, v in figures.items()}
     problems = []
     # Offsets the ranges say were skipped: lost, unless the stream runs with failOnDataLoss=false, where
@@ -53,23 +60,35 @@ def every_message_is_accounted_for(postgres: PostgresResource) -> dg.AssetCheckR
     if figures["consumed"] != accounted:
         problems.append(f"consumed {figures['consumed']} ≠ inserted+updated+duplicates+quarantined {accounted}")
     if figures["offsets_in_ranges"] > figures["consumed"]:
-        skipped.append(f"the batches' offset ranges span {figures['offsets_in_ranges']} offsets but they consumed "
-                       f"{figures['consumed']} messages: {figures['offsets_in_ranges'] - figures['consumed']} never landed")
+        skipped.append(
+            f"the batches' offset ranges span {figures['offsets_in_ranges']} offsets but they consumed "
+            f"{figures['consumed']} messages: {figures['offsets_in_ranges'] - figures['consumed']} never landed"
+        )
     elif figures["offsets_in_ranges"] < figures["consumed"]:
-        problems.append(f"batches consumed {figures['consumed']} messages but their offset ranges span only "
-                        f"{figures['offsets_in_ranges']} offsets")
+        problems.append(
+            f"batches consumed {figures['consumed']} messages but their offset ranges span only "
+            f"{figures['offsets_in_ranges']} offsets"
+        )
     if figures["gaps"]:
-        skipped.append(f"{figures['gaps']} gaps between consecutive batches' offset ranges of a partition: "
-                       f"{figures['offsets_in_gaps']} offsets never read")
+        skipped.append(
+            f"{figures['gaps']} gaps between consecutive batches' offset ranges of a partition: "
+            f"{figures['offsets_in_gaps']} offsets never read"
+        )
     if figures["overlapping_ranges"]:
         problems.append(f"{figures['overlapping_ranges']} offset ranges overlap an earlier batch")
     if figures["rows_held"] != figures["inserted"]:
-        problems.append(f"raw.transactions holds {figures['rows_held']} rows but batches inserted {figures['inserted']}")
+        problems.append(
+            f"raw.transactions holds {figures['rows_held']} rows but batches inserted {figures['inserted']}"
+        )
     if figures["quarantine_held"] != figures["quarantined"]:
-        problems.append(f"quarantine holds {figures['quarantine_held']} rows but batches quarantined {figures['quarantined']}")
-    tolerated = bool(skipped) and not problems and not get_settings().stream_fail_on_data_loss
+        problems.append(
+            f"quarantine holds {figures['quarantine_held']} rows but batches quarantined {figures['quarantined']}"
+        )
+    tolerated = bool(skipped) and not problems and not spark.fail_on_data_loss
     if tolerated:
-        skipped.append("tolerated because the stream runs with failOnDataLoss=false (TXSTREAM_STREAM_FAIL_ON_DATA_LOSS)")
+        skipped.append(
+            "tolerated because the stream runs with failOnDataLoss=false (TXSTREAM_STREAM_FAIL_ON_DATA_LOSS)"
+        )
     problems += skipped
     return dg.AssetCheckResult(
         passed=not problems,
@@ -79,16 +98,21 @@ def every_message_is_accounted_for(postgres: PostgresResource) -> dg.AssetCheckR
     )
 
 
-@dg.asset_check(asset="raw_transactions", description=(
-    f"The newest event landed is at most {FRESHNESS_MAX_MINUTES} minutes old."
-))
+@dg.asset_check(
+    asset="raw_transactions", description=(f"The newest event landed is at most {FRESHNESS_MAX_MINUTES} minutes old.")
+)
 def newest_event_is_fresh(postgres: PostgresResource) -> dg.AssetCheckResult:
-    newest, age_minutes = postgres.fetch_one(
-        "SELECT max(event_time), extract(epoch FROM now() - max(event_time)) / 60 FROM raw.transactions"
+    newest, age_minutes = one_row(
+        postgres.fetch_one(
+            "SELECT max(event_time), extract(epoch FROM now() - max(event_time)) / 60 FROM raw.transactions"
+        )
     )
     if newest is None:
-        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
-                                   description="raw.transactions is empty: nothing has landed yet")
+        return dg.AssetCheckResult(
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description="raw.transactions is empty: nothing has landed yet",
+        )
     return dg.AssetCheckResult(
         passed=float(age_minutes) <= FRESHNESS_MAX_MINUTES,
         severity=dg.AssetCheckSeverity.WARN,
@@ -96,14 +120,19 @@ def newest_event_is_fresh(postgres: PostgresResource) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset="raw_transactions", description=(
-    f"Under {QUARANTINE_RATE_MAX:.0%} of the messages consumed in the last {QUARANTINE_WINDOW} were quarantined."
-))
+@dg.asset_check(
+    asset="raw_transactions",
+    description=(
+        f"Under {QUARANTINE_RATE_MAX:.0%} of the messages consumed in the last {QUARANTINE_WINDOW} were quarantined."
+    ),
+)
 def quarantine_rate_is_low(postgres: PostgresResource) -> dg.AssetCheckResult:
-    consumed, quarantined = postgres.fetch_one(
-        "SELECT coalesce(sum(consumed), 0), coalesce(sum(quarantined), 0) FROM ops.stream_batches "
-        "WHERE committed_at > now() - %s::interval",
-        [QUARANTINE_WINDOW],
+    consumed, quarantined = one_row(
+        postgres.fetch_one(
+            "SELECT coalesce(sum(consumed), 0), coalesce(sum(quarantined), 0) FROM ops.stream_batches "
+            "WHERE committed_at > now() - %s::interval",
+            [QUARANTINE_WINDOW],
+        )
     )
     reasons = postgres.fetch_all(
         "SELECT reason, count(*) FROM raw.quarantined_events WHERE quarantined_at > now() - %s::interval "
@@ -119,7 +148,7 @@ def quarantine_rate_is_low(postgres: PostgresResource) -> dg.AssetCheckResult:
             "rate": round(rate, 5),
             "reasons": dg.MetadataValue.json({reason: n for reason, n in reasons}),
         },
-        description=None if rate <= QUARANTINE_RATE_MAX else (
-            f"{rate:.2%} of messages were quarantined; see raw.quarantined_events for what producers sent wrong"
-        ),
+        description=None
+        if rate <= QUARANTINE_RATE_MAX
+        else (f"{rate:.2%} of messages were quarantined; see raw.quarantined_events for what producers sent wrong"),
     )

@@ -6,7 +6,6 @@ from txstream_dagster.defs.stream.checks import (
     newest_event_is_fresh,
     quarantine_rate_is_low,
 )
-from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.defs.stream.sensors import stream_catch_up_job, stream_lag_sensor
 
 defs = dg.Definitions(
@@ -14,5 +13,4 @@ defs = dg.Definitions(
     asset_checks=[every_message_is_accounted_for, newest_event_is_fresh, quarantine_rate_is_low],
     jobs=[stream_catch_up_job],
     sensors=[stream_lag_sensor],
-    resources={"spark": SparkResource.from_settings(), "pipes_subprocess_client": dg.PipesSubprocessClient()},
 )

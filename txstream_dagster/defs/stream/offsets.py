@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from txstream_dagster.resources import PostgresResource
 from txstream_spark.preflight import LandedOffsets, read_landed_offsets
-from txstream_spark.sink import writer_lock_key
+from txstream_spark.sink import release_writer_lock, try_writer_lock
 
 
 def committed_offsets(postgres: PostgresResource, topic: str) -> LandedOffsets:
@@ -39,9 +39,8 @@ def record_lag(postgres: PostgresResource, topic: str, end_offsets: dict[int, in
 
 def stream_running(postgres: PostgresResource, topic: str) -> bool:
     """True when a stream query holds the topic's writer lock (a catch-up run or continuous mode)."""
-    key = writer_lock_key(topic)
     with postgres.connect(autocommit=True) as conn:
-        acquired = conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [key]).fetchone()[0]
+        acquired = try_writer_lock(conn, topic)
         if acquired:
-            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [key])
+            release_writer_lock(conn, topic)
     return not acquired

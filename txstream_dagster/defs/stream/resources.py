@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 
@@ -13,8 +14,6 @@ import txstream_spark
 from txstream_dagster.db.logins import Login
 from txstream_dagster.jvm import SPARK_KAFKA_CONNECTOR, java_executable, module_jars
 from txstream_dagster.resources import PostgresResource
-from txstream_dagster.settings import get_settings
-from txstream_spark import DEFAULT_MAX_OFFSETS_PER_TRIGGER
 
 JOB_SCRIPT = Path(txstream_spark.__file__).parent / "main.py"
 # log4j2.properties for local runs (Spark's INFO logs would bury the job's own progress lines).
@@ -22,54 +21,56 @@ LOCAL_SPARK_CONF_DIR = Path(txstream_spark.__file__).parents[1] / "conf"
 
 
 class SparkResource(dg.ConfigurableResource):
-    """Submits `spark/txstream_spark/main.py` with spark-submit to `master` (local[N], spark://, k8s://).
+    """Submits `spark/txstream_spark/main.py` with spark-submit to `master` (local[N], spark://, k8s://),
+    with every setting of the job on its command line: the job has no defaults of its own.
 
     Spark's Kafka connector comes from `jvm_dir` (what `make install` resolved from jvm/pom.xml), passed
     with --jars; without it, from Spark's own classpath (the images built from deploy/docker carry it).
+    `resources/build.py` fills the fields from the TXSTREAM_SPARK_* and TXSTREAM_STREAM_* settings.
     """
 
-    master: str = "local[2]"
-    jvm_dir: str | None = None
-    max_offsets_per_trigger: int = DEFAULT_MAX_OFFSETS_PER_TRIGGER
-    starting_offsets: str = "earliest"  # earliest | latest: where a new checkpoint starts
-    checkpoint_root: str | None = None
+    master: str
+    jvm_dir: str
+    max_offsets_per_trigger: int
+    starting_offsets: Literal["earliest", "latest"]  # where a new checkpoint starts
+    fail_on_data_loss: bool
+    checkpoint_root: str
+    work_dir: str  # where the job's package for a cluster's executors is zipped
     driver_memory: str = "1g"
     spark_conf: dict[str, str] = {}
-
-    @classmethod
-    def from_settings(cls) -> SparkResource:
-        settings = get_settings()
-        return cls(
-            master=settings.spark_master,
-            max_offsets_per_trigger=settings.spark_max_offsets_per_trigger,
-            starting_offsets=settings.stream_starting_offsets,
-            checkpoint_root=settings.spark_checkpoint_dir,
-        )
 
     @property
     def is_local(self) -> bool:
         return self.master.startswith("local")
 
     def checkpoint_for(self, topic: str) -> str:
-        root = self.checkpoint_root or str(get_settings().data_dir / "spark" / "checkpoints")
-        return f"{root.rstrip('/')}/{topic}"
+        return f"{self.checkpoint_root.rstrip('/')}/{topic}"
 
     def _job_package(self) -> str:
         """txstream_spark zipped for --py-files: what a cluster's executors import."""
-        target = get_settings().data_dir / "spark" / "txstream_spark"
+        target = Path(self.work_dir) / "txstream_spark"
         target.parent.mkdir(parents=True, exist_ok=True)
         package = Path(txstream_spark.__file__).parent
         return shutil.make_archive(str(target), "zip", root_dir=package.parent, base_dir=package.name)
 
-    def submit_command(
-        self, *, bootstrap: str, topic: str, trigger: str, fail_on_data_loss: bool, interval: str = "1 second"
-    ) -> list[str]:
+    def submit_command(self, *, bootstrap: str, topic: str, trigger: str, interval: str = "1 second") -> list[str]:
         java_executable()
-        spark_submit = shutil.which("spark-submit", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        spark_submit = shutil.which(
+            "spark-submit", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        )
         if spark_submit is None:
-            raise RuntimeError("spark-submit was not found: install pyspark in this environment or put Spark's bin on PATH.")
-        command = [spark_submit, "--master", self.master, "--driver-memory", self.driver_memory,
-                   "--conf", f"spark.pyspark.python={sys.executable}" if self.is_local else "spark.submit.deployMode=client"]
+            raise RuntimeError(
+                "spark-submit was not found: install pyspark in this environment or put Spark's bin on PATH."
+            )
+        command = [
+            spark_submit,
+            "--master",
+            self.master,
+            "--driver-memory",
+            self.driver_memory,
+            "--conf",
+            f"spark.pyspark.python={sys.executable}" if self.is_local else "spark.submit.deployMode=client",
+        ]
         for key, value in sorted(self.spark_conf.items()):
             command += ["--conf", f"{key}={value}"]
         connector = self._connector_jars()
@@ -79,20 +80,28 @@ class SparkResource(dg.ConfigurableResource):
             command += ["--py-files", self._job_package()]
         command += [
             str(JOB_SCRIPT),
-            "--bootstrap", bootstrap,
-            "--topic", topic,
-            "--checkpoint", self.checkpoint_for(topic),
-            "--trigger", trigger,
-            "--interval", interval,
-            "--starting-offsets", self.starting_offsets,
-            "--max-offsets-per-trigger", str(self.max_offsets_per_trigger),
-            "--fail-on-data-loss", str(fail_on_data_loss).lower(),
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--checkpoint",
+            self.checkpoint_for(topic),
+            "--trigger",
+            trigger,
+            "--interval",
+            interval,
+            "--starting-offsets",
+            self.starting_offsets,
+            "--max-offsets-per-trigger",
+            str(self.max_offsets_per_trigger),
+            "--fail-on-data-loss",
+            str(self.fail_on_data_loss).lower(),
         ]
         return command
 
     def _connector_jars(self) -> list[str]:
         """The connector's jars from `jvm_dir`; a local Spark has no other way to get them (a clear error)."""
-        jvm_dir = Path(self.jvm_dir) if self.jvm_dir else get_settings().jvm_lib_dir
+        jvm_dir = Path(self.jvm_dir)
         if not self.is_local and not (jvm_dir / SPARK_KAFKA_CONNECTOR).is_dir():
             return []  # the cluster's Spark image carries the connector
         return [str(jar) for jar in module_jars(jvm_dir, SPARK_KAFKA_CONNECTOR)]

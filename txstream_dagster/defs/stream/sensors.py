@@ -52,24 +52,37 @@ def stream_lag_sensor(
 
     events: list = []
     if now["end_offsets"] != before["end_offsets"]:
-        events.append(dg.AssetObservation(
-            asset_key="stripe_events_topic",
-            metadata={"end_offsets": dg.MetadataValue.json(now["end_offsets"]), "messages": sum(end_offsets.values())},
-        ))
+        events.append(
+            dg.AssetObservation(
+                asset_key="stripe_events_topic",
+                metadata={
+                    "end_offsets": dg.MetadataValue.json(now["end_offsets"]),
+                    "messages": sum(end_offsets.values()),
+                },
+            )
+        )
     total_lag = sum(lag.values())
     runs: list[dg.RunRequest] = []
     if stream_running(postgres, kafka.topic):
-        if before["committed_total"] is not None and committed.total > before["committed_total"] and not _catch_up_in_progress(context):
-            events.append(dg.AssetMaterialization(
-                asset_key="raw_transactions",
-                description="Landed by the continuous stream",
-                metadata={"messages_landed": committed.total - before["committed_total"], "lag": total_lag},
-            ))
+        if (
+            before["committed_total"] is not None
+            and committed.total > before["committed_total"]
+            and not _catch_up_in_progress(context)
+        ):
+            events.append(
+                dg.AssetMaterialization(
+                    asset_key="raw_transactions",
+                    description="Landed by the continuous stream",
+                    metadata={"messages_landed": committed.total - before["committed_total"], "lag": total_lag},
+                )
+            )
     elif total_lag > 0 and not _catch_up_in_progress(context):
-        runs.append(dg.RunRequest(
-            run_key=f"{topic.topic_id}:{json.dumps(now['end_offsets'])}",
-            tags={"txstream/lag": str(total_lag)},
-        ))
+        runs.append(
+            dg.RunRequest(
+                run_key=f"{topic.topic_id}:{json.dumps(now['end_offsets'])}",
+                tags={"txstream/lag": str(total_lag)},
+            )
+        )
 
     if not events and not runs:
         return dg.SkipReason(f"no new messages (lag {total_lag})")
@@ -80,8 +93,12 @@ def _catch_up_in_progress(context: dg.SensorEvaluationContext) -> bool:
     in_progress = context.instance.get_runs(
         filters=dg.RunsFilter(
             job_name=stream_catch_up_job.name,
-            statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
-                      dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED],
+            statuses=[
+                dg.DagsterRunStatus.QUEUED,
+                dg.DagsterRunStatus.NOT_STARTED,
+                dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED,
+            ],
         ),
         limit=1,
     )

@@ -9,25 +9,33 @@ import random
 import dagster as dg
 from pydantic import Field
 
-from txstream_dagster.defs.stripe_source.production import ProductionSummary, publish_synthetic, pull_stripe
 from txstream_dagster.defs.stripe_source.resources import StripeResource
+from txstream_dagster.defs.stripe_source.topic_feeds import FeedSummary, publish_synthetic, pull_stripe
 from txstream_dagster.resources import KafkaResource, PostgresResource
 
 
 class StripeBatchConfig(dg.Config):
     messages: int = Field(
-        default=10_000, ge=1,
+        default=10_000,
+        ge=1,
         description="Synthetic: messages to publish (with history_days: charges, plus their refunds and disputes).",
     )
-    rate: float = Field(default=0.0, ge=0, description="Synthetic: messages per second; 0 = as fast as Kafka takes them.")
-    seed: int | None = Field(default=None, description="Synthetic: generator seed (same seed, same objects); unset = random.")
+    rate: float = Field(
+        default=0.0, ge=0, description="Synthetic: messages per second; 0 = as fast as Kafka takes them."
+    )
+    seed: int | None = Field(
+        default=None, description="Synthetic: generator seed (same seed, same objects); unset = random."
+    )
     history_days: int = Field(
-        default=0, ge=0, le=365, description="Synthetic: spread the charges over the last N days instead of streaming from now."
+        default=0,
+        ge=0,
+        le=365,
+        description="Synthetic: spread the charges over the last N days instead of streaming from now.",
     )
 
 
-def summary_metadata(summary: ProductionSummary) -> dict[str, dg.MetadataValue]:
-    metadata = {
+def summary_metadata(summary: FeedSummary) -> dict[str, dg.MetadataValue]:
+    metadata: dict[str, dg.MetadataValue] = {
         "source": dg.MetadataValue.text(summary.source),
         "topic": dg.MetadataValue.text(summary.topic),
         "messages_published": dg.MetadataValue.int(summary.messages),

@@ -3,9 +3,7 @@
 import dagster as dg
 
 from txstream_dagster.defs.stripe_source.assets import stripe_events_topic
-from txstream_dagster.defs.stripe_source.resources import stripe_resource_from_env
 
 defs = dg.Definitions(
     assets=[stripe_events_topic],
-    resources={"stripe": stripe_resource_from_env()},
 )

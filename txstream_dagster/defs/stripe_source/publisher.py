@@ -64,7 +64,7 @@ def encode(version: ObjectVersion, source: str) -> KafkaMessage:
 class PublishReport:
     messages: int = 0
     by_object_type: Counter = field(default_factory=Counter)
-    resent: int = 0          # deliveries that failed once and were sent again
+    resent: int = 0  # deliveries that failed once and were sent again
 
     def add(self, other: PublishReport) -> None:
         self.messages += other.messages
@@ -118,8 +118,8 @@ class Publisher:
                     send_error = exc
                     break
             self.producer.flush()
-            failed = [message for message, future in zip(remaining, futures) if future.failed()]
-            failed += remaining[len(futures):]  # never sent: keep their order behind the failed ones
+            failed = [message for message, future in zip(remaining, futures, strict=False) if future.failed()]
+            failed += remaining[len(futures) :]  # never sent: keep their order behind the failed ones
             if not failed:
                 return resent
             error = send_error or next(future.exception for future in futures if future.failed())
@@ -135,7 +135,11 @@ class Publisher:
             backoff = min(RETRY_BACKOFF_FIRST_S * 2 ** (attempt - 1), RETRY_BACKOFF_MAX_S)
             log.warning(
                 "Kafka did not acknowledge %d of %d messages to %s (%r); sending them again in %.0f s",
-                len(failed), len(remaining), self.topic, error, backoff,
+                len(failed),
+                len(remaining),
+                self.topic,
+                error,
+                backoff,
             )
             time.sleep(backoff)
             resent += len(failed)

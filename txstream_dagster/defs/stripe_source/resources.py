@@ -6,15 +6,12 @@ import dagster as dg
 import stripe
 from pydantic import Field
 
-from txstream_dagster.resources import env_var_if_set
-from txstream_dagster.settings import get_settings
-
 # Stripe writes every account's test and live data apart; a cursor belongs to one of them.
 KEY_MODES = {"sk_test_": "test", "rk_test_": "test", "sk_live_": "live", "rk_live_": "live"}
 
 
 class StripeResource(dg.ConfigurableResource):
-    """A Stripe account. `api_key` comes from STRIPE_API_KEY as a Dagster EnvVar, never a literal;
+    """A Stripe account. `api_key` comes from STRIPE_API_KEY (as a Dagster EnvVar where Dagster runs);
     unset means the source runs synthetic."""
 
     api_key: str | None = Field(default=None, description="Stripe secret or restricted key (from STRIPE_API_KEY).")
@@ -31,7 +28,9 @@ class StripeResource(dg.ConfigurableResource):
         default=15, ge=0, description="Events younger than this wait for the next pull (list results settle)."
     )
     window_seconds: int = Field(
-        default=3_600, ge=1, description="Span of the first cursor step; later steps widen when quiet, narrow when busy."
+        default=3_600,
+        ge=1,
+        description="Span of the first cursor step; later steps widen when quiet, narrow when busy.",
     )
 
     @property
@@ -65,8 +64,3 @@ class StripeResource(dg.ConfigurableResource):
             base_addresses={"api": self.api_base} if self.api_base else None,
             max_network_retries=self.max_network_retries,
         )
-
-
-def stripe_resource_from_env() -> StripeResource:
-    key = env_var_if_set("STRIPE_API_KEY") or env_var_if_set("TXSTREAM_STRIPE_API_KEY")
-    return StripeResource(api_key=key, api_base=get_settings().stripe_api_base)

@@ -42,11 +42,22 @@ log = logging.getLogger(__name__)
 
 # Every event whose data.object is a charge, refund or dispute (the Events API takes up to 20 types).
 EVENT_TYPES = (
-    "charge.captured", "charge.expired", "charge.failed", "charge.pending", "charge.refunded",
-    "charge.succeeded", "charge.updated",
-    "charge.dispute.closed", "charge.dispute.created", "charge.dispute.funds_reinstated",
-    "charge.dispute.funds_withdrawn", "charge.dispute.updated",
-    "charge.refund.updated", "refund.created", "refund.updated", "refund.failed",
+    "charge.captured",
+    "charge.expired",
+    "charge.failed",
+    "charge.pending",
+    "charge.refunded",
+    "charge.succeeded",
+    "charge.updated",
+    "charge.dispute.closed",
+    "charge.dispute.created",
+    "charge.dispute.funds_reinstated",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.updated",
+    "charge.refund.updated",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
 )
 EVENT_RETENTION_DAYS = 30
 PAGE_SIZE = 100
@@ -94,7 +105,7 @@ class StripeApi:
     present, else exponential back-off with jitter.
     """
 
-    def __init__(self, client: stripe.StripeClient, api_key: str, api_base: str | None):
+    def __init__(self, client: stripe.StripeClient, api_key: str | None, api_base: str | None):
         self.client = client
         self._api_key = api_key
         self.api_base = api_base or stripe.DEFAULT_API_BASE
@@ -119,6 +130,7 @@ class StripeApi:
                 time.sleep(min(delay, RATE_LIMIT_BACKOFF_MAX_S))
             except stripe.StripeError as exc:
                 raise self._explain(exc, method, path) from None
+        raise AssertionError("unreachable: itertools.count() never ends")
 
     def _explain(self, exc: stripe.StripeError, method: str, path: str) -> StripeSourceError:
         detail = self._scrub(exc.user_message or str(exc) or type(exc).__name__)
@@ -191,8 +203,9 @@ def versions_from_events(events: list[dict[str, Any]]) -> list[ObjectVersion]:
         second = event["created"]
         within_second = within_second + 1 if second == previous_second else 0
         previous_second = second
-        versions.append(ObjectVersion(obj["object"], obj["id"], second * 1000 + min(within_second, 999), obj,
-                                      api_version_of(event)))
+        versions.append(
+            ObjectVersion(obj["object"], obj["id"], second * 1000 + min(within_second, 999), obj, api_version_of(event))
+        )
     return versions
 
 
@@ -232,7 +245,10 @@ def sync_events(
     if position and gte < oldest_kept:
         log.warning(
             "The Stripe cursor (%s) is older than the %d days Stripe keeps events: events before %s are gone "
-            "from the Events API and will be missing.", gte, EVENT_RETENTION_DAYS, oldest_kept,
+            "from the Events API and will be missing.",
+            gte,
+            EVENT_RETENTION_DAYS,
+            oldest_kept,
         )
     horizon = now_s - settle_seconds
     report = SyncReport(cursor_to=gte)
@@ -250,6 +266,10 @@ def sync_events(
             span = min(span * 2, MAX_WINDOW_SECONDS)
         elif len(events) > BUSY_WINDOW_EVENTS:
             span = max(span // 2, 1)
-    log.info("Published %d Stripe events in %d windows; the next pull starts at %s",
-             report.events, report.windows, report.cursor_to)
+    log.info(
+        "Published %d Stripe events in %d windows; the next pull starts at %s",
+        report.events,
+        report.windows,
+        report.cursor_to,
+    )
     return report

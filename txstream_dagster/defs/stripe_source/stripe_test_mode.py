@@ -21,13 +21,33 @@ from txstream_dagster.defs.stripe_source.synthetic_charges import Weighted, char
 
 # Stripe's test tokens (docs: Testing → cards, declines, fraud, disputes).
 TEST_CARD_TOKENS = (
-    ("tok_visa", 30), ("tok_visa_debit", 8), ("tok_mastercard", 15), ("tok_mastercard_debit", 5),
-    ("tok_mastercard_prepaid", 2), ("tok_amex", 6), ("tok_discover", 2), ("tok_diners", 1), ("tok_jcb", 2),
-    ("tok_unionpay", 1), ("tok_gb", 4), ("tok_de", 3), ("tok_fr", 3), ("tok_jp", 3), ("tok_br", 1), ("tok_mx", 1),
-    ("tok_chargeDeclined", 2), ("tok_chargeDeclinedInsufficientFunds", 2), ("tok_chargeDeclinedExpiredCard", 1),
-    ("tok_chargeDeclinedIncorrectCvc", 1), ("tok_chargeDeclinedProcessingError", 1),
-    ("tok_chargeDeclinedFraudulent", 1), ("tok_riskLevelElevated", 1), ("tok_radarBlock", 1),
-    ("tok_createDispute", 1), ("tok_createDisputeProductNotReceived", 1), ("tok_createDisputeInquiry", 1),
+    ("tok_visa", 30),
+    ("tok_visa_debit", 8),
+    ("tok_mastercard", 15),
+    ("tok_mastercard_debit", 5),
+    ("tok_mastercard_prepaid", 2),
+    ("tok_amex", 6),
+    ("tok_discover", 2),
+    ("tok_diners", 1),
+    ("tok_jcb", 2),
+    ("tok_unionpay", 1),
+    ("tok_gb", 4),
+    ("tok_de", 3),
+    ("tok_fr", 3),
+    ("tok_jp", 3),
+    ("tok_br", 1),
+    ("tok_mx", 1),
+    ("tok_chargeDeclined", 2),
+    ("tok_chargeDeclinedInsufficientFunds", 2),
+    ("tok_chargeDeclinedExpiredCard", 1),
+    ("tok_chargeDeclinedIncorrectCvc", 1),
+    ("tok_chargeDeclinedProcessingError", 1),
+    ("tok_chargeDeclinedFraudulent", 1),
+    ("tok_riskLevelElevated", 1),
+    ("tok_radarBlock", 1),
+    ("tok_createDispute", 1),
+    ("tok_createDisputeProductNotReceived", 1),
+    ("tok_createDisputeInquiry", 1),
 )
 SHARE_REFUNDED = 0.08
 # Stripe's test mode allows 25 requests/s; stay under it.
@@ -54,8 +74,11 @@ def create_test_charges(
         amount = charge_amount(rng, currency(market.currency), market.units_per_usd)
         try:
             charge = api.request(
-                "post", "/v1/charges",
-                amount=amount, currency=market.currency, source=token,
+                "post",
+                "/v1/charges",
+                amount=amount,
+                currency=market.currency,
+                source=token,
                 description=f"txstream test charge {seed}-{index}",
                 metadata={"txstream_seed": str(seed), "txstream_index": str(index)},
                 idempotency_key=f"txstream-test-charge-{seed}-{index}",
@@ -65,8 +88,9 @@ def create_test_charges(
         else:
             outcome["succeeded"] += 1
             if rng.random() < SHARE_REFUNDED:
-                api.request("post", "/v1/refunds", charge=charge["id"],
-                            idempotency_key=f"txstream-test-refund-{seed}-{index}")
+                api.request(
+                    "post", "/v1/refunds", charge=charge["id"], idempotency_key=f"txstream-test-refund-{seed}-{index}"
+                )
                 outcome["refunded"] += 1
         if progress:
             progress(1)

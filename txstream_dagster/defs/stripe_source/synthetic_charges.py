@@ -91,8 +91,7 @@ def digits(rng: random.Random, count: int) -> str:
 
 def fill_template(rng: random.Random, template: str) -> str:
     return "".join(
-        str(rng.randrange(10)) if ch == "#" else chr(65 + rng.randrange(26)) if ch == "A" else ch
-        for ch in template
+        str(rng.randrange(10)) if ch == "#" else chr(65 + rng.randrange(26)) if ch == "A" else ch for ch in template
     )
 
 
@@ -117,12 +116,12 @@ def charge_amount(rng: random.Random, cur: Currency, units_per_usd: float) -> in
         cents = round(major * 100)
         style = rng.random()
         if style < 0.4:
-            cents = max(cents // 100, 1) * 100 - 1       # 19.99
+            cents = max(cents // 100, 1) * 100 - 1  # 19.99
         elif style < 0.7:
-            cents = max(round(cents / 100), 1) * 100     # 20.00
+            cents = max(round(cents / 100), 1) * 100  # 20.00
         return max(cents, minimum)
     if cur.exponent == 0:
-        step = 10 if major < 10_000 else 100            # ¥4,980, ₩54,000
+        step = 10 if major < 10_000 else 100  # ¥4,980, ₩54,000
         return max(round(major / step) * step, minimum)
     step = 10 ** (cur.exponent - 1) * (50 if rng.random() < 0.5 else 1)  # 12.500 / 12.340 KWD
     return max(round(major * 10**cur.exponent / step) * step, minimum)
@@ -161,7 +160,7 @@ class Card:
 
 @dataclass(frozen=True, slots=True)
 class Customer:
-    id: str | None          # None: a guest checkout
+    id: str | None  # None: a guest checkout
     market: ref.Market
     currency: Currency
     units_per_usd: float
@@ -205,12 +204,14 @@ class CustomerFactory:
         )
 
     def card(self, rng: random.Random, market: ref.Market) -> Card:
-        issued_in = (
-            self.markets.pick(rng).country if rng.random() < ref.SHARE_CARD_ISSUED_ABROAD else market.country
-        )
+        issued_in = self.markets.pick(rng).country if rng.random() < ref.SHARE_CARD_ISSUED_ABROAD else market.country
         brand = self.brands.get(issued_in, self.brands["default"]).pick(rng)
         network = brand
-        if issued_in == "FR" and brand in ("visa", "mastercard") and rng.random() < ref.SHARE_ROUTED_VIA_CARTES_BANCAIRES:
+        if (
+            issued_in == "FR"
+            and brand in ("visa", "mastercard")
+            and rng.random() < ref.SHARE_ROUTED_VIA_CARTES_BANCAIRES
+        ):
             network = "cartes_bancaires"
         return Card(
             payment_method=f"pm_1{random_token(rng, 23)}",
@@ -323,6 +324,7 @@ class SyntheticStripe:
             while pending and pending[0][0] <= t_ms:
                 yield from self._follow_up(heapq.heappop(pending), pending, follow_up_scale)
             yield from self._new_charge(t_ms, buyer, pending, follow_up_scale)
+        assert end_ms is not None  # only history()'s arrivals run out, and it has an end
         while pending and pending[0][0] < end_ms:
             yield from self._follow_up(heapq.heappop(pending), pending, follow_up_scale)
 
@@ -428,8 +430,8 @@ class SyntheticStripe:
             "description": f"{rng.choice(ref.PRODUCTS)} (order {digits(rng, 8)})",
             "disputed": False,
             "failure_balance_transaction": None,
-            "failure_code": None if succeeded else decline.failure_code,
-            "failure_message": None if succeeded else decline.failure_message,
+            "failure_code": None if decline is None else decline.failure_code,
+            "failure_message": None if decline is None else decline.failure_message,
             "fraud_details": {},
             "id": charge_id,
             "livemode": False,
@@ -448,7 +450,9 @@ class SyntheticStripe:
                     "checks": {
                         "address_line1_check": "pass" if buyer.line1 else None,
                         "address_postal_code_check": "pass" if buyer.postal_code else None,
-                        "cvc_check": None if wallet_type else ("fail" if decline and decline.decline_code == "incorrect_cvc" else "pass"),
+                        "cvc_check": None
+                        if wallet_type
+                        else ("fail" if decline and decline.decline_code == "incorrect_cvc" else "pass"),
                     },
                     "country": card.country,
                     "exp_month": card.exp_month,
@@ -471,7 +475,8 @@ class SyntheticStripe:
                     "three_d_secure": self._three_d_secure(card) if three_ds else None,
                     "transaction_link_id": None,
                     "wallet": (
-                        None if wallet_type is None
+                        None
+                        if wallet_type is None
                         else {"dynamic_last4": None if wallet_type == "link" else digits(rng, 4), "type": wallet_type}
                     ),
                 },
@@ -479,9 +484,7 @@ class SyntheticStripe:
             },
             "receipt_email": buyer.email if succeeded and rng.random() < 0.5 else None,
             "receipt_number": None,
-            "receipt_url": (
-                f"https://pay.stripe.com/receipts/payment/{random_token(rng, 96)}" if succeeded else None
-            ),
+            "receipt_url": (f"https://pay.stripe.com/receipts/payment/{random_token(rng, 96)}" if succeeded else None),
             "refunded": False,
             # Not expanded by default since API 2022-11-15: an empty page with its URL, as in Stripe's example.
             "refunds": {"data": [], "has_more": False, "object": "list", "url": f"/v1/charges/{charge_id}/refunds"},
@@ -506,7 +509,8 @@ class SyntheticStripe:
                 "reason": "elevated_risk_level" if manual_review else None,
                 "seller_message": (
                     "Stripe evaluated this payment as having elevated risk, and placed it in your manual review queue."
-                    if manual_review else "Payment complete."
+                    if manual_review
+                    else "Payment complete."
                 ),
                 "type": "manual_review" if manual_review else "authorized",
             }
@@ -635,11 +639,31 @@ class SyntheticStripe:
 
 
 EVIDENCE_FIELDS = (
-    "access_activity_log", "billing_address", "cancellation_policy", "cancellation_policy_disclosure",
-    "cancellation_rebuttal", "customer_communication", "customer_email_address", "customer_name",
-    "customer_purchase_ip", "customer_signature", "duplicate_charge_documentation",
-    "duplicate_charge_explanation", "duplicate_charge_id", "product_description", "receipt",
-    "refund_policy", "refund_policy_disclosure", "refund_refusal_explanation", "service_date",
-    "service_documentation", "shipping_address", "shipping_carrier", "shipping_date",
-    "shipping_documentation", "shipping_tracking_number", "uncategorized_file", "uncategorized_text",
+    "access_activity_log",
+    "billing_address",
+    "cancellation_policy",
+    "cancellation_policy_disclosure",
+    "cancellation_rebuttal",
+    "customer_communication",
+    "customer_email_address",
+    "customer_name",
+    "customer_purchase_ip",
+    "customer_signature",
+    "duplicate_charge_documentation",
+    "duplicate_charge_explanation",
+    "duplicate_charge_id",
+    "product_description",
+    "receipt",
+    "refund_policy",
+    "refund_policy_disclosure",
+    "refund_refusal_explanation",
+    "service_date",
+    "service_documentation",
+    "shipping_address",
+    "shipping_carrier",
+    "shipping_date",
+    "shipping_documentation",
+    "shipping_tracking_number",
+    "uncategorized_file",
+    "uncategorized_text",
 )

@@ -13,26 +13,48 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Market:
-    country: str           # ISO 3166-1 alpha-2, as Stripe writes it
-    currency: str          # what customers there are charged in (lower-case ISO 4217)
-    weight: float          # share of customers
+    country: str  # ISO 3166-1 alpha-2, as Stripe writes it
+    currency: str  # what customers there are charged in (lower-case ISO 4217)
+    weight: float  # share of customers
     utc_offset_hours: float
-    names: str             # key of NAME_POOLS
+    names: str  # key of NAME_POOLS
     cities: tuple[tuple[str, str | None], ...]  # (city, state)
     postal_code: str | None  # template: '#' a digit, 'A' a letter
-    units_per_usd: float   # rough price level, only so a basket costs ¥6,000 and not ¥40
+    units_per_usd: float  # rough price level, only so a basket costs ¥6,000 and not ¥40
 
 
 MARKETS: tuple[Market, ...] = (
-    Market("US", "usd", 30, -5, "western", (("New York", "NY"), ("Austin", "TX"), ("Seattle", "WA"), ("Chicago", "IL"), ("Los Angeles", "CA")), "#####", 1.0),
-    Market("GB", "gbp", 12, 0, "western", (("London", None), ("Manchester", None), ("Edinburgh", None), ("Bristol", None)), "AA# #AA", 0.79),
+    Market(
+        "US",
+        "usd",
+        30,
+        -5,
+        "western",
+        (("New York", "NY"), ("Austin", "TX"), ("Seattle", "WA"), ("Chicago", "IL"), ("Los Angeles", "CA")),
+        "#####",
+        1.0,
+    ),
+    Market(
+        "GB",
+        "gbp",
+        12,
+        0,
+        "western",
+        (("London", None), ("Manchester", None), ("Edinburgh", None), ("Bristol", None)),
+        "AA# #AA",
+        0.79,
+    ),
     Market("DE", "eur", 6, 1, "western", (("Berlin", None), ("München", None), ("Hamburg", None)), "#####", 0.92),
     Market("FR", "eur", 5, 1, "western", (("Paris", None), ("Lyon", None), ("Marseille", None)), "#####", 0.92),
     Market("ES", "eur", 3, 1, "latin", (("Madrid", None), ("Barcelona", None), ("Valencia", None)), "#####", 0.92),
     Market("IT", "eur", 3, 1, "western", (("Milano", None), ("Roma", None), ("Torino", None)), "#####", 0.92),
-    Market("NL", "eur", 2, 1, "western", (("Amsterdam", None), ("Rotterdam", None), ("Utrecht", None)), "#### AA", 0.92),
+    Market(
+        "NL", "eur", 2, 1, "western", (("Amsterdam", None), ("Rotterdam", None), ("Utrecht", None)), "#### AA", 0.92
+    ),
     Market("IE", "eur", 1, 0, "western", (("Dublin", None), ("Cork", None)), "A## AAAA", 0.92),
-    Market("CA", "cad", 4, -5, "western", (("Toronto", "ON"), ("Vancouver", "BC"), ("Montréal", "QC")), "A#A #A#", 1.37),
+    Market(
+        "CA", "cad", 4, -5, "western", (("Toronto", "ON"), ("Vancouver", "BC"), ("Montréal", "QC")), "A#A #A#", 1.37
+    ),
     Market("AU", "aud", 3, 10, "western", (("Sydney", "NSW"), ("Melbourne", "VIC"), ("Brisbane", "QLD")), "####", 1.52),
     Market("NZ", "nzd", 0.8, 12, "western", (("Auckland", None), ("Wellington", None)), "####", 1.65),
     Market("JP", "jpy", 5, 9, "japanese", (("Tokyo", None), ("Osaka", None), ("Yokohama", None)), "###-####", 150.0),
@@ -62,10 +84,48 @@ SHARE_CHARGED_IN_USD_ABROAD = 0.08
 
 NAME_POOLS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "western": (
-        ("Olivia", "Liam", "Emma", "Noah", "Amelia", "Oliver", "Sophie", "Lucas", "Mia", "Leon",
-         "Hannah", "Jack", "Chloé", "Elias", "Isla", "Mateo", "Freya", "Finn", "Zoe", "Jakub"),
-        ("Smith", "Johnson", "Brown", "Müller", "Martin", "Bernard", "Rossi", "de Vries", "Murphy",
-         "Taylor", "Wilson", "Schmidt", "Dubois", "Nowak", "Andersson", "Hansen", "Novak", "Walker"),
+        (
+            "Olivia",
+            "Liam",
+            "Emma",
+            "Noah",
+            "Amelia",
+            "Oliver",
+            "Sophie",
+            "Lucas",
+            "Mia",
+            "Leon",
+            "Hannah",
+            "Jack",
+            "Chloé",
+            "Elias",
+            "Isla",
+            "Mateo",
+            "Freya",
+            "Finn",
+            "Zoe",
+            "Jakub",
+        ),
+        (
+            "Smith",
+            "Johnson",
+            "Brown",
+            "Müller",
+            "Martin",
+            "Bernard",
+            "Rossi",
+            "de Vries",
+            "Murphy",
+            "Taylor",
+            "Wilson",
+            "Schmidt",
+            "Dubois",
+            "Nowak",
+            "Andersson",
+            "Hansen",
+            "Novak",
+            "Walker",
+        ),
     ),
     "latin": (
         ("Sofía", "Mateo", "Valentina", "Santiago", "Camila", "Diego", "Lucía", "João", "Ana", "Pedro"),
@@ -93,14 +153,34 @@ NAME_POOLS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
 }
 
-STREETS = ("High Street", "Main Street", "Station Road", "Park Avenue", "Church Lane", "Market Square",
-           "Hauptstraße", "Rue de la Paix", "Calle Mayor", "Via Roma", "Chuo-dori", "Sheikh Zayed Road")
+STREETS = (
+    "High Street",
+    "Main Street",
+    "Station Road",
+    "Park Avenue",
+    "Church Lane",
+    "Market Square",
+    "Hauptstraße",
+    "Rue de la Paix",
+    "Calle Mayor",
+    "Via Roma",
+    "Chuo-dori",
+    "Sheikh Zayed Road",
+)
 
 EMAIL_DOMAINS = ("gmail.com", "outlook.com", "yahoo.com", "icloud.com", "proton.me", "gmx.de", "naver.com")
 
 # Card brands by where the card was issued; `default` for everywhere else.
 CARD_BRANDS: dict[str, tuple[tuple[str, float], ...]] = {
-    "default": (("visa", 58), ("mastercard", 33), ("amex", 6), ("discover", 1), ("jcb", 1), ("diners", 0.5), ("unionpay", 0.5)),
+    "default": (
+        ("visa", 58),
+        ("mastercard", 33),
+        ("amex", 6),
+        ("discover", 1),
+        ("jcb", 1),
+        ("diners", 0.5),
+        ("unionpay", 0.5),
+    ),
     "US": (("visa", 52), ("mastercard", 25), ("amex", 16), ("discover", 7)),
     "JP": (("visa", 45), ("mastercard", 25), ("jcb", 25), ("amex", 5)),
     "HK": (("visa", 50), ("mastercard", 35), ("unionpay", 10), ("amex", 5)),
@@ -121,9 +201,9 @@ SHARE_3DS_UNDER_SCA = 0.6
 
 @dataclass(frozen=True)
 class Decline:
-    decline_code: str         # outcome.reason
-    failure_code: str         # charge.failure_code (the API error code)
-    failure_message: str      # what Stripe tells the customer
+    decline_code: str  # outcome.reason
+    failure_code: str  # charge.failure_code (the API error code)
+    failure_message: str  # what Stripe tells the customer
     network_decline_code: str | None
     advice_code: str | None
     weight: float
@@ -137,14 +217,31 @@ DECLINES: tuple[Decline, ...] = (
     Decline("do_not_honor", "card_declined", DECLINED, "05", None, 8),
     Decline("incorrect_cvc", "incorrect_cvc", "Your card's security code is incorrect.", "N7", "confirm_card_data", 7),
     Decline("expired_card", "expired_card", "Your card has expired.", "54", "do_not_try_again", 6),
-    Decline("processing_error", "processing_error",
-            "An error occurred while processing your card. Try again in a little bit.", "96", "try_again_later", 3),
-    Decline("transaction_not_allowed", "card_declined", "Your card does not support this type of purchase.", "57",
-            "do_not_try_again", 3),
+    Decline(
+        "processing_error",
+        "processing_error",
+        "An error occurred while processing your card. Try again in a little bit.",
+        "96",
+        "try_again_later",
+        3,
+    ),
+    Decline(
+        "transaction_not_allowed",
+        "card_declined",
+        "Your card does not support this type of purchase.",
+        "57",
+        "do_not_try_again",
+        3,
+    ),
     Decline("fraudulent", "card_declined", DECLINED, "59", "do_not_try_again", 3),
-    Decline("card_velocity_exceeded", "card_declined",
-            "Your card was declined for making repeated attempts too frequently or exceeding its amount limit.",
-            "61", "try_again_later", 2),
+    Decline(
+        "card_velocity_exceeded",
+        "card_declined",
+        "Your card was declined for making repeated attempts too frequently or exceeding its amount limit.",
+        "61",
+        "try_again_later",
+        2,
+    ),
     Decline("incorrect_number", "incorrect_number", "Your card number is incorrect.", "14", "do_not_try_again", 2),
     Decline("lost_card", "card_declined", DECLINED, "41", "do_not_try_again", 2),
     Decline("stolen_card", "card_declined", DECLINED, "43", "do_not_try_again", 1),
@@ -178,10 +275,44 @@ REVERSAL_WINDOW_MS = 6 * 3600 * 1000
 
 # Relative shopping activity by local hour 00..23: quiet nights, a lunch bump, an evening peak.
 HOURLY_ACTIVITY = (
-    0.30, 0.20, 0.14, 0.10, 0.09, 0.11, 0.20, 0.38, 0.58, 0.72, 0.82, 0.90,
-    0.98, 0.95, 0.88, 0.86, 0.88, 0.92, 0.98, 1.00, 0.98, 0.88, 0.68, 0.46,
+    0.30,
+    0.20,
+    0.14,
+    0.10,
+    0.09,
+    0.11,
+    0.20,
+    0.38,
+    0.58,
+    0.72,
+    0.82,
+    0.90,
+    0.98,
+    0.95,
+    0.88,
+    0.86,
+    0.88,
+    0.92,
+    0.98,
+    1.00,
+    0.98,
+    0.88,
+    0.68,
+    0.46,
 )
 
-PRODUCTS = ("Annual plan", "Monthly plan", "Gift card", "Wireless earbuds", "Running shoes", "Coffee beans 1kg",
-            "Concert ticket", "Yoga class pack", "Phone case", "Backpack", "E-book bundle", "Desk lamp")
+PRODUCTS = (
+    "Annual plan",
+    "Monthly plan",
+    "Gift card",
+    "Wireless earbuds",
+    "Running shoes",
+    "Coffee beans 1kg",
+    "Concert ticket",
+    "Yoga class pack",
+    "Phone case",
+    "Backpack",
+    "E-book bundle",
+    "Desk lamp",
+)
 STATEMENT_DESCRIPTOR = "TXSTREAM SHOP"

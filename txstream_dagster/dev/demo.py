@@ -8,6 +8,7 @@ automation build the dbt models; print a summary; keep the Dagster UI up.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -16,18 +17,22 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import requests
 from rich.console import Console
 from rich.table import Table
 
-from txstream_dagster.currencies import REPO_ROOT, currency
+from txstream_dagster.currencies import currency
 from txstream_dagster.db.logins import Login
-from txstream_dagster.defs.stripe_source.production import ProductionSummary, publish_synthetic
-from txstream_dagster.local_stack import LocalStack
+from txstream_dagster.db.migrate import upgrade_warehouse
+from txstream_dagster.defs.stripe_source.topic_feeds import FeedSummary, publish_synthetic
+from txstream_dagster.dev.stack import LocalStack
+from txstream_dagster.paths import REPO_ROOT
 from txstream_dagster.resources import KafkaResource, PostgresResource
+from txstream_dagster.resources.build import event_log, login_passwords, warehouse
+from txstream_dagster.resources.postgres import one_row
 from txstream_dagster.settings import Settings
 
 # Messages no Stripe object looks like: the stream must quarantine them, with a reason, and go on.
@@ -45,7 +50,7 @@ DEMO_FOREX_DAYS_PAST_END = 60
 
 @dataclass
 class DemoResult:
-    produced: ProductionSummary
+    produced: FeedSummary
     malformed: int
     landed: int
     quarantined: int
@@ -59,7 +64,9 @@ class DemoFailed(RuntimeError):
     """A step of the demo did not happen: what, and where to look."""
 
 
-def wait_until(what: str, condition: Callable[[], bool], timeout_s: float, on_tick: Callable[[], None] = lambda: None) -> None:
+def wait_until(
+    what: str, condition: Callable[[], bool], timeout_s: float, on_tick: Callable[[], None] = lambda: None
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         on_tick()
@@ -90,14 +97,25 @@ class DagsterDev:
             shutil.copy(REPO_ROOT / "dagster.yaml", self.home / "dagster.yaml")
 
     def start(self) -> None:
-        self.started_at = datetime.now(timezone.utc)
+        self.started_at = datetime.now(UTC)
         self.prepare_home()
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
-                 "-h", "127.0.0.1", "-p", str(self.port)],
-                cwd=REPO_ROOT, env={**self.env, "DAGSTER_HOME": str(self.home)},
-                stdout=log, stderr=log, start_new_session=True,
+                [
+                    str(Path(sys.executable).parent / "dagster"),
+                    "dev",
+                    "-w",
+                    str(REPO_ROOT / "workspace.yaml"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                ],
+                cwd=REPO_ROOT,
+                env={**self.env, "DAGSTER_HOME": str(self.home)},
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
         wait_until(f"the Dagster UI on {self.url} (log: {self.log_path})", self.answering, 180, self._still_running)
 
@@ -108,6 +126,7 @@ class DagsterDev:
             return False
 
     def _still_running(self) -> None:
+        assert self.process is not None  # start() sets it before waiting
         if self.process.poll() is not None:
             raise DemoFailed(f"dagster dev exited with code {self.process.returncode}; see {self.log_path}")
 
@@ -123,9 +142,9 @@ class DagsterDev:
                 return
             run = records[0].dagster_run
             failures = [
-                f"{event.step_key}: {_root_cause(event.dagster_event.step_failure_data.error)}"
+                f"{event.step_key}: {_root_cause(error)}"
                 for event in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-                if event.dagster_event.step_failure_data.error
+                if (error := _step_error(event))
             ]
         raise DemoFailed(
             f"Dagster run {run.run_id} ({run.job_name}) failed in {'; '.join(failures) or 'no step (see its logs)'}. "
@@ -136,11 +155,19 @@ class DagsterDev:
         import dagster as dg
 
         with dg.DagsterInstance.from_config(str(self.home)) as instance:
-            return len(instance.get_run_records(dg.RunsFilter(
-                statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-                          dg.DagsterRunStatus.STARTED],
-                created_after=self.started_at,
-            )))
+            return len(
+                instance.get_run_records(
+                    dg.RunsFilter(
+                        statuses=[
+                            dg.DagsterRunStatus.QUEUED,
+                            dg.DagsterRunStatus.NOT_STARTED,
+                            dg.DagsterRunStatus.STARTING,
+                            dg.DagsterRunStatus.STARTED,
+                        ],
+                        created_after=self.started_at,
+                    )
+                )
+            )
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -150,6 +177,12 @@ class DagsterDev:
             self.process.wait(90)  # its code servers can take ~50 s to go
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def _step_error(entry):
+    """The error of a STEP_FAILURE log entry (which always carries its Dagster event)."""
+    assert entry.dagster_event is not None
+    return entry.dagster_event.step_failure_data.error
 
 
 def _root_cause(error) -> str:
@@ -170,13 +203,27 @@ class ForexBackfill:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster"), "asset", "materialize", "-m", "txstream_dagster.definitions",
-             "--select", "forex_rates", "--partition-range", f"{self.first.isoformat()}...{self.last.isoformat()}"],
-            cwd=REPO_ROOT, env={**self.env, "DAGSTER_HOME": str(self.home)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            [
+                str(Path(sys.executable).parent / "dagster"),
+                "asset",
+                "materialize",
+                "-m",
+                "txstream_dagster.definitions",
+                "--select",
+                "forex_rates",
+                "--partition-range",
+                f"{self.first.isoformat()}...{self.last.isoformat()}",
+            ],
+            cwd=REPO_ROOT,
+            env={**self.env, "DAGSTER_HOME": str(self.home)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
 
     def wait(self) -> None:
+        assert self.process is not None  # start() came first
         _, errors = self.process.communicate()
         if self.process.returncode != 0:
             raise DemoFailed(f"the forex_rates backfill {self.first} … {self.last} failed:\n{errors[-3000:]}")
@@ -196,30 +243,38 @@ def publish_malformed(kafka: KafkaResource) -> int:
 
 
 def stream_caught_up(postgres: PostgresResource, kafka: KafkaResource) -> bool:
-    committed = postgres.fetch_one(
-        "SELECT coalesce(sum(next_offset), 0) FROM ops.stream_offsets WHERE kafka_topic = %s", [kafka.topic]
+    committed = one_row(
+        postgres.fetch_one(
+            "SELECT coalesce(sum(next_offset), 0) FROM ops.stream_offsets WHERE kafka_topic = %s", [kafka.topic]
+        )
     )[0]
     return committed >= sum(kafka.end_offsets().values())
 
 
 def marts_caught_up(postgres: PostgresResource) -> bool:
-    if postgres.fetch_one("SELECT to_regclass('marts.fct_transactions')", login=Login.TRANSFORMER)[0] is None:
+    if one_row(postgres.fetch_one("SELECT to_regclass('marts.fct_transactions')", login=Login.TRANSFORMER))[0] is None:
         return False
-    charges, facts = postgres.fetch_one(
-        "SELECT (SELECT count(*) FROM raw.transactions WHERE object_type = 'charge'), "
-        "(SELECT count(*) FROM marts.fct_transactions)",
-        login=Login.TRANSFORMER,
+    charges, facts = one_row(
+        postgres.fetch_one(
+            "SELECT (SELECT count(*) FROM raw.transactions WHERE object_type = 'charge'), "
+            "(SELECT count(*) FROM marts.fct_transactions)",
+            login=Login.TRANSFORMER,
+        )
     )
     return charges > 0 and facts == charges
 
 
 def summarise(postgres: PostgresResource) -> tuple[int, int, int, int, list[tuple]]:
-    landed, quarantined = postgres.fetch_one(
-        "SELECT (SELECT count(*) FROM raw.transactions), (SELECT count(*) FROM raw.quarantined_events)"
+    landed, quarantined = one_row(
+        postgres.fetch_one(
+            "SELECT (SELECT count(*) FROM raw.transactions), (SELECT count(*) FROM raw.quarantined_events)"
+        )
     )
-    charges, fx_missing = postgres.fetch_one(
-        "SELECT count(*), count(*) FILTER (WHERE fx_rate_missing) FROM marts.fct_transactions",
-        login=Login.TRANSFORMER,
+    charges, fx_missing = one_row(
+        postgres.fetch_one(
+            "SELECT count(*), count(*) FILTER (WHERE fx_rate_missing) FROM marts.fct_transactions",
+            login=Login.TRANSFORMER,
+        )
     )
     revenue = postgres.fetch_all(
         """SELECT currency_code, count(*) FILTER (WHERE is_successful),
@@ -236,43 +291,57 @@ def print_summary(console: Console, result: DemoResult) -> None:
     produced = result.produced
     console.rule("[bold]txstream demo: summary")
     console.print(
-        f"events produced   {produced.messages:,} ({', '.join(f'{n:,} {t}' for t, n in sorted(produced.by_object_type.items()))}) "
+        f"events produced   {produced.messages:,} "
+        f"({', '.join(f'{n:,} {t}' for t, n in sorted(produced.by_object_type.items()))}) "
         f"+ {result.malformed} malformed, seed {produced.seed}"
     )
     console.print(f"rows landed       {result.landed:,} in raw.transactions (one per Stripe object, latest version)")
     console.print(f"quarantined       {result.quarantined:,} in raw.quarantined_events, each with its reason")
-    console.print(f"charges in marts  {result.charges:,} in marts.fct_transactions, {result.fx_missing:,} without a GBP rate (fx_rate_missing)")
+    console.print(
+        f"charges in marts  {result.charges:,} in marts.fct_transactions, "
+        f"{result.fx_missing:,} without a GBP rate (fx_rate_missing)"
+    )
     table = Table(title="Net revenue of successful charges, by currency", title_justify="left")
     for column in ("currency", "charges", "net amount", "net GBP"):
         table.add_column(column, justify="right" if column != "currency" else "left")
     for code, count, amount, gbp, missing in result.revenue:
-        table.add_row(code.upper(), f"{count:,}", f"{amount:,.{currency(code).exponent}f}",
-                      "no rate" if missing and gbp is None else f"£{gbp:,.2f}")
+        table.add_row(
+            code.upper(),
+            f"{count:,}",
+            f"{amount:,.{currency(code).exponent}f}",
+            "no rate" if missing and gbp is None else f"£{gbp:,.2f}",
+        )
     console.print(table)
     console.print(f"time taken        {result.seconds:.0f} s")
 
 
-def run_demo(settings: Settings, *, charges: int, days: int, seed: int, port: int, console: Console,
-             serve: bool = True) -> DemoResult:
+def run_demo(
+    settings: Settings, *, charges: int, days: int, seed: int, port: int, console: Console, serve: bool = True
+) -> DemoResult:
     started = time.monotonic()
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable,
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "PYSPARK_PYTHON": sys.executable,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     env.setdefault("TXSTREAM_FOREX_BUNDLED_MAX_DAYS_PAST_END", str(DEMO_FOREX_DAYS_PAST_END))
 
     with console.status("starting PostgreSQL and Kafka"):
         for line in LocalStack(settings).up():
             console.print(f"[green]✓[/green] {line}")
-        postgres, kafka = PostgresResource(), KafkaResource(topic=settings.topic)
-        postgres.migrate()
-        kafka.ensure_topic(settings.topic_partitions, settings.topic_replication)
+        postgres, kafka = warehouse(settings), event_log(settings)
+        upgrade_warehouse(postgres, login_passwords(settings))
+        kafka.ensure_topic()
     dagster = DagsterDev(settings, port, env)
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     # The forex backfill (a Dagster run of its own, in the same instance) goes on while dagster dev
     # starts and the events are published: the three take about as long as the slowest alone.
     forex = ForexBackfill(today - timedelta(days=days), today, env, dagster.home)
     try:
-        with console.status(f"starting dagster dev (webserver + daemon) on {dagster.url}; publishing "
-                            f"{charges:,} synthetic charges over {days} days, with refunds and disputes"):
+        with console.status(
+            f"starting dagster dev (webserver + daemon) on {dagster.url}; publishing "
+            f"{charges:,} synthetic charges over {days} days, with refunds and disputes"
+        ):
             dagster.prepare_home()
             forex.start()
             produced = publish_synthetic(kafka, seed=seed, count=charges, history_days=days)
@@ -287,38 +356,52 @@ def run_demo(settings: Settings, *, charges: int, days: int, seed: int, port: in
 
         def landing(status) -> None:
             dagster.raise_if_a_run_failed()
-            status.update(f"Spark: {postgres.fetch_one('SELECT count(*) FROM raw.transactions')[0]:,} rows landed")
+            landed = one_row(postgres.fetch_one("SELECT count(*) FROM raw.transactions"))[0]
+            status.update(f"Spark: {landed:,} rows landed")
 
         with console.status("waiting for the stream sensor's Spark run to land every event") as status:
-            wait_until("the stream to land every event (is the stream_lag_sensor on?)",
-                       lambda: stream_caught_up(postgres, kafka), 900, lambda: landing(status))
+            wait_until(
+                "the stream to land every event (is the stream_lag_sensor on?)",
+                lambda: stream_caught_up(postgres, kafka),
+                900,
+                lambda: landing(status),
+            )
         console.print("[green]✓[/green] every event landed in raw.transactions")
 
         with console.status("waiting for declarative automation to build the dbt models"):
-            wait_until("dbt to build marts.fct_transactions", lambda: marts_caught_up(postgres), 900,
-                       dagster.raise_if_a_run_failed)
+            wait_until(
+                "dbt to build marts.fct_transactions",
+                lambda: marts_caught_up(postgres),
+                900,
+                dagster.raise_if_a_run_failed,
+            )
         console.print("[green]✓[/green] dbt models built: staging → dimensions and facts → daily aggregates")
 
         result = DemoResult(produced, malformed, *summarise(postgres), seconds=time.monotonic() - started)
         print_summary(console, result)
         if serve:
             console.print(f"\nDagster UI: [bold]{dagster.url}[/bold] (runs, asset graph, checks). Ctrl-C stops it.")
+            assert dagster.process is not None  # dagster.start() ran
             dagster.process.wait()
         else:
             # The runs still record their checks: let them end before dagster dev stops, so none is cut short.
             with console.status("waiting for the runs to finish before stopping Dagster"):
-                wait_until("the stream and dbt runs to finish", lambda: dagster.runs_in_progress() == 0, 300,
-                           dagster.raise_if_a_run_failed)
+                wait_until(
+                    "the stream and dbt runs to finish",
+                    lambda: dagster.runs_in_progress() == 0,
+                    300,
+                    dagster.raise_if_a_run_failed,
+                )
         return result
     except DemoFailed as exc:
         console.print(f"[red]✗[/red] {exc}")
         if serve and dagster.answering():
-            console.print(f"The Dagster UI stays up to show what the runs did: [bold]{dagster.url}[/bold]. "
-                          "Ctrl-C stops it.")
-            try:
+            console.print(
+                f"The Dagster UI stays up to show what the runs did: [bold]{dagster.url}[/bold]. Ctrl-C stops it."
+            )
+            assert dagster.process is not None  # it answered, so it was started
+            with contextlib.suppress(KeyboardInterrupt):
                 dagster.process.wait()
-            except KeyboardInterrupt:
-                pass
         raise
     finally:
         forex.stop()

@@ -94,8 +94,11 @@ class PidFile:
             return None
         try:
             proc = psutil.Process(pid)
-            if (proc.status() != psutil.STATUS_ZOMBIE and self.executable_name in proc.name()
-                    and (self.cmdline_marker is None or self.cmdline_marker in proc.cmdline())):
+            if (
+                proc.status() != psutil.STATUS_ZOMBIE
+                and self.executable_name in proc.name()
+                and (self.cmdline_marker is None or self.cmdline_marker in proc.cmdline())
+            ):
                 return proc
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
@@ -128,7 +131,11 @@ def spawn_detached(argv: list[str], log_path: Path, env: dict[str, str] | None =
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
         proc = psutil.Popen(
-            argv, stdin=devnull, stdout=log, stderr=log, start_new_session=True,
+            argv,
+            stdin=devnull,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
             env={**os.environ, **(env or {})},
         )
     return proc.pid

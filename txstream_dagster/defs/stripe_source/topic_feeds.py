@@ -1,4 +1,4 @@
-"""One production run into the topic — synthetic or pulled from Stripe — and its summary.
+"""What feeds the topic — synthetic objects or objects pulled from Stripe — and a summary of each run.
 
 Shared by the `stripe_events_topic` asset (one batch) and `txstream produce`
 (continuous), so both publish exactly the same way.
@@ -20,7 +20,6 @@ from txstream_dagster.defs.stripe_source.resources import StripeResource
 from txstream_dagster.defs.stripe_source.stripe_api import StripeApi, sync_events
 from txstream_dagster.defs.stripe_source.synthetic_charges import DAY_MS, SyntheticStripe
 from txstream_dagster.resources import KafkaResource, PostgresResource
-from txstream_dagster.settings import get_settings
 
 # Without a target rate, stream timestamps still advance as if charges came at this rate.
 UNTHROTTLED_STREAM_RATE = 5_000.0
@@ -29,17 +28,17 @@ METER_EVERY = 64
 
 
 @dataclass
-class ProductionSummary:
-    source: str               # synthetic | stripe
+class FeedSummary:
+    source: str  # synthetic | stripe
     topic: str
     messages: int = 0
     by_object_type: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-    resent: int = 0           # deliveries Kafka failed once and that were sent again
+    resent: int = 0  # deliveries Kafka failed once and that were sent again
     end_offsets: dict[int, int] = field(default_factory=dict)
-    seed: int | None = None           # synthetic: reproduces the run
+    seed: int | None = None  # synthetic: reproduces the run
     cursor_created_gte: int | None = None  # stripe: where the next pull starts (epoch seconds)
-    rate_limited: int = 0             # stripe: 429s absorbed by back-off
+    rate_limited: int = 0  # stripe: 429s absorbed by back-off
 
     @property
     def per_second(self) -> float:
@@ -77,11 +76,6 @@ def metered(
         yield version
 
 
-def ensure_topic(kafka: KafkaResource) -> bool:
-    settings = get_settings()
-    return kafka.ensure_topic(settings.topic_partitions, settings.topic_replication)
-
-
 def publish_synthetic(
     kafka: KafkaResource,
     *,
@@ -93,7 +87,7 @@ def publish_synthetic(
     stop: threading.Event | None = None,
     progress: Callable[[int], None] | None = None,
     now_ms: int | None = None,
-) -> ProductionSummary:
+) -> FeedSummary:
     """Synthetic objects into the topic.
 
     history_days > 0: `count` charges spread over the last `history_days` days, then
@@ -112,14 +106,12 @@ def publish_synthetic(
         versions = generator.stream(now_ms, rate or UNTHROTTLED_STREAM_RATE)
         if count:
             versions = islice(versions, count)
-    ensure_topic(kafka)
-    summary = ProductionSummary("synthetic", kafka.topic, seed=seed)
+    kafka.ensure_topic()
+    summary = FeedSummary("synthetic", kafka.topic, seed=seed)
     started = time.perf_counter()
     with closing(kafka.producer()) as producer:
         publisher = Publisher(producer, kafka.topic, "synthetic")
-        report = publisher.publish(
-            metered(versions, rate=rate, deadline=deadline, stop=stop), progress
-        )
+        report = publisher.publish(metered(versions, rate=rate, deadline=deadline, stop=stop), progress)
     summary.seconds = time.perf_counter() - started
     summary.add(report)
     summary.end_offsets = kafka.end_offsets()
@@ -136,21 +128,23 @@ def pull_stripe(
     postgres: PostgresResource,
     *,
     progress: Callable[[int], None] | None = None,
-    summary: ProductionSummary | None = None,
+    summary: FeedSummary | None = None,
     stop: threading.Event | None = None,
-) -> ProductionSummary:
+) -> FeedSummary:
     """Everything Stripe recorded since the cursor, into the topic; the cursor moves after Kafka acknowledged.
 
     Pass the `summary` of earlier pulls to accumulate a continuous run.
     """
     api = stripe_api(stripe)
-    ensure_topic(kafka)
-    summary = summary or ProductionSummary("stripe", kafka.topic)
+    kafka.ensure_topic()
+    summary = summary or FeedSummary("stripe", kafka.topic)
     started = time.perf_counter()
     with closing(kafka.producer()) as producer:
         publisher = Publisher(producer, kafka.topic, "stripe")
         report = sync_events(
-            api, publisher, CursorStore(postgres, source=f"stripe-{stripe.mode}"),
+            api,
+            publisher,
+            CursorStore(postgres, source=f"stripe-{stripe.mode}"),
             now_s=int(time.time()),
             backfill_days=stripe.backfill_days,
             window_seconds=stripe.window_seconds,

@@ -1,0 +1,106 @@
+"""`txstream up|down|status|demo`: the embedded stack on this machine, and the whole product on it.
+
+Each command imports what it uses when it runs, so `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+
+import click
+
+from txstream_dagster.cli.output import console, settings_or_exit
+
+
+@click.command()
+def up() -> None:
+    """Start the embedded PostgreSQL and Apache Kafka (what is not configured), migrate, create the topic."""
+    from txstream_dagster.db.migrate import upgrade_warehouse
+    from txstream_dagster.dev.stack import LocalStack
+    from txstream_dagster.resources.build import event_log, login_passwords, warehouse
+
+    settings = settings_or_exit()
+    for line in LocalStack(settings).up():
+        console.print(f"[green]✓[/green] {line}")
+    applied = upgrade_warehouse(warehouse(settings), login_passwords(settings))
+    console.print("[green]✓[/green] schema up to date" + (f" (applied {', '.join(applied)})" if applied else ""))
+    kafka = event_log(settings)
+    created = kafka.ensure_topic()
+    console.print(f"[green]✓[/green] topic {kafka.topic} {'created' if created else 'exists'}")
+
+
+@click.command()
+def down() -> None:
+    """Stop the embedded services this machine started."""
+    from txstream_dagster.dev.stack import LocalStack
+
+    done = LocalStack(settings_or_exit()).down()
+    for line in done or ["nothing was running"]:
+        console.print(f"[green]✓[/green] {line}")
+
+
+@click.command()
+def status() -> None:
+    """Show whether PostgreSQL and Kafka answer, embedded or external. Exit code 1 when one doesn't."""
+    from txstream_dagster.dev.stack import LocalStack
+    from txstream_dagster.resources.build import event_log, warehouse
+
+    settings = settings_or_exit()
+    stack = LocalStack(settings)
+    healthy = True
+    try:
+        if settings.embeds_postgres and not stack.postgres.is_running():
+            raise RuntimeError(f"the embedded PostgreSQL of {settings.data_dir} is not running: run `txstream up`")
+        row = warehouse(settings).fetch_one(
+            "SELECT current_setting('server_version'), "
+            "(SELECT count(*) FROM ops.schema_migrations WHERE to_regclass('ops.schema_migrations') IS NOT NULL)"
+        )
+        assert row is not None  # a SELECT without FROM returns its row
+        console.print(
+            f"[green]✓[/green] PostgreSQL {row[0]} ({'embedded' if settings.embeds_postgres else 'external'}), "
+            f"{row[1]} migrations applied"
+        )
+    except Exception as exc:  # noqa: BLE001 - status reports every failure the same way, as one line
+        healthy = False
+        console.print(f"[red]✗[/red] PostgreSQL: {exc}")
+    try:
+        if settings.embeds_kafka and not stack.kafka.is_running():
+            raise RuntimeError(f"the embedded Kafka of {settings.data_dir} is not running: run `txstream up`")
+        kafka = event_log(settings)
+        topic = kafka.describe_topic()
+        total = sum(kafka.end_offsets().values())
+        console.print(
+            f"[green]✓[/green] Kafka at {kafka.bootstrap} ({'embedded' if settings.embeds_kafka else 'external'}): "
+            f"topic {topic.name}, {topic.partitions} partitions, {total} messages"
+        )
+    except Exception as exc:  # noqa: BLE001 - status reports every failure the same way, as one line
+        healthy = False
+        console.print(f"[red]✗[/red] Kafka: {exc}")
+    sys.exit(0 if healthy else 1)
+
+
+@click.command()
+@click.option("--charges", default=20_000, show_default=True, help="Synthetic charges to publish.")
+@click.option("--days", default=7, show_default=True, help="Days of history they are spread over.")
+@click.option("--seed", type=int, default=None, help="Generator seed (default: random, printed).")
+@click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
+@click.option("--no-ui", is_flag=True, help="Stop Dagster after the summary instead of serving the UI.")
+def demo(charges: int, days: int, seed: int | None, port: int, no_ui: bool) -> None:
+    """Everything end to end: embedded stack, synthetic charges, Spark, forex, dbt, a summary, the UI."""
+    from txstream_dagster.dev.demo import DemoFailed, run_demo
+
+    try:
+        run_demo(
+            settings_or_exit(),
+            charges=charges,
+            days=days,
+            seed=seed if seed is not None else random.randrange(10**6),
+            port=port,
+            console=console,
+            serve=not no_ui,
+        )
+    except DemoFailed:  # run_demo said what went wrong and where to look
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console.print("stopped")
