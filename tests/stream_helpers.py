@@ -149,6 +149,21 @@ def batch_totals(postgres: PostgresResource) -> tuple[int, int, int, int]:
     )
 
 
+# The job's other arguments, as the Spark resource passes them (the job has no defaults of its own).
+JOB_SETTINGS = [
+    "--trigger",
+    "available-now",
+    "--interval",
+    "1 second",
+    "--starting-offsets",
+    "earliest",
+    "--max-offsets-per-trigger",
+    "100",
+    "--fail-on-data-loss",
+    "true",
+]
+
+
 def start_stream_job(
     spark: SparkResource,
     kafka: KafkaResource,

@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from resource_helpers import kafka_resource
+from stream_helpers import JOB_SETTINGS
 from txstream_dagster.resources import KafkaResource
 from txstream_dagster.settings import Settings, redact_url
 from txstream_spark import main as stream_job
@@ -26,22 +27,7 @@ def test_redacted_url_keeps_everything_but_the_password():
 
 
 # Every other argument the Spark job requires (it has no defaults: the Spark resource passes each setting).
-JOB_ARGS = [
-    "--bootstrap",
-    "b:9092",
-    "--checkpoint",
-    "/tmp/cp",
-    "--trigger",
-    "available-now",
-    "--interval",
-    "1 second",
-    "--starting-offsets",
-    "earliest",
-    "--max-offsets-per-trigger",
-    "10",
-    "--fail-on-data-loss",
-    "true",
-]
+JOB_ARGS = ["--bootstrap", "b:9092", "--checkpoint", "/tmp/cp", *JOB_SETTINGS]
 
 
 @pytest.mark.parametrize("topic", ["", "has space", "semi;colon", "a" * 250, ".."])

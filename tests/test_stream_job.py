@@ -14,6 +14,7 @@ from psycopg import sql
 
 from resource_helpers import spark_resource
 from stream_helpers import (
+    JOB_SETTINGS,
     assert_every_message_accounted_for_once,
     landed_ids,
     publish_charges,
@@ -180,21 +181,6 @@ def test_a_postgres_restart_while_streaming_loses_nothing(
         stream.wait(60)
     assert landed_ids(clean_warehouse) == sorted(ids)
     assert_every_message_accounted_for_once(clean_warehouse, 1500)
-
-
-# The job's other arguments, as the Spark resource passes them (the job has no defaults of its own).
-JOB_SETTINGS = [
-    "--trigger",
-    "available-now",
-    "--interval",
-    "1 second",
-    "--starting-offsets",
-    "earliest",
-    "--max-offsets-per-trigger",
-    "100",
-    "--fail-on-data-loss",
-    "true",
-]
 
 
 def test_the_job_refuses_to_start_when_the_broker_is_unreachable(
