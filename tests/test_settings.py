@@ -10,8 +10,10 @@ import pytest
 
 from resource_helpers import kafka_resource
 from stream_helpers import JOB_SETTINGS
+from txstream_dagster.db.logins import Login
 from txstream_dagster.resources import KafkaResource
-from txstream_dagster.settings import Settings, redact_url
+from txstream_dagster.resources.build import build_resources, warehouse
+from txstream_dagster.settings import Settings, load_settings, redact_url
 from txstream_spark import main as stream_job
 
 
@@ -132,3 +134,24 @@ def env_names() -> list[str]:
     return [
         "STRIPE_API_KEY" if name == "stripe_api_key" else f"TXSTREAM_{name.upper()}" for name in Settings.model_fields
     ]
+
+
+def test_the_code_location_gets_secrets_as_env_vars_and_commands_get_their_values(monkeypatch, tmp_path):
+    # What Dagster stores and shows of a resource's config is its fields: secrets must be variable names there.
+    monkeypatch.setenv("TXSTREAM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TXSTREAM_POSTGRES_URL", "postgresql://db.internal:5432/payments")
+    monkeypatch.setenv("TXSTREAM_WRITER_PASSWORD", "writer-secret")
+    monkeypatch.setenv("STRIPE_API_KEY", "rk_test_not-a-real-key")
+    settings = load_settings()
+
+    location = build_resources(settings)
+    assert isinstance(location["postgres"].writer_password, dg.EnvVar)
+    assert (location["postgres"].url, location["postgres"].writer_password) == (
+        "TXSTREAM_POSTGRES_URL",
+        "TXSTREAM_WRITER_PASSWORD",
+    )
+    assert location["stripe"].api_key == "STRIPE_API_KEY"
+    assert location["postgres"].reader_password is None  # unset stays unset
+
+    command = warehouse(settings)  # outside Dagster nothing would resolve an EnvVar
+    assert command.url_for(Login.WRITER) == "postgresql://txstream_writer:writer-secret@db.internal:5432/payments"
