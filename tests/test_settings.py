@@ -13,8 +13,9 @@ from stream_helpers import JOB_SETTINGS
 from txstream_dagster.db.logins import Login
 from txstream_dagster.resources import KafkaResource
 from txstream_dagster.resources.build import build_resources, warehouse
-from txstream_dagster.settings import Settings, load_settings, redact_url
+from txstream_dagster.settings import Settings, load_settings
 from txstream_spark import main as stream_job
+from txstream_spark.redaction import redact_url
 
 
 def test_secrets_never_appear_in_the_repr():

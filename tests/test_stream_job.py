@@ -197,7 +197,7 @@ def test_the_job_refuses_to_start_when_the_database_is_unreachable(monkeypatch, 
     code = job.main(["--bootstrap", "127.0.0.1:1", "--topic", "t", "--checkpoint", str(tmp_path), *JOB_SETTINGS])
     err = capsys.readouterr().err
     assert code == job.EXIT_PREFLIGHT_FAILED
-    assert "Cannot connect to PostgreSQL u@127.0.0.1:1/db (TXSTREAM_POSTGRES_URL)" in err
+    assert "Cannot connect to PostgreSQL postgresql://u:***@127.0.0.1:1/db (TXSTREAM_POSTGRES_URL)" in err
     assert "secret" not in err
 
 

@@ -4,7 +4,8 @@ They are read once, by `load_settings()`, where the Dagster definitions are buil
 (`definitions.py`) and where a CLI command starts; everything else receives
 resources built from them (`resources/build.py`), never the settings themselves.
 Secrets are `SecretStr`, so they never show in reprs, logs or error messages;
-`redact_url` is the only way a connection URL is ever printed.
+`redact_url` (txstream_spark/redaction.py, shared with the Spark job) is the only
+way a connection URL is ever printed.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from txstream_spark.event_contract import check_topic_name
+from txstream_spark.redaction import redact_url
 
 # Producer compression codec → the package kafka-python needs for it (gzip is in the standard
 # library). The stream's reader (Spark's Kafka connector) decodes all four itself.
@@ -216,16 +218,6 @@ def check_compression_codec(codec: str, given_as: str) -> str:
             "producer runs, or choose none or gzip"
         )
     return codec
-
-
-def redact_url(url: str) -> str:
-    """`postgresql://user:***@host:5432/db`: safe to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    userinfo = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{userinfo}:***@{netloc[1]}"))
 
 
 def load_settings() -> Settings:

@@ -7,16 +7,11 @@ from dataclasses import dataclass
 import psycopg
 
 from txstream_spark.kafka_topic import TopicDescription, admin_client, describe_topic
+from txstream_spark.redaction import redact_url
 
 
 class PreflightError(RuntimeError):
     pass
-
-
-def describe_database(url: str) -> str:
-    """user@host:port/db, never the password."""
-    info = psycopg.conninfo.conninfo_to_dict(url)
-    return f"{info.get('user', '?')}@{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '?')}"
 
 
 def connect(url: str, **kwargs) -> psycopg.Connection:
@@ -25,7 +20,7 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PreflightError(
-            f"Cannot connect to PostgreSQL {describe_database(url)} (TXSTREAM_POSTGRES_URL): {reason}"
+            f"Cannot connect to PostgreSQL {redact_url(url)} (TXSTREAM_POSTGRES_URL): {reason}"
         ) from None
 
 
@@ -43,9 +38,7 @@ def check_warehouse(url: str) -> None:
             if _regclass(conn, table) is None
         ]
     if missing:
-        raise PreflightError(
-            f"PostgreSQL {describe_database(url)} has no {', '.join(missing)}: run `txstream migrate` first."
-        )
+        raise PreflightError(f"PostgreSQL {redact_url(url)} has no {', '.join(missing)}: run `txstream migrate` first.")
 
 
 def check_broker(bootstrap: str, topic: str) -> TopicDescription:

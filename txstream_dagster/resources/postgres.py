@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from txstream_dagster.db.logins import Login
-from txstream_dagster.settings import redact_url
+from txstream_spark.redaction import redact_url
 
 CONNECT_TIMEOUT_S = 5
 

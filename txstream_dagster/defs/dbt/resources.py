@@ -19,7 +19,7 @@ import yaml
 from dagster_dbt import DbtCliResource, DbtProject
 
 from txstream_dagster.db.logins import Login
-from txstream_dagster.settings import redact_url
+from txstream_spark.redaction import redact_url
 
 PROFILE = "txstream"  # dbt_project.yml's `profile:`
 # URL parameters the profile passes on; `passfile` is read here instead (the password goes in the profile).

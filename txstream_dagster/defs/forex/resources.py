@@ -18,7 +18,8 @@ from txstream_dagster.defs.forex.sources import (
     RatesSource,
     SourceChain,
 )
-from txstream_dagster.settings import ForexSource, Settings, redact_url
+from txstream_dagster.settings import ForexSource, Settings
+from txstream_spark.redaction import redact_url
 
 
 class ForexApiResource(dg.ConfigurableResource):

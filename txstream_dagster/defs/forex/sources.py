@@ -44,7 +44,7 @@ from txstream_dagster.defs.forex.rates import (
     parse_quotes,
     require_coverage,
 )
-from txstream_dagster.settings import redact_url
+from txstream_spark.redaction import redact_url
 
 DEFAULT_CURRENCY_API_URLS = (
     "https://cdn.jsdelivr.net/npm/@fawazahmed0/currency-api@{date}/v1",
