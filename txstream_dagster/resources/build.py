@@ -66,25 +66,6 @@ def warehouse(settings: Settings, *, env_vars: bool = False) -> PostgresResource
     return PostgresResource(url=_secret(settings.postgres_url, POSTGRES_URL, env_vars), **passwords)
 
 
-def stripe_account(settings: Settings, *, env_vars: bool = False) -> StripeResource:
-    key = settings.stripe_api_key
-    variable = next((name for name in STRIPE_API_KEY if os.environ.get(name)), STRIPE_API_KEY[0])
-    return StripeResource(api_key=_secret(key, variable, env_vars), api_base=settings.stripe_api_base)
-
-
-def dbt_cli(settings: Settings) -> DbtCliResource:
-    return dbt_cli_resource(txstream_dbt_project(), dbt_profiles_dir(settings))
-
-
-def report_folder(settings: Settings) -> ReportFolder:
-    return ReportFolder(path=str(settings.data_dir / "reports"))
-
-
-def dbt_profiles_dir(settings: Settings) -> Path:
-    """`<data_dir>/dbt`, holding the profile dbt runs with (rewritten each time: the settings may have changed)."""
-    return write_profiles_dir(settings.data_dir / "dbt", transformer_profile(settings))
-
-
 def login_passwords(settings: Settings) -> dict[Login, str]:
     """The password each pipeline login is given by `txstream migrate`: the TXSTREAM_*_PASSWORD values,
     and for the embedded PostgreSQL, its own generated ones where those are unset."""
@@ -96,20 +77,6 @@ def login_passwords(settings: Settings) -> dict[Login, str]:
         elif settings.embeds_postgres:
             passwords[login] = LocalStack(settings).login_password(login)
     return passwords
-
-
-def transformer_profile(settings: Settings) -> dict[str, Any]:
-    """dbt's profile: the warehouse's address, signing in as the transformer.
-
-    With an external warehouse the password stays in the environment: the profile names the variable
-    (`env_var()`, resolved by dbt in its own process), so it is never written to disk, and every process
-    sharing the data dir writes the same file whichever of them holds the secret."""
-    if settings.embeds_postgres:
-        stack = LocalStack(settings)
-        return dbt_profile(stack.postgres_url(), stack.login_password(Login.TRANSFORMER))
-    password = f"{{{{ env_var('{Login.TRANSFORMER.password_variable}', '') }}}}"
-    assert settings.postgres_url is not None  # not embeds_postgres
-    return dbt_profile(settings.postgres_url.get_secret_value(), password)
 
 
 def event_log(settings: Settings, *, env_vars: bool = False) -> KafkaResource:
@@ -136,6 +103,39 @@ def spark(settings: Settings) -> SparkResource:
         checkpoint_root=settings.checkpoint_root,
         work_dir=str(settings.data_dir / "spark"),
     )
+
+
+def stripe_account(settings: Settings, *, env_vars: bool = False) -> StripeResource:
+    key = settings.stripe_api_key
+    variable = next((name for name in STRIPE_API_KEY if os.environ.get(name)), STRIPE_API_KEY[0])
+    return StripeResource(api_key=_secret(key, variable, env_vars), api_base=settings.stripe_api_base)
+
+
+def dbt_cli(settings: Settings) -> DbtCliResource:
+    return dbt_cli_resource(txstream_dbt_project(), dbt_profiles_dir(settings))
+
+
+def dbt_profiles_dir(settings: Settings) -> Path:
+    """`<data_dir>/dbt`, holding the profile dbt runs with (rewritten each time: the settings may have changed)."""
+    return write_profiles_dir(settings.data_dir / "dbt", transformer_profile(settings))
+
+
+def transformer_profile(settings: Settings) -> dict[str, Any]:
+    """dbt's profile: the warehouse's address, signing in as the transformer.
+
+    With an external warehouse the password stays in the environment: the profile names the variable
+    (`env_var()`, resolved by dbt in its own process), so it is never written to disk, and every process
+    sharing the data dir writes the same file whichever of them holds the secret."""
+    if settings.embeds_postgres:
+        stack = LocalStack(settings)
+        return dbt_profile(stack.postgres_url(), stack.login_password(Login.TRANSFORMER))
+    password = f"{{{{ env_var('{Login.TRANSFORMER.password_variable}', '') }}}}"
+    assert settings.postgres_url is not None  # not embeds_postgres
+    return dbt_profile(settings.postgres_url.get_secret_value(), password)
+
+
+def report_folder(settings: Settings) -> ReportFolder:
+    return ReportFolder(path=str(settings.data_dir / "reports"))
 
 
 def _secret(value: SecretStr | None, variable: str, env_vars: bool) -> Any:
