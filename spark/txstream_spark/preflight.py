@@ -8,6 +8,7 @@ import psycopg
 
 from txstream_spark.kafka_topic import TopicDescription, admin_client, describe_topic
 from txstream_spark.redaction import redact_url
+from txstream_spark.rows import one_row
 
 
 class PreflightError(RuntimeError):
@@ -25,9 +26,7 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
 
 
 def _regclass(conn: psycopg.Connection, table: str) -> str | None:
-    row = conn.execute("SELECT to_regclass(%s)", [table]).fetchone()
-    assert row is not None  # a SELECT without FROM returns its row
-    return row[0]
+    return one_row(conn.execute("SELECT to_regclass(%s)", [table]).fetchone())[0]
 
 
 def check_warehouse(url: str) -> None:

@@ -35,6 +35,7 @@ import pyarrow.csv as pa_csv
 from psycopg import sql
 
 from txstream_spark.kafka_topic import TopicRecreated, TopicWatch
+from txstream_spark.rows import one_row
 from txstream_spark.transform import OUTPUT_SCHEMA, TYPED_COLUMNS
 
 KAFKA_COLUMNS = ["kafka_topic", "kafka_topic_id", "kafka_partition", "kafka_offset", "kafka_timestamp"]
@@ -56,15 +57,9 @@ def writer_lock_key(topic: str) -> str:
     return f"txstream-stream-writer:{topic}"
 
 
-def _one_row(row: tuple | None) -> tuple:
-    """`row`, from a query that always returns one (an aggregate, a lock probe, …)."""
-    assert row is not None, "the query returned no row"
-    return row
-
-
 def try_writer_lock(conn: psycopg.Connection, topic: str) -> bool:
     """Take the topic's writer lock for `conn`'s session; False when another session holds it."""
-    return _one_row(
+    return one_row(
         conn.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [writer_lock_key(topic)]).fetchone()
     )[0]
 
@@ -116,7 +111,7 @@ def claim_writer_lock(conn: psycopg.Connection, topic: str, writer: str) -> bool
 
 
 def holds_writer_lock(conn: psycopg.Connection, topic: str) -> bool:
-    return _one_row(conn.execute(_HOLDS_WRITER_LOCK, [writer_lock_key(topic)]).fetchone())[0]
+    return one_row(conn.execute(_HOLDS_WRITER_LOCK, [writer_lock_key(topic)]).fetchone())[0]
 
 
 # --- 1. stage ----------------------------------------------------------------
@@ -274,14 +269,14 @@ def apply_staged(
         # Only the topic's writer applies (a query whose session was lost and whose lock another took stops).
         if not holds_writer_lock(conn, topic):
             raise WriterLost(f"this stream query no longer holds topic {topic!r}'s writer lock; nothing was applied")
-        total, distinct_messages, quarantined, distinct_objects = _one_row(
+        total, distinct_messages, quarantined, distinct_objects = one_row(
             cur.execute(STAGED_FIGURES.format(staging)).fetchone()
         )
         if total == 0:
             return result
         if distinct_messages < total:
             cur.execute(DROP_REPEATED_MESSAGES.format(staging=staging))
-            total, distinct_messages, quarantined, distinct_objects = _one_row(
+            total, distinct_messages, quarantined, distinct_objects = one_row(
                 cur.execute(STAGED_FIGURES.format(staging)).fetchone()
             )
         result.offset_ranges = [
@@ -305,7 +300,7 @@ def apply_staged(
         accepted = total - quarantined
         if distinct_objects < accepted:
             cur.execute(DROP_SUPERSEDED_VERSIONS.format(staging=staging))
-        result.inserted, result.updated = _one_row(
+        result.inserted, result.updated = one_row(
             cur.execute(
                 UPSERT.format(
                     columns=_columns(ROW_COLUMNS),

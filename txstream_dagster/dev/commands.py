@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -40,44 +41,52 @@ def down() -> None:
         console.print(f"[green]✓[/green] {line}")
 
 
+def _reported(service: str, check: Callable[[], str]) -> bool:
+    """Print what `check` found (one line), or why it failed: status reports every failure the same way."""
+    try:
+        console.print(f"[green]✓[/green] {check()}")
+    except Exception as exc:  # noqa: BLE001 - any failure is one line of the report, not a traceback
+        console.print(f"[red]✗[/red] {service}: {exc}")
+        return False
+    return True
+
+
 @click.command()
 def status() -> None:
     """Show whether PostgreSQL and Kafka answer, embedded or external. Exit code 1 when one doesn't."""
     from txstream_dagster.dev.stack import LocalStack
     from txstream_dagster.resources.build import event_log, warehouse
+    from txstream_spark.rows import one_row
 
     settings = settings_or_exit()
     stack = LocalStack(settings)
-    healthy = True
-    try:
+
+    def postgres() -> str:
         if settings.embeds_postgres and not stack.postgres.is_running():
             raise RuntimeError(f"the embedded PostgreSQL of {settings.data_dir} is not running: run `txstream up`")
-        row = warehouse(settings).fetch_one(
-            "SELECT current_setting('server_version'), "
-            "(SELECT count(*) FROM ops.schema_migrations WHERE to_regclass('ops.schema_migrations') IS NOT NULL)"
+        version, migrations = one_row(
+            warehouse(settings).fetch_one(
+                "SELECT current_setting('server_version'), "
+                "(SELECT count(*) FROM ops.schema_migrations WHERE to_regclass('ops.schema_migrations') IS NOT NULL)"
+            )
         )
-        assert row is not None  # a SELECT without FROM returns its row
-        console.print(
-            f"[green]✓[/green] PostgreSQL {row[0]} ({'embedded' if settings.embeds_postgres else 'external'}), "
-            f"{row[1]} migrations applied"
-        )
-    except Exception as exc:  # noqa: BLE001 - status reports every failure the same way, as one line
-        healthy = False
-        console.print(f"[red]✗[/red] PostgreSQL: {exc}")
-    try:
+        where = "embedded" if settings.embeds_postgres else "external"
+        return f"PostgreSQL {version} ({where}), {migrations} migrations applied"
+
+    def kafka() -> str:
         if settings.embeds_kafka and not stack.kafka.is_running():
             raise RuntimeError(f"the embedded Kafka of {settings.data_dir} is not running: run `txstream up`")
-        kafka = event_log(settings)
-        topic = kafka.describe_topic()
-        total = sum(kafka.end_offsets().values())
-        console.print(
-            f"[green]✓[/green] Kafka at {kafka.bootstrap} ({'embedded' if settings.embeds_kafka else 'external'}): "
-            f"topic {topic.name}, {topic.partitions} partitions, {total} messages"
+        brokers = event_log(settings)
+        topic = brokers.describe_topic()
+        total = sum(brokers.end_offsets().values())
+        where = "embedded" if settings.embeds_kafka else "external"
+        return (
+            f"Kafka at {brokers.bootstrap} ({where}): topic {topic.name}, {topic.partitions} partitions, "
+            f"{total} messages"
         )
-    except Exception as exc:  # noqa: BLE001 - status reports every failure the same way, as one line
-        healthy = False
-        console.print(f"[red]✗[/red] Kafka: {exc}")
-    sys.exit(0 if healthy else 1)
+
+    healthy = [_reported("PostgreSQL", postgres), _reported("Kafka", kafka)]  # both checked, whatever the first says
+    sys.exit(0 if all(healthy) else 1)
 
 
 @click.command()

@@ -32,8 +32,8 @@ from txstream_dagster.dev.stack import LocalStack
 from txstream_dagster.paths import REPO_ROOT
 from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_dagster.resources.build import event_log, login_passwords, warehouse
-from txstream_dagster.resources.postgres import one_row
 from txstream_dagster.settings import Settings
+from txstream_spark.rows import one_row
 
 # Messages no Stripe object looks like: the stream must quarantine them, with a reason, and go on.
 MALFORMED_MESSAGES = [

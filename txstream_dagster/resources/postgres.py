@@ -70,12 +70,6 @@ def with_credentials(url: str, user: str, password: str | None = None) -> str:
     return urlunsplit(parts._replace(netloc=f"{userinfo}@{address}"))
 
 
-def one_row(row: tuple | None) -> tuple:
-    """`row`, from a query that always returns one (an aggregate, `to_regclass`, …)."""
-    assert row is not None, "the query returned no row"
-    return row
-
-
 class PostgresResource(dg.ConfigurableResource):
     """PostgreSQL holding raw data, bookkeeping and the dbt marts.
 

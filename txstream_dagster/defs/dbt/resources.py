@@ -8,9 +8,7 @@ no process's environment is changed to tell dbt where to connect.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import yaml
 from dagster_dbt import DbtCliResource, DbtProject
 
 from txstream_dagster.db.logins import Login
+from txstream_dagster.files import PRIVATE, replace_file
 from txstream_spark.redaction import redact_url
 
 PROFILE = "txstream"  # dbt_project.yml's `profile:`
@@ -71,11 +70,7 @@ def dbt_profile(warehouse_url: str, password: str) -> dict[str, Any]:
 def write_profiles_dir(directory: Path, profile: dict[str, Any]) -> Path:
     """`directory`/profiles.yml holding `profile`, readable by this user only, replaced atomically."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # A partial file of this process's own (mkstemp: mode 600): processes sharing the data dir may write at once.
-    fd, partial = tempfile.mkstemp(dir=directory, prefix=".profiles.yml.", suffix=".partial")
-    with os.fdopen(fd, "w") as handle:
-        yaml.safe_dump(profile, handle, sort_keys=False)
-    os.replace(partial, directory / "profiles.yml")
+    replace_file(directory / "profiles.yml", yaml.safe_dump(profile, sort_keys=False).encode(), PRIVATE)
     return directory
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dagster as dg
+
+from txstream_dagster.files import SHARED, replace_file
 
 
 class ReportFolder(dg.ConfigurableResource):
@@ -15,9 +16,4 @@ class ReportFolder(dg.ConfigurableResource):
 
     def write(self, name: str, content: bytes) -> Path:
         """`name` in the folder, replaced atomically: a reader (a mail job, a file server) never sees half a file."""
-        target = Path(self.path) / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial")
-        partial.write_bytes(content)
-        os.replace(partial, target)
-        return target
+        return replace_file(Path(self.path) / name, content, SHARED)

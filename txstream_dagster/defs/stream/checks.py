@@ -4,7 +4,7 @@ import dagster as dg
 
 from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.resources import PostgresResource
-from txstream_dagster.resources.postgres import one_row
+from txstream_spark.rows import one_row
 
 FRESHNESS_MAX_MINUTES = 60
 QUARANTINE_RATE_MAX = 0.01
