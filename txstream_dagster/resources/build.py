@@ -69,13 +69,14 @@ def warehouse(settings: Settings, *, env_vars: bool = False) -> PostgresResource
 def login_passwords(settings: Settings) -> dict[Login, str]:
     """The password each pipeline login is given by `txstream migrate`: the TXSTREAM_*_PASSWORD values,
     and for the embedded PostgreSQL, its own generated ones where those are unset."""
+    stack = LocalStack(settings) if settings.embeds_postgres else None
     passwords = {}
     for login in PIPELINE_LOGINS:
         configured = getattr(settings, login.password_field)
         if configured is not None:
             passwords[login] = configured.get_secret_value()
-        elif settings.embeds_postgres:
-            passwords[login] = LocalStack(settings).login_password(login)
+        elif stack is not None:
+            passwords[login] = stack.login_password(login)
     return passwords
 
 

@@ -54,15 +54,9 @@ class KafkaResource(dg.ConfigurableResource):
         return check_compression_codec(value, "The kafka resource's compression")
 
     def for_topic(self, topic: str) -> KafkaResource:
-        """The same cluster, another topic."""
-        return KafkaResource(
-            bootstrap=self.bootstrap,
-            topic=topic,
-            partitions=self.partitions,
-            replication=self.replication,
-            compression=self.compression,
-            embedded=self.embedded,
-        )
+        """The same cluster, another topic (every other field as it is here)."""
+        fields = {name: getattr(self, name) for name in type(self).model_fields}
+        return KafkaResource(**{**fields, "topic": topic})
 
     def _unreachable(self, exc: Exception) -> BrokerUnavailable:
         setting = (

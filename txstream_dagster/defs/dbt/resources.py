@@ -21,9 +21,9 @@ from txstream_dagster.files import PRIVATE, replace_file
 from txstream_spark.redaction import redact_url
 
 PROFILE = "txstream"  # dbt_project.yml's `profile:`
-# URL parameters the profile passes on; `passfile` is read here instead (the password goes in the profile).
-PASSED_ON_PARAMETERS = {"host", "port", "user", "password", "dbname", "sslmode"}
-READ_HERE_PARAMETERS = {"passfile"}
+# URL parameters the profile accounts for: host, port, dbname and sslmode are passed on; the URL's user,
+# password and passfile give way to the transformer login and the password the profile is given.
+ACCOUNTED_FOR_PARAMETERS = {"host", "port", "dbname", "sslmode", "user", "password", "passfile"}
 
 
 def dbt_profile(warehouse_url: str, password: str) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def dbt_profile(warehouse_url: str, password: str) -> dict[str, Any]:
         raise ValueError(
             f"TXSTREAM_POSTGRES_URL={redact_url(warehouse_url)} is not a valid connection URL: {exc}"
         ) from None
-    dropped = sorted(set(info) - PASSED_ON_PARAMETERS - READ_HERE_PARAMETERS)
+    dropped = sorted(set(info) - ACCOUNTED_FOR_PARAMETERS)
     if dropped:
         raise ValueError(
             f"TXSTREAM_POSTGRES_URL={redact_url(warehouse_url)} sets {', '.join(dropped)}, which dbt's profile "
