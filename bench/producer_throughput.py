@@ -2,9 +2,9 @@
 
     .venv/bin/python bench/producer_throughput.py [--messages 100000] [--rounds 2]
 
-Starts its own embedded Apache Kafka (temp data dir, free ports) unless
-TXSTREAM_KAFKA_BOOTSTRAP is set. Each measurement gets a fresh topic with the
-default partition count, deleted afterwards.
+Starts its own embedded Apache Kafka and PostgreSQL (temp data dir, free ports)
+unless TXSTREAM_KAFKA_BOOTSTRAP / TXSTREAM_POSTGRES_URL are set. Each measurement
+gets a fresh topic with the default partition count, deleted afterwards.
 
 - ceiling: a raw kafka-python loop: KafkaResource.producer() (idempotent,
   acks=all) sending pre-built messages (the same bytes our producer sends),
@@ -13,53 +13,31 @@ default partition count, deleted afterwards.
   contract's key and headers, chunks, every delivery confirmed): what every
   source pays to publish, compared with the ceiling (goal ≥ 0.80);
 - synthetic end to end: SyntheticStripe.stream → Publisher, generating the
-  objects as it goes, what `txstream produce --rate 0` does (the generator's own
-  rate is printed too).
+  objects as it goes (the generator's own rate is printed too);
+- synthetic with its ledger: the same, each chunk also recorded in
+  ops.synthetic_stripe_objects before it is sent (what "Stripe" holds for the
+  daily reconciliation): what `txstream produce --rate 0`, the topic asset and
+  the demo do.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 import uuid
 from contextlib import contextmanager
 from itertools import islice
-from pathlib import Path
 
+from throwaway_stack import throwaway_stack
 from txstream_dagster.defs.stripe_source.publisher import Publisher, encode
 from txstream_dagster.defs.stripe_source.synthetic_charges import SyntheticStripe
-from txstream_dagster.dev.processes import free_port
-from txstream_dagster.dev.stack import LocalStack
-from txstream_dagster.resources import KafkaResource
+from txstream_dagster.defs.stripe_source.synthetic_ledger import synthetic_ledger
+from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_dagster.settings import Settings
 
 START_MS = 1_780_000_000_000
 STREAM_RATE = 5_000.0
-
-
-@contextmanager
-def broker_bootstrap():
-    if os.environ.get("TXSTREAM_KAFKA_BOOTSTRAP"):
-        yield os.environ["TXSTREAM_KAFKA_BOOTSTRAP"], "TXSTREAM_KAFKA_BOOTSTRAP"
-        return
-    jvm_dir = Settings().jvm_lib_dir  # where `make install` put Kafka's jars
-    with tempfile.TemporaryDirectory(prefix="txstream-bench-") as data_dir:
-        stack = LocalStack(
-            Settings(
-                data_dir=Path(data_dir),
-                jvm_dir=jvm_dir,
-                local_kafka_port=free_port(),
-                local_kafka_controller_port=free_port(),
-                _env_file=None,
-            )
-        )
-        stack.kafka.start()
-        try:
-            yield stack.kafka.bootstrap, "embedded Apache Kafka"
-        finally:
-            stack.kafka.stop()
 
 
 @contextmanager
@@ -125,6 +103,20 @@ def synthetic_end_to_end(bootstrap: str, partitions: int, count: int, seed: int)
     return count / elapsed
 
 
+def synthetic_with_ledger(postgres: PostgresResource, bootstrap: str, partitions: int, count: int, seed: int) -> float:
+    with fresh_topic(bootstrap, partitions) as kafka, synthetic_ledger(postgres) as ledger:
+        producer = kafka.producer()
+        generator = SyntheticStripe(seed)
+        started = time.perf_counter()
+        report = Publisher(producer, kafka.topic, "synthetic", before_send=ledger.record).publish(
+            islice(generator.stream(START_MS + seed * 86_400_000, STREAM_RATE), count)
+        )
+        elapsed = time.perf_counter() - started
+        producer.close()
+        assert report.messages == count == sum(kafka.end_offsets().values())
+    return count / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=100_000)
@@ -135,30 +127,34 @@ def main() -> None:
     versions = list(islice(SyntheticStripe(0).stream(START_MS, STREAM_RATE), args.messages))
     prebuilt = [encode(v, "synthetic") for v in versions]
     mean_bytes = sum(len(m.value) for m in prebuilt) / len(prebuilt)
-    with broker_bootstrap() as (bootstrap, where):
+    with throwaway_stack() as (postgres, stack_kafka):
+        bootstrap = stack_kafka.bootstrap
+        where = "TXSTREAM_KAFKA_BOOTSTRAP" if os.environ.get("TXSTREAM_KAFKA_BOOTSTRAP") else "embedded Apache Kafka"
         print(
             f"broker: {where} at {bootstrap}; {args.partitions} partitions; {args.messages} messages "
             f"of {mean_bytes:.0f} bytes on average; {os.cpu_count()} CPUs"
         )
-        best = {"ceiling": 0.0, "producer": 0.0, "synthetic": 0.0}
+        best = {"ceiling": 0.0, "producer": 0.0, "synthetic": 0.0, "ledger": 0.0}
         for round_no in range(1, args.rounds + 1):
             figures = {
                 "ceiling": ceiling(bootstrap, args.partitions, prebuilt),
                 "producer": txstream_producer(bootstrap, args.partitions, versions),
                 "synthetic": synthetic_end_to_end(bootstrap, args.partitions, args.messages, seed=round_no),
+                "ledger": synthetic_with_ledger(postgres, bootstrap, args.partitions, args.messages, seed=round_no),
             }
             best = {name: max(best[name], rate) for name, rate in figures.items()}
             print(
                 f"round {round_no}: raw kafka-python loop {figures['ceiling']:,.0f} msg/s; "
                 f"txstream producer {figures['producer']:,.0f} events/s "
                 f"({figures['producer'] / figures['ceiling']:.0%}); "
-                f"synthetic end to end {figures['synthetic']:,.0f} events/s"
+                f"synthetic end to end {figures['synthetic']:,.0f} events/s; "
+                f"with its ledger {figures['ledger']:,.0f} events/s"
             )
         print(f"generator alone: {generator_rate(args.messages, seed=99):,.0f} objects/s")
         print(
             f"best: raw loop {best['ceiling']:,.0f} msg/s, txstream producer {best['producer']:,.0f} events/s, "
             f"ratio {best['producer'] / best['ceiling']:.2f} (goal ≥ 0.80); "
-            f"synthetic end to end {best['synthetic']:,.0f} events/s"
+            f"synthetic end to end {best['synthetic']:,.0f} events/s, with its ledger {best['ledger']:,.0f} events/s"
         )
 
 

@@ -73,7 +73,9 @@ def clean_warehouse(postgres: PostgresResource) -> PostgresResource:
     with postgres.connect(login=Login.OWNER) as conn:
         conn.execute(
             "TRUNCATE raw.transactions, raw.quarantined_events, raw.forex_rates, "
-            "ops.stream_offsets, ops.stream_batches, ops.source_cursors, ops.stream_lag, ops.dbt_node_runs"
+            "ops.stream_offsets, ops.stream_batches, ops.source_cursors, ops.stream_lag, ops.dbt_node_runs, "
+            "ops.synthetic_stripe_objects, ops.reconciliation_results, "
+            "ops.quarantine_replays, ops.retention_deletions"
         )
     return postgres
 

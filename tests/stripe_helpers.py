@@ -1,8 +1,10 @@
 """Helpers for the Stripe source tests: Stripe's object shapes, a topic reader, and a local Stripe API.
 
 `FakeStripe` is a real HTTP server (http.server in a thread) that speaks the parts
-of Stripe's API the source uses: `GET /v1/events` (newest first, `created[gte|lt]`,
-`types[]`, `limit`, `starting_after`, `has_more`), `POST /v1/charges` and
+of Stripe's API the source uses: `GET /v1/events` (the last 30 days only, as Stripe
+keeps them) and the list endpoints of charges, refunds and disputes (each object as
+it is now), newest first, with `created[gte|lt]`, `types[]`, `limit`,
+`starting_after`, `has_more`; `POST /v1/charges` and
 `POST /v1/refunds` (with idempotency keys), Bearer authentication and Stripe's
 error bodies. Faults are scripted per request number.
 """
@@ -21,7 +23,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from kafka import TopicPartition
 
-from txstream_dagster.resources import KafkaResource
+from txstream_dagster.defs.stripe_source.cursors import CursorStore
+from txstream_dagster.defs.stripe_source.local_stripe_api import OBJECT_TYPE_OF_PATH
+from txstream_dagster.defs.stripe_source.stripe_api import EVENT_RETENTION_DAYS, cursor_stream
+from txstream_dagster.resources import KafkaResource, PostgresResource
 
 STRIPE_FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
 
@@ -205,6 +210,7 @@ class FakeStripe:
     def __init__(self, api_key: str = "sk_test_fake_4242"):
         self.api_key = api_key
         self.events: list[dict[str, Any]] = []
+        self.objects: dict[str, dict[str, Any]] = {}  # every object as it is now, by id
         self.charges: dict[str, dict[str, Any]] = {}
         self.idempotent: dict[str, tuple[int, dict, dict]] = {}
         self.faults: dict[int, tuple[int, dict, dict]] = {}  # n-th request (1-based) → response
@@ -239,7 +245,13 @@ class FakeStripe:
         }
         with self.lock:
             self.events.append(event)
+            self.objects[obj["id"]] = obj
         return event
+
+    def add_object(self, obj: dict[str, Any]) -> None:
+        """An object whose events are older than Stripe keeps: only its list endpoint shows it."""
+        with self.lock:
+            self.objects[obj["id"]] = obj
 
     def fail_request(
         self,
@@ -253,7 +265,10 @@ class FakeStripe:
         self.faults[number] = (status, headers or {}, {"error": {"type": error_type, "message": message, **extra}})
 
     def event_requests(self) -> list[tuple[float, dict]]:
-        return [(at, params) for at, method, path, params in self.requests if path == "/v1/events"]
+        return self.requests_to("/v1/events")
+
+    def requests_to(self, path: str) -> list[tuple[float, dict]]:
+        return [(at, params) for at, method, called, params in self.requests if called == path]
 
     # --- the API -------------------------------------------------------------------
     def _handle(self, method: str, path: str, params: dict[str, str], headers) -> tuple[int, dict, dict]:
@@ -268,7 +283,15 @@ class FakeStripe:
         if method == "POST" and key in self.idempotent:
             return self.idempotent[key]
         if method == "GET" and path == "/v1/events":
-            response = self._list_events(params)
+            kept_since = int(time.time()) - EVENT_RETENTION_DAYS * 86_400
+            types = {value for name, value in params.items() if name.startswith("types[")}
+            with self.lock:
+                events = [e for e in self.events if e["created"] >= kept_since and (not types or e["type"] in types)]
+            response = self._list(path, events, params)
+        elif method == "GET" and path in OBJECT_TYPE_OF_PATH:
+            with self.lock:
+                objects = [o for o in self.objects.values() if o["object"] == OBJECT_TYPE_OF_PATH[path]]
+            response = self._list(path, objects, params)
         elif method == "POST" and path == "/v1/charges":
             response = self._create_charge(params)
         elif method == "POST" and path == "/v1/refunds":
@@ -279,24 +302,22 @@ class FakeStripe:
             self.idempotent[key] = response
         return response
 
-    def _list_events(self, params: dict[str, str]) -> tuple[int, dict, dict]:
+    @staticmethod
+    def _list(path: str, items: list[dict[str, Any]], params: dict[str, str]) -> tuple[int, dict, dict]:
         limit = int(params.get("limit", 10))
         if not 1 <= limit <= 100:
             return stripe_error(
                 400, "invalid_request_error", "Invalid integer: limit must be at most 100", param="limit"
             )
-        types = {value for name, value in params.items() if name.startswith("types[")}
         gte, lt = int(params.get("created[gte]", 0)), int(params.get("created[lt]", 2**62))
-        with self.lock:  # newest first; among equal `created`, the later-created event first
-            matching = [
-                e for e in reversed(self.events) if gte <= e["created"] < lt and (not types or e["type"] in types)
-            ]
-        matching.sort(key=lambda e: -e["created"])
+        # newest first; among equal `created`, the later-added first
+        matching = [item for item in reversed(items) if gte <= item["created"] < lt]
+        matching.sort(key=lambda item: -item["created"])
         if "starting_after" in params:
-            ids = [e["id"] for e in matching]
+            ids = [item["id"] for item in matching]
             matching = matching[ids.index(params["starting_after"]) + 1 :]
         page = matching[:limit]
-        return 200, {}, {"object": "list", "url": "/v1/events", "has_more": len(matching) > limit, "data": page}
+        return 200, {}, {"object": "list", "url": path, "has_more": len(matching) > limit, "data": page}
 
     def _create_charge(self, params: dict[str, str]) -> tuple[int, dict, dict]:
         token = params["source"]
@@ -376,6 +397,11 @@ class FakeStripe:
                 pass
 
         return Handler
+
+
+def start_events_at(postgres: PostgresResource, topic: str, created_gte: int) -> None:
+    """Where an earlier pull left the test account's Events cursor: the next pull reads events, no backfill."""
+    CursorStore(postgres, "stripe-test").save(cursor_stream(topic), {"created_gte": created_gte})
 
 
 def events_from_versions(fake: FakeStripe, versions) -> Counter:

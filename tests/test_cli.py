@@ -49,7 +49,9 @@ def test_the_top_level_help_lists_every_command_without_importing_the_pipeline()
         assert f"  {name} " in output
 
 
-@pytest.mark.parametrize("command", [[name] for name in COMMANDS] + [["topic", "create"], ["stream", "reset"]])
+@pytest.mark.parametrize(
+    "command", [[name] for name in COMMANDS] + [["topic", "create"], ["stream", "reset"], ["quarantine", "replay"]]
+)
 def test_each_commands_help_needs_no_service_and_imports_no_pipeline_module(command):
     # Regression: `txstream dbt --help` failed when PostgreSQL was not running, and every --help took ~4 s
     # because each command imported Dagster, Spark and Kafka clients before parsing its arguments.

@@ -47,6 +47,8 @@ EXPECTED_GRAPH = {
     },
     "marts/agg_daily_revenue": {"marts/fct_transactions", "marts/dim_payment_methods"},
     "monitoring/fx_rate_missing_by_currency": {"marts/fct_transactions"},
+    "monitoring/flagged_records": {"raw_transactions", "marts/dim_currencies"},
+    "monitoring/dagster_run_failures": {"ops/dagster_run_failures"},
     "monitoring/stream_ingestion_per_minute": {"ops/stream_batches"},
     "monitoring/stream_quarantine_by_reason": {"raw/quarantined_events"},
     "monitoring/stream_quarantine_per_minute": {"raw/quarantined_events"},
@@ -91,12 +93,28 @@ def test_models_are_grouped_by_their_folder():
         assert graph.get(key).group_name == key.path[0]
 
 
+# What a landed Stripe object can legitimately fail (a currency missing from the seed, a status Stripe
+# added, a refund without a status): these warn and never stop the marts; every other test blocks.
+WARNING_TESTS = {
+    "stg_stripe__charges_currency_code_is_in_currencies_csv",
+    "stg_stripe__charges_charge_status_is_known",
+    "stg_stripe__refunds_refund_status_is_set",
+    "stg_stripe__refunds_refund_status_is_known",
+    "stg_stripe__disputes_dispute_status_is_known",
+    "dim_outcomes_charge_status_is_known",
+    "fct_transactions_currency_code_is_in_dim_currencies",
+    "fct_transactions_charge_status_is_known",
+    "agg_daily_revenue_currency_code_is_in_dim_currencies",
+}
+
+
 def test_every_dbt_test_is_an_asset_check_and_errors_block_downstream():
     manifest = json.loads(txstream_dbt_project().manifest_path.read_text())
     manifest_tests = [node for node in manifest["nodes"].values() if node["resource_type"] == "test"]
     check_specs = list(txstream_dbt_models.check_specs)
     assert len(check_specs) == len(manifest_tests) > 50
-    assert all(spec.blocking for spec in check_specs)  # every test is severity error
+    assert {spec.name for spec in check_specs if not spec.blocking} == WARNING_TESTS
+    assert {node["name"] for node in manifest_tests if node["config"]["severity"] == "warn"} == WARNING_TESTS
     checked = {spec.asset_key.to_user_string() for spec in check_specs}
     assert {"marts/fct_transactions", "marts/agg_daily_revenue", "staging/stg_stripe__charges"} <= checked
 
@@ -111,6 +129,7 @@ def test_fact_has_the_singular_money_tests_and_the_fx_rate_check():
         "fct_transactions_gbp_amounts_reconcile_with_raw_amounts_and_rates",
         "fct_transactions_every_charge_with_a_rate_has_a_gbp_amount",
         "fx_rate_missing_charges",
+        "flagged_records",
     } <= checks
 
 

@@ -21,6 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 LINEAGE = {
     "stripe_events_topic": [],
     "raw_transactions": ["stripe_events_topic"],
+    "stripe_reconciliation": ["raw_transactions"],
     "forex_rates": [],
     "seeds/currencies": [],
     "staging/stg_stripe__charges": ["raw_transactions"],
@@ -41,6 +42,7 @@ LINEAGE = {
     ],
     "marts/agg_daily_revenue": ["marts/dim_payment_methods", "marts/fct_transactions"],
     "monitoring/fx_rate_missing_by_currency": ["marts/fct_transactions"],
+    "monitoring/flagged_records": ["marts/dim_currencies", "raw_transactions"],
     "monitoring/pipeline_freshness": ["forex_rates", "ops/stream_batches", "raw_transactions"],
     "monitoring/stream_ingestion_per_minute": ["ops/stream_batches"],
     "monitoring/stream_lag_history": ["ops/stream_lag"],
@@ -48,6 +50,8 @@ LINEAGE = {
     "monitoring/stream_quarantine_by_reason": ["raw/quarantined_events"],
     "monitoring/stream_quarantine_per_minute": ["raw/quarantined_events"],
     "monitoring/dbt_model_freshness": ["ops/dbt_node_runs"],
+    "monitoring/dagster_run_failures": ["ops/dagster_run_failures"],
+    "ops/dagster_run_failures": [],
     "ops/dbt_node_runs": [],
     "ops/stream_batches": [],
     "ops/stream_lag": [],
@@ -76,11 +80,17 @@ def test_the_stream_sink_carries_its_checks_and_is_kept_current_by_a_sensor_sche
     stream_checks = {k.name for k in graph.asset_check_keys if k.asset_key == dg.AssetKey("raw_transactions")}
     assert stream_checks == {"every_message_is_accounted_for", "newest_event_is_fresh", "quarantine_rate_is_low"}
     assert {s.name for s in defs.sensors} == {
+        "stripe_ingestion_sensor",
         "stream_lag_sensor",
         "dbt_automation_sensor",
         "reporting_automation_sensor",
+        "run_failure_alert_sensor",
     }
-    assert {s.name for s in defs.schedules} == {"forex_rates_daily"}
+    assert {s.name for s in defs.schedules} == {
+        "forex_rates_daily",
+        "ops_retention_daily",
+        "stripe_reconciliation_daily",
+    }
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)
 
 

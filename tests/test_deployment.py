@@ -284,9 +284,11 @@ def test_only_the_init_service_knows_the_owner_and_each_service_gets_only_the_lo
     grafana = environment("grafana")
     assert {key for key in grafana if "PASSWORD" in key and key.startswith("TXSTREAM_")} == {"TXSTREAM_READER_PASSWORD"}
     assert "STRIPE_API_KEY" in code and "STRIPE_API_KEY" not in init  # only what pulls from Stripe has the key
+    # Only where the run-failure sensor is evaluated: the webhook URL carries its token.
+    assert "TXSTREAM_ALERT_WEBHOOK_URL" in code and "TXSTREAM_ALERT_WEBHOOK_URL" not in init
     common = {k: v for k, v in code.items() if not k.startswith("DAGSTER_PG_") and k not in LOGIN_PASSWORDS}
     assert {k: v for k, v in init.items() if k not in LOGIN_PASSWORDS} == {
-        **{k: v for k, v in common.items() if k != "STRIPE_API_KEY"},
+        **{k: v for k, v in common.items() if k not in ("STRIPE_API_KEY", "TXSTREAM_ALERT_WEBHOOK_URL")},
         "TXSTREAM_POSTGRES_URL": init["TXSTREAM_POSTGRES_URL"],
     }
 

@@ -215,3 +215,46 @@ def test_a_broker_timestamp_no_database_can_hold_is_dropped_not_fatal():
     hostile = batch.set_column(batch.schema.get_field_index("timestamp"), "timestamp", micros)
     [row] = transform_batch(hostile).to_pylist()
     assert row["quarantine_reason"] is None and row["kafka_timestamp"] is None
+
+
+# Fields dbt's staging models type (jsonb_to_record columns, casts): a value PostgreSQL cannot cast would
+# fail every build of the marts, so the stream quarantines the object instead of landing it.
+@pytest.mark.parametrize(
+    ("object_name", "change", "reason", "detail"),
+    [
+        ("charge", {"status": None}, "missing_field", "charge has no 'status'"),
+        ("dispute", {"status": None}, "missing_field", "dispute has no 'status'"),
+        ("charge", {"amount_captured": 10.5}, "wrong_type", "'amount_captured' must be an integer"),
+        ("charge", {"amount_captured": -1}, "invalid_value", "'amount_captured'"),
+        ("charge", {"amount_refunded": 2**63}, "invalid_value", "'amount_refunded'"),
+        ("charge", {"paid": "yes"}, "wrong_type", "'paid' must be a boolean"),
+        ("charge", {"captured": 1}, "wrong_type", "'captured' must be a boolean"),
+        ("charge", {"outcome": "authorized"}, "wrong_type", "'outcome' must be an object"),
+        ("charge", {"outcome": {"risk_score": 5_000_000_000}}, "invalid_value", "'outcome.risk_score'"),
+        ("charge", {"outcome": {"risk_score": "high"}}, "wrong_type", "'outcome.risk_score'"),
+        ("charge", {"payment_method_details": {"card": ["visa"]}}, "wrong_type", "'payment_method_details.card'"),
+        ("charge", {"billing_details": 7}, "wrong_type", "'billing_details' must be an object"),
+        ("dispute", {"is_charge_refundable": "no"}, "wrong_type", "'is_charge_refundable'"),
+        ("dispute", {"evidence_details": {"due_by": "soon"}}, "wrong_type", "'evidence_details.due_by'"),
+        ("dispute", {"evidence_details": {"due_by": 10**14}}, "invalid_value", "'evidence_details.due_by'"),
+    ],
+)
+def test_a_field_the_marts_type_that_postgresql_cannot_cast_is_quarantined(object_name, change, reason, detail):
+    obj = {**stripe_fixture(object_name), **change}
+    obj = {k: v for k, v in obj.items() if v is not None}
+    [row] = rows_of(message_for(obj))
+    assert row["quarantine_reason"] == reason
+    assert detail in row["quarantine_detail"]
+
+
+def test_stripe_objects_with_nulls_and_unknown_values_the_marts_can_flag_still_land():
+    # Legitimate Stripe objects txstream cannot fully use yet: the marts keep them, flagged.
+    refund_without_status = {**stripe_fixture("refund"), "status": None}
+    new_charge_status = {**stripe_fixture("charge"), "status": "requires_review"}
+    currency_not_in_the_seed = {**stripe_fixture("charge"), "currency": "xts"}
+    no_outcome = {**stripe_fixture("charge"), "outcome": None, "payment_method_details": None}
+    rows = rows_of(
+        *(message_for(o) for o in (refund_without_status, new_charge_status, currency_not_in_the_seed, no_outcome))
+    )
+    assert [row["quarantine_reason"] for row in rows] == [None, None, None, None]
+    assert [row["status"] for row in rows[:2]] == [None, "requires_review"]

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from resource_helpers import kafka_resource
-from stripe_helpers import FakeStripe, events_from_versions, headers_of, read_topic
+from stripe_helpers import FakeStripe, events_from_versions, headers_of, read_topic, start_events_at
 from txstream_dagster.defs.stripe_source.cursors import CursorStore
 from txstream_dagster.defs.stripe_source.publisher import DeliveryFailed, Publisher
 from txstream_dagster.defs.stripe_source.resources import StripeResource
@@ -92,7 +92,8 @@ def test_every_event_lands_once_through_pagination_a_rate_limit_and_server_error
     fake_stripe.fail_request(4, 500)
     fake_stripe.fail_request(5, 503)
 
-    summary = pull_stripe(kafka, account(fake_stripe, backfill_days=3, window_seconds=86_400), clean_warehouse)
+    start_events_at(clean_warehouse, kafka.topic, now_ms // 1000 - 3 * 86_400)  # an earlier pull left it there
+    summary = pull_stripe(kafka, account(fake_stripe, window_seconds=86_400), clean_warehouse)
 
     records = read_topic(kafka)
     events = fake_stripe.events
@@ -130,7 +131,7 @@ def test_the_cursor_survives_a_restart_without_loss_or_duplicate(
                 Publisher(producer, kafka.topic, "stripe"),
                 CursorStore(clean_warehouse, "stripe-test"),
                 now_s=now_s,
-                backfill_days=3,
+                start_s=t0 - 3 * 86_400,
                 window_seconds=6 * 3600,
                 settle_seconds=15,
             )
@@ -156,6 +157,7 @@ def test_the_cursor_does_not_move_when_kafka_does_not_acknowledge(
     add_history(fake_stripe, seed=43, end_ms=int(time.time() * 1000) - 60_000, days=1, charges=50)
     first_event = min(e["created"] for e in fake_stripe.events)
     cursors = CursorStore(clean_warehouse, "stripe-test")
+    start_events_at(clean_warehouse, kafka.topic, first_event - 86_400)
     down = kafka_resource(bootstrap=own_kafka.bootstrap, topic=kafka.topic)  # the same topic, on a Kafka that dies
     down.ensure_topic(partitions=1, replication=1)
     producer = down.producer(max_block_ms=500, request_timeout_ms=500, delivery_timeout_ms=1_500)
@@ -167,14 +169,13 @@ def test_the_cursor_does_not_move_when_kafka_does_not_acknowledge(
                 Publisher(producer, down.topic, "stripe", give_up_after_s=1),
                 cursors,
                 now_s=int(time.time()),
-                backfill_days=2,
+                start_s=first_event - 86_400,
                 window_seconds=86_400,
                 settle_seconds=15,
             )
     finally:
         producer.close(timeout=1)
-    position = cursors.load(cursor_stream(kafka.topic))
-    assert position is None or position["created_gte"] <= first_event
+    assert cursors.load(cursor_stream(kafka.topic))["created_gte"] <= first_event
 
     summary = pull_stripe(kafka, account(fake_stripe), clean_warehouse)  # Kafka is back: resume from the cursor
     assert summary.messages == len(fake_stripe.events) == sum(published_events(kafka).values())

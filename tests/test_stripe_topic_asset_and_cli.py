@@ -15,6 +15,7 @@ from txstream_dagster.cli.produce import Duration, produce
 from txstream_dagster.definitions import build_definitions
 from txstream_dagster.defs.stripe_source.assets import stripe_events_topic
 from txstream_dagster.defs.stripe_source.resources import StripeResource
+from txstream_dagster.defs.stripe_source.sensors import stripe_ingestion_job, stripe_ingestion_sensor
 from txstream_dagster.defs.stripe_source.synthetic_charges import DAY_MS, SyntheticStripe
 from txstream_dagster.defs.stripe_source.topic_feeds import metered
 from txstream_dagster.resources import KafkaResource, PostgresResource
@@ -100,26 +101,32 @@ def test_materialising_a_history_spreads_charges_over_the_requested_days(kafka: 
     assert Counter(headers_of(r)[HEADER_OBJECT_TYPE] for r in records)["refund"] > 0
 
 
-def test_materialising_with_a_stripe_key_pulls_new_events_from_stripe(
+def test_materialising_with_a_stripe_key_backfills_first_then_pulls_new_events_from_stripe(
     kafka: KafkaResource, clean_warehouse: PostgresResource
 ):
     with FakeStripe() as fake:
         now_ms = int(time.time() * 1000)
         events_from_versions(fake, SyntheticStripe(8).history(now_ms - DAY_MS, now_ms - 60_000, 100))
-        stripe = StripeResource(api_key=fake.api_key, api_base=fake.url, backfill_days=2)
+        stripe = StripeResource(api_key=fake.api_key, api_base=fake.url, settle_seconds=0)
         first = materialize(kafka, clean_warehouse, stripe)
+        charge = next(obj for obj in fake.objects.values() if obj["object"] == "charge")
+        fake.add_event("charge.updated", {**charge, "description": "later"}, int(time.time()))
+        time.sleep(1.1)  # whole seconds: the next pull reads up to the second before it starts
         second = materialize(kafka, clean_warehouse, stripe)
 
     assert first["source"] == "stripe"
-    assert first["messages_published"] == len(fake.events) == len(read_topic(kafka))
-    assert second["messages_published"] == 0
+    # A first pull lists every object as it is now (one message each), then the Events cursor takes over.
+    assert first["backfill_complete"] is True
+    assert first["messages_published"] == len(fake.objects) == sum(first["backfilled_by_object_type"].values())
+    assert second["messages_published"] == 1 and "backfill_complete" not in second
     assert second["stripe_cursor"] >= first["stripe_cursor"] > now_ms / 1000 - 60
+    assert len(read_topic(kafka)) == len(fake.objects) + 1
 
 
 @pytest.mark.parametrize("key, warned", [("sk_test_fake_4242", True), ("rk_test_fake_4242", False)])
 def test_a_secret_key_is_warned_about_and_a_restricted_key_is_not(kafka, clean_warehouse, key, warned):
     with FakeStripe(api_key=key) as fake, dg.instance_for_test() as instance:
-        stripe = StripeResource(api_key=fake.api_key, api_base=fake.url, backfill_days=1)
+        stripe = StripeResource(api_key=fake.api_key, api_base=fake.url)
         result = dg.materialize(
             [stripe_events_topic],
             resources={"kafka": kafka, "postgres": clean_warehouse, "stripe": stripe},
@@ -174,8 +181,8 @@ def test_produce_pulls_from_stripe_when_a_key_is_set(
 
     assert result.exit_code == 0, result.output
     assert fake.api_key not in result.output
-    assert "Stripe cursor" in result.output
-    assert len(read_topic(kafka)) == len(fake.events)
+    assert "backfilled charges" in result.output and "Stripe cursor" in result.output
+    assert len(read_topic(kafka)) == len(fake.objects)  # a first pull: each object once, as it is now
 
 
 def test_the_code_location_loads_with_the_topic_asset_and_every_resource_it_needs():
@@ -183,3 +190,30 @@ def test_the_code_location_loads_with_the_topic_asset_and_every_resource_it_need
 
     dg.Definitions.validate_loadable(code_location)
     assert code_location.get_assets_def("stripe_events_topic").required_resource_keys >= {"kafka", "postgres", "stripe"}
+
+
+# --- always-on ingestion ------------------------------------------------------------------------
+
+
+def test_with_a_key_the_sensor_requests_a_pull_each_tick_unless_one_is_running(kafka, clean_warehouse):
+    keyed = StripeResource(api_key="rk_test_always_on", api_base="http://127.0.0.1:9")
+    defs = dg.Definitions(
+        assets=[stripe_events_topic],
+        jobs=[stripe_ingestion_job],
+        sensors=[stripe_ingestion_sensor],
+        resources={"kafka": kafka, "postgres": clean_warehouse, "stripe": keyed},
+    )
+    with dg.instance_for_test() as instance:
+        first = stripe_ingestion_sensor(dg.build_sensor_context(instance=instance, resources={"stripe": keyed}))
+        assert isinstance(first, dg.RunRequest)
+        instance.create_run_for_job(defs.resolve_job_def(stripe_ingestion_job.name), status=dg.DagsterRunStatus.STARTED)
+        busy = stripe_ingestion_sensor(dg.build_sensor_context(instance=instance, resources={"stripe": keyed}))
+        unkeyed = stripe_ingestion_sensor(
+            dg.build_sensor_context(instance=instance, resources={"stripe": StripeResource()})
+        )
+    assert isinstance(busy, dg.SkipReason) and "still running" in busy.skip_message
+    assert isinstance(unkeyed, dg.SkipReason) and "STRIPE_API_KEY is not set" in unkeyed.skip_message
+
+
+def test_the_ingestion_sensor_is_on_by_default_so_a_deployed_stack_ingests():
+    assert stripe_ingestion_sensor.default_status == dg.DefaultSensorStatus.RUNNING

@@ -11,11 +11,12 @@ way a connection URL is ever printed.
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from txstream_spark.event_contract import check_topic_name
@@ -29,7 +30,10 @@ ForexSource = Literal["auto", "currency_api", "frankfurter", "ecb_bundled"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TXSTREAM_", env_file=".env", extra="ignore", populate_by_name=True)
+    # hide_input_in_errors: a refused value may be a secret (a URL with its token); messages name the variable.
+    model_config = SettingsConfigDict(
+        env_prefix="TXSTREAM_", env_file=".env", extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(
         default=Path(".txstream"),
@@ -103,6 +107,11 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = Field(
         default=None, description="Override Stripe's API base URL (a local Stripe-compatible server)."
     )
+    stripe_backfill_from: date | None = Field(
+        default=None,
+        description="First pull from Stripe: objects created from this UTC date (YYYY-MM-DD) on are listed from "
+        "Stripe's list endpoints before the Events cursor takes over; unset → the account's whole history.",
+    )
 
     # --- Forex ------------------------------------------------------------
     forex_source: ForexSource = Field(
@@ -144,6 +153,45 @@ class Settings(BaseSettings):
         "latest = only what is produced from then on. Ignored once the checkpoint exists.",
     )
 
+    # --- Alerts -----------------------------------------------------------
+    alert_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="http(s) URL the run-failure sensor POSTs a JSON message to for every failed Dagster run "
+        "(a Slack or Mattermost incoming webhook reads its `text`); a secret, as such URLs carry their token. "
+        "Unset → no message; the failure is recorded in ops.dagster_run_failures for Grafana either way.",
+    )
+
+    # --- Reconciliation and retention -------------------------------------
+    reconcile_days: int = Field(
+        default=35,
+        ge=1,
+        le=3650,
+        description="Reconciliation compares Stripe with raw.transactions and raw.quarantined_events per day over "
+        "this many days; retention never deletes anything inside this window.",
+    )
+    ops_retention_days: int = Field(
+        default=90,
+        ge=1,
+        description="Keep the stream's batches (older ones rolled up per hour), the lag the sensor records, dbt's "
+        "run log and quarantined messages a replay landed for this many days (at least TXSTREAM_RECONCILE_DAYS).",
+    )
+    quarantine_retention_days: int = Field(
+        default=180,
+        ge=1,
+        description="Keep quarantined messages never replayed for this many days (at least TXSTREAM_RECONCILE_DAYS).",
+    )
+
+    @model_validator(mode="after")
+    def _retention_covers_reconciliation(self) -> Settings:
+        for name in ("ops_retention_days", "quarantine_retention_days"):
+            if getattr(self, name) < self.reconcile_days:
+                raise ValueError(
+                    f"TXSTREAM_{name.upper()}={getattr(self, name)} is shorter than TXSTREAM_RECONCILE_DAYS="
+                    f"{self.reconcile_days}: retention would delete what reconciliation still compares; "
+                    f"set it to {self.reconcile_days} or more"
+                )
+        return self
+
     @field_validator(
         "postgres_url",
         "stripe_api_key",
@@ -151,6 +199,7 @@ class Settings(BaseSettings):
         "transformer_password",
         "reader_password",
         "kafka_bootstrap",
+        "alert_webhook_url",
         mode="before",
     )
     @classmethod
@@ -190,6 +239,17 @@ class Settings(BaseSettings):
     @property
     def checkpoint_root(self) -> str:
         return self.spark_checkpoint_dir or str(self.data_dir / "spark" / "checkpoints")
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _alert_webhook_is_http(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            # Without the value: a webhook URL carries its token.
+            raise ValueError("TXSTREAM_ALERT_WEBHOOK_URL is not an http(s)://host/… URL; give the webhook's full URL")
+        return value
 
     @field_validator("postgres_url")
     @classmethod

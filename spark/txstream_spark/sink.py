@@ -259,6 +259,23 @@ ON CONFLICT DO NOTHING
 """)
 
 
+def upsert_staged(cur: psycopg.Cursor, staging: sql.Identifier) -> tuple[int, int]:
+    """Upsert the staged accepted rows into raw.transactions (at most one version per object staged):
+    (inserted, updated). The stream's apply and the quarantine replay both land rows through this."""
+    inserted, updated = one_row(
+        cur.execute(
+            UPSERT.format(
+                columns=_columns(ROW_COLUMNS),
+                staging=staging,
+                assignments=sql.SQL(", ").join(
+                    sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in ROW_COLUMNS if c != "object_id"
+                ),
+            )
+        ).fetchone()
+    )
+    return inserted, updated
+
+
 def apply_staged(
     conn: psycopg.Connection, topic: str, staging: sql.Identifier, spark_batch_id: int | None, started_at: datetime
 ) -> BatchResult:
@@ -300,17 +317,7 @@ def apply_staged(
         accepted = total - quarantined
         if distinct_objects < accepted:
             cur.execute(DROP_SUPERSEDED_VERSIONS.format(staging=staging))
-        result.inserted, result.updated = one_row(
-            cur.execute(
-                UPSERT.format(
-                    columns=_columns(ROW_COLUMNS),
-                    staging=staging,
-                    assignments=sql.SQL(", ").join(
-                        sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in ROW_COLUMNS if c != "object_id"
-                    ),
-                )
-            ).fetchone()
-        )
+        result.inserted, result.updated = upsert_staged(cur, staging)
         result.duplicates = accepted - result.inserted - result.updated
         result.quarantined = quarantined
         if quarantined:

@@ -248,9 +248,11 @@ def parse_message(
         raise Rejected("invalid_value", f"'created' {created} is not a plausible Unix timestamp")
     # Stripe's Refund object has no `livemode`; charges and disputes always do.
     livemode = _field(obj, "livemode", bool, "a boolean", required=object_type != "refund")
-    status = _field(obj, "status", str, "a string", required=False)
+    # Stripe's Refund.status is nullable; a charge or a dispute always has one.
+    status = _field(obj, "status", str, "a string", required=object_type != "refund")
     if status is not None:
         _bounded(status, "status", MAX_STATUS_LENGTH)
+    _check_fields_the_marts_type(obj, object_type)
 
     customer_id = _id_of(obj.get("customer"), "customer")
     charge_id: str | None
@@ -295,6 +297,73 @@ def parse_message(
         api_version=api_version,
         payload=value,
     )
+
+
+def _minor_units(name: str, value: Any) -> None:
+    _json_type(name, value, int, "an integer (minor units)")
+    if not 0 <= value <= MAX_AMOUNT:
+        raise Rejected("invalid_value", f"{name!r} {_preview(value)} is not an amount in minor units (0 to a bigint)")
+
+
+def _boolean(name: str, value: Any) -> None:
+    _json_type(name, value, bool, "a boolean")
+
+
+def _json_object(name: str, value: Any) -> None:
+    _json_type(name, value, dict, "an object")
+
+
+def _risk_score(name: str, value: Any) -> None:
+    _json_type(name, value, int, "an integer")
+    if not 0 <= value <= 100:
+        raise Rejected("invalid_value", f"{name!r} {_preview(value)} is not a Radar risk score (0-100)")
+
+
+def _unix_time(name: str, value: Any) -> None:
+    _json_type(name, value, int, "an integer (Unix seconds)")
+    if not EARLIEST_CREATED <= value < LATEST_CREATED:
+        raise Rejected("invalid_value", f"{name!r} {value} is not a plausible Unix timestamp")
+
+
+def _json_type(name: str, value: Any, kind: type, kind_name: str) -> None:
+    # bool is an int in Python; Stripe never sends a bool where it means a number.
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise Rejected("wrong_type", f"{name!r} must be {kind_name}, got {type(value).__name__} {_preview(value)}")
+
+
+# Payload fields dbt's staging models read with a type (models/staging/stg_stripe__*.sql:
+# jsonb_to_record columns, casts): a value PostgreSQL cannot turn into that type would fail
+# every build of the marts, not just this object's row, so it is rejected here. Null or
+# absent is fine (the column is null); text fields take any JSON.
+TYPED_PAYLOAD_FIELDS: dict[str, tuple[tuple[tuple[str, ...], Any], ...]] = {
+    "charge": (
+        (("amount_captured",), _minor_units),
+        (("amount_refunded",), _minor_units),
+        (("paid",), _boolean),
+        (("captured",), _boolean),
+        (("refunded",), _boolean),
+        (("disputed",), _boolean),
+        (("outcome",), _json_object),
+        (("outcome", "risk_score"), _risk_score),
+        (("payment_method_details",), _json_object),
+        (("payment_method_details", "card"), _json_object),
+        (("billing_details",), _json_object),
+    ),
+    "refund": (),
+    "dispute": (
+        (("is_charge_refundable",), _boolean),
+        (("evidence_details", "due_by"), _unix_time),
+    ),
+}
+
+
+def _check_fields_the_marts_type(obj: dict, object_type: str) -> None:
+    for path, check in TYPED_PAYLOAD_FIELDS[object_type]:
+        value: Any = obj
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if value is not None:
+            check(".".join(path), value)
 
 
 def _event_time(header: str | None, kafka_timestamp: datetime | None, created: int) -> datetime:

@@ -33,6 +33,10 @@ COMMANDS = {
         "Publish Stripe objects to Kafka: pulled from Stripe, or synthetic.",
     ),
     "stream": ("txstream_dagster.cli.stream:stream", "Run the streaming job from a terminal (catch-up or continuous)."),
+    "quarantine": (
+        "txstream_dagster.cli.quarantine:quarantine",
+        "List quarantined messages; replay them through the current transform.",
+    ),
     "dbt": (
         "txstream_dagster.cli.dbt:dbt_command",
         "Run dbt on dbt_project/ against the warehouse, as the transformer.",

@@ -79,6 +79,8 @@ def progress_bar() -> Progress:
 
 
 def print_summary(summary: FeedSummary) -> None:
+    from txstream_dagster.defs.stripe_source.topic_feeds import format_epoch
+
     table = Table(title=f"Published to {summary.topic}", show_header=False, title_justify="left")
     table.add_row("source", summary.source)
     table.add_row("messages", f"{summary.messages:,}")
@@ -90,9 +92,12 @@ def print_summary(summary: FeedSummary) -> None:
         table.add_row("re-sent after a delivery failure", f"{summary.resent:,}")
     if summary.seed is not None:
         table.add_row("seed", str(summary.seed))
+    for object_type, count in sorted(summary.backfilled.items()):
+        table.add_row(f"backfilled {object_type}s (list endpoints)", f"{count:,}")
+    if summary.backfill_complete is False:
+        table.add_row("backfill", "stopped before the end: the next pull resumes it")
     if summary.cursor_created_gte is not None:
-        cursor = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(summary.cursor_created_gte))
-        table.add_row("Stripe cursor", f"events from {cursor} on are next")
+        table.add_row("Stripe cursor", f"events from {format_epoch(summary.cursor_created_gte)} on are next")
         table.add_row("rate-limited requests", str(summary.rate_limited))
     table.add_row(
         "partition end offsets",
@@ -143,12 +148,21 @@ def print_summary(summary: FeedSummary) -> None:
 @click.option("--topic", default=None, help="Kafka topic. Default: TXSTREAM_TOPIC.")
 @click.option("--poll-interval", type=Duration(), default="10s", show_default=True, help="Stripe: time between pulls.")
 @click.option(
+    "--backfill-from",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Stripe: first list every object created from this UTC date on again (e.g. what the daily "
+    "reconciliation found missing), then go on with the events.",
+)
+@click.option(
     "--create-test-charges",
     type=click.IntRange(min=1),
     default=None,
     help="Stripe test mode only: first create N test charges with varied test cards and currencies.",
 )
-def produce(rate, duration, count, seed, history_days, source, topic, poll_interval, create_test_charges) -> None:
+def produce(
+    rate, duration, count, seed, history_days, source, topic, poll_interval, backfill_from, create_test_charges
+) -> None:
     """Publish Stripe charges, refunds and disputes to Kafka: pulled from Stripe, or synthetic."""
     from txstream_dagster.resources.build import event_log, stripe_account, warehouse
 
@@ -157,6 +171,8 @@ def produce(rate, duration, count, seed, history_days, source, topic, poll_inter
     use_stripe = source == "stripe" or (source == "auto" and stripe.configured)
     if use_stripe and not stripe.configured:
         raise click.UsageError("--source stripe needs STRIPE_API_KEY (a secret or restricted key).")
+    if backfill_from and not use_stripe:
+        raise click.UsageError("--backfill-from needs the Stripe source (STRIPE_API_KEY).")
     if create_test_charges and not use_stripe:
         raise click.UsageError("--create-test-charges needs the Stripe source (STRIPE_API_KEY).")
     if history_days and not count:
@@ -170,14 +186,17 @@ def produce(rate, duration, count, seed, history_days, source, topic, poll_inter
         if use_stripe:
             if create_test_charges:
                 make_test_charges(stripe, create_test_charges, seed)
+            if backfill_from:
+                schedule_backfill(kafka, stripe, warehouse(settings), backfill_from)
             summary = produce_from_stripe(kafka, stripe, warehouse(settings), deadline, poll_interval, stop)
         else:
             seed = seed if seed is not None else random.randrange(2**31)
-            summary = produce_synthetic(kafka, rate, deadline, count, seed, history_days, stop)
+            summary = produce_synthetic(kafka, warehouse(settings), rate, deadline, count, seed, history_days, stop)
     print_summary(summary)
 
 
-def produce_synthetic(kafka, rate, deadline, count, seed, history_days, stop) -> FeedSummary:
+def produce_synthetic(kafka, postgres, rate, deadline, count, seed, history_days, stop) -> FeedSummary:
+    from txstream_dagster.defs.stripe_source.synthetic_ledger import synthetic_ledger
     from txstream_dagster.defs.stripe_source.topic_feeds import publish_synthetic
 
     total = (
@@ -185,7 +204,7 @@ def produce_synthetic(kafka, rate, deadline, count, seed, history_days, stop) ->
     )
     what = f"{count:,} charges over {history_days} days" if history_days else "synthetic stream"
     console.print(f"[cyan]Publishing {what} to {kafka.topic} (seed {seed})")
-    with progress_bar() as bar:
+    with progress_bar() as bar, synthetic_ledger(postgres) as ledger:
         task = bar.add_task("messages", total=total, note="")
         started = time.monotonic()
 
@@ -203,12 +222,13 @@ def produce_synthetic(kafka, rate, deadline, count, seed, history_days, stop) ->
             deadline=deadline,
             stop=stop,
             progress=advance,
+            ledger=ledger,
         )
 
 
 def produce_from_stripe(kafka, stripe, postgres: PostgresResource, deadline, poll_interval, stop) -> FeedSummary:
     from txstream_dagster.defs.stripe_source.stripe_api import StripeUnavailable
-    from txstream_dagster.defs.stripe_source.topic_feeds import FeedSummary, pull_stripe
+    from txstream_dagster.defs.stripe_source.topic_feeds import FeedSummary, format_epoch, pull_stripe
     from txstream_dagster.resources.kafka import BrokerUnavailable
 
     console.print(f"[cyan]Pulling Stripe events ({stripe.mode} mode) into {kafka.topic} every {poll_interval:g} s")
@@ -220,19 +240,42 @@ def produce_from_stripe(kafka, stripe, postgres: PostgresResource, deadline, pol
         while True:
             try:
                 pull_stripe(
-                    kafka, stripe, postgres, progress=lambda n: bar.advance(task, n), summary=summary, stop=stop
+                    kafka,
+                    stripe,
+                    postgres,
+                    progress=lambda n: bar.advance(task, n),
+                    on_backfill_window=lambda object_type, before: bar.update(
+                        task, note=f"backfill: {object_type}s created before {format_epoch(before)} published"
+                    ),
+                    summary=summary,
+                    stop=stop,
                 )
             except (StripeUnavailable, BrokerUnavailable) as exc:  # the cursor did not move: the next pull retries
                 console.print(f"[yellow]! {exc}")
             if summary.cursor_created_gte is not None:
-                cursor = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(summary.cursor_created_gte))
-                bar.update(task, note=f"events up to {cursor} UTC published")
+                bar.update(task, note=f"events up to {format_epoch(summary.cursor_created_gte)} published")
             next_pull = time.monotonic() + poll_interval
             if deadline is not None and next_pull > deadline:
                 return summary
             while time.monotonic() < next_pull:
                 if stop.wait(timeout=0.2):
                     return summary
+
+
+def schedule_backfill(kafka, stripe: StripeResource, postgres: PostgresResource, backfill_from) -> None:
+    from datetime import UTC
+
+    from txstream_dagster.defs.stripe_source.backfill import request_backfill
+    from txstream_dagster.defs.stripe_source.topic_feeds import stripe_cursors
+
+    request_backfill(
+        stripe_cursors(postgres, stripe),
+        kafka.topic,
+        from_s=int(backfill_from.replace(tzinfo=UTC).timestamp()),
+        now_s=int(time.time()),
+        settle_seconds=stripe.settle_seconds,
+    )
+    console.print(f"[cyan]Listing every object created from {backfill_from:%Y-%m-%d} on again (then the events)")
 
 
 def make_test_charges(stripe: StripeResource, count: int, seed: int | None) -> None:

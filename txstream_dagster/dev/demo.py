@@ -27,6 +27,7 @@ from rich.table import Table
 from txstream_dagster.currencies import currency
 from txstream_dagster.db.logins import Login
 from txstream_dagster.db.migrate import upgrade_warehouse
+from txstream_dagster.defs.stripe_source.synthetic_ledger import synthetic_ledger
 from txstream_dagster.defs.stripe_source.topic_feeds import FeedSummary, publish_synthetic
 from txstream_dagster.dev.stack import LocalStack
 from txstream_dagster.paths import REPO_ROOT
@@ -344,7 +345,8 @@ def run_demo(
         ):
             dagster.prepare_home()
             forex.start()
-            produced = publish_synthetic(kafka, seed=seed, count=charges, history_days=days)
+            with synthetic_ledger(postgres) as ledger:
+                produced = publish_synthetic(kafka, seed=seed, count=charges, history_days=days, ledger=ledger)
             malformed = publish_malformed(kafka)
             console.print(f"[green]✓[/green] published {produced.messages:,} events + {malformed} malformed messages")
             dagster.start()

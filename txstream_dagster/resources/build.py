@@ -22,10 +22,12 @@ from dagster_dbt import DbtCliResource
 from pydantic import SecretStr
 
 from txstream_dagster.db.logins import PIPELINE_LOGINS, Login
+from txstream_dagster.defs.alerting.resources import WEBHOOK_URL_SETTING, AlertWebhookResource
 from txstream_dagster.defs.dbt.project import txstream_dbt_project
 from txstream_dagster.defs.dbt.resources import dbt_cli_resource, dbt_profile, write_profiles_dir
 from txstream_dagster.defs.forex.resources import forex_resource
 from txstream_dagster.defs.reporting.resources import ReportFolder
+from txstream_dagster.defs.retention.resources import RetentionPolicy
 from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.defs.stripe_source.resources import StripeResource
 from txstream_dagster.dev.stack import LocalStack
@@ -49,6 +51,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         "forex": forex_resource(settings),
         "dbt": dbt_cli(settings),
         "reports": report_folder(settings),
+        "retention": retention_policy(settings),
+        "alert_webhook": alert_webhook(settings, env_vars=True),
     }
 
 
@@ -109,7 +113,11 @@ def spark(settings: Settings) -> SparkResource:
 def stripe_account(settings: Settings, *, env_vars: bool = False) -> StripeResource:
     key = settings.stripe_api_key
     variable = next((name for name in STRIPE_API_KEY if os.environ.get(name)), STRIPE_API_KEY[0])
-    return StripeResource(api_key=_secret(key, variable, env_vars), api_base=settings.stripe_api_base)
+    return StripeResource(
+        api_key=_secret(key, variable, env_vars),
+        api_base=settings.stripe_api_base,
+        backfill_from=settings.stripe_backfill_from.isoformat() if settings.stripe_backfill_from else None,
+    )
 
 
 def dbt_cli(settings: Settings) -> DbtCliResource:
@@ -137,6 +145,18 @@ def transformer_profile(settings: Settings) -> dict[str, Any]:
 
 def report_folder(settings: Settings) -> ReportFolder:
     return ReportFolder(path=str(settings.data_dir / "reports"))
+
+
+def alert_webhook(settings: Settings, *, env_vars: bool = False) -> AlertWebhookResource:
+    return AlertWebhookResource(url=_secret(settings.alert_webhook_url, WEBHOOK_URL_SETTING, env_vars))
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    return RetentionPolicy(
+        reconcile_days=settings.reconcile_days,
+        ops_retention_days=settings.ops_retention_days,
+        quarantine_retention_days=settings.quarantine_retention_days,
+    )
 
 
 def _secret(value: SecretStr | None, variable: str, env_vars: bool) -> Any:

@@ -132,18 +132,52 @@ gbp_rates as (
 
 ),
 
-refunds_per_charge as (
+{# A refund or dispute counts towards the charge's amounts only when txstream
+    knows its status and it is in the charge's currency (Stripe never refunds in
+    another): otherwise what it did to the money is unknown, so it is left out,
+    counted in uncounted_*_count and listed in monitoring.flagged_records, never
+    guessed. Aggregated per charge and currency, so the charges are read once. #}
+refunds_per_charge_and_currency as (
 
     select
         charge_id,
+        currency_code,
         count(*) as refund_count,
+        count(*) filter (where {{ is_known_status('refund_status', 'refund') }}) as known_status_refund_count,
         -- Pending refunds have left the merchant's balance too; failed and
         -- canceled ones never did.
         coalesce(sum(amount_minor) filter (where refund_status in ('succeeded', 'pending')), 0)
             as refunded_amount_minor
 
     from refunds
+    group by charge_id, currency_code
+
+),
+
+refunds_per_charge as (
+
+    select
+        charge_id,
+        sum(refund_count)::bigint as refund_count
+
+    from refunds_per_charge_and_currency
     group by charge_id
+
+),
+
+disputes_per_charge_and_currency as (
+
+    select
+        charge_id,
+        currency_code,
+        count(*) filter (where {{ is_known_status('dispute_status', 'dispute') }}) as known_status_dispute_count,
+        -- Funds are withdrawn while a chargeback is open or lost; inquiries
+        -- (warning_*) withdraw nothing and a won dispute returns the funds.
+        coalesce(sum(amount_minor) filter (where dispute_status in ('needs_response', 'under_review', 'lost')), 0)
+            as disputed_amount_minor
+
+    from disputes
+    group by charge_id, currency_code
 
 ),
 
@@ -152,10 +186,6 @@ disputes_per_charge as (
     select
         charge_id,
         count(*) as dispute_count,
-        -- Funds are withdrawn while a chargeback is open or lost; inquiries
-        -- (warning_*) withdraw nothing and a won dispute returns the funds.
-        coalesce(sum(amount_minor) filter (where dispute_status in ('needs_response', 'under_review', 'lost')), 0)
-            as disputed_amount_minor,
         (array_agg(dispute_status order by created_at desc, dispute_id desc))[1] as latest_dispute_status
 
     from disputes
@@ -173,6 +203,8 @@ in_major_units as (
         charges.created_at,
         charges.charge_status,
         charges.charge_status = 'succeeded' as is_successful,
+        not {{ is_known_status('charges.charge_status', 'charge') }} as charge_status_unknown,
+        currencies.currency_code is null as currency_unknown,
         charges.is_livemode,
         charges.data_source,
         charges.payment_method_type,
@@ -189,12 +221,18 @@ in_major_units as (
         currencies.minor_unit_exponent,
         {{ minor_to_major('charges.amount_minor', 'currencies.minor_unit_exponent') }} as amount,
         {{ minor_to_major('charges.amount_captured_minor', 'currencies.minor_unit_exponent') }} as captured_amount,
-        {{ minor_to_major('coalesce(refunds_per_charge.refunded_amount_minor, 0)', 'currencies.minor_unit_exponent') }}
-            as refunded_amount,
-        {{ minor_to_major('coalesce(disputes_per_charge.disputed_amount_minor, 0)', 'currencies.minor_unit_exponent') }}
-            as disputed_amount,
+        {{ minor_to_major(
+            'coalesce(counted_refunds.refunded_amount_minor, 0)', 'currencies.minor_unit_exponent'
+        ) }} as refunded_amount,
+        {{ minor_to_major(
+            'coalesce(counted_disputes.disputed_amount_minor, 0)', 'currencies.minor_unit_exponent'
+        ) }} as disputed_amount,
         coalesce(refunds_per_charge.refund_count, 0) as refund_count,
+        coalesce(refunds_per_charge.refund_count, 0) - coalesce(counted_refunds.known_status_refund_count, 0)
+            as uncounted_refund_count,
         coalesce(disputes_per_charge.dispute_count, 0) as dispute_count,
+        coalesce(disputes_per_charge.dispute_count, 0) - coalesce(counted_disputes.known_status_dispute_count, 0)
+            as uncounted_dispute_count,
         disputes_per_charge.latest_dispute_status,
         charges.ingested_at as charge_ingested_at
 
@@ -203,8 +241,14 @@ in_major_units as (
         on charges.currency_code = currencies.currency_code
     left join refunds_per_charge
         on charges.charge_id = refunds_per_charge.charge_id
+    left join refunds_per_charge_and_currency as counted_refunds
+        on charges.charge_id = counted_refunds.charge_id
+            and charges.currency_code = counted_refunds.currency_code
     left join disputes_per_charge
         on charges.charge_id = disputes_per_charge.charge_id
+    left join disputes_per_charge_and_currency as counted_disputes
+        on charges.charge_id = counted_disputes.charge_id
+            and charges.currency_code = counted_disputes.currency_code
 
 ),
 
@@ -270,6 +314,12 @@ final as (
         {{ to_gbp('disputed_amount') }} as disputed_amount_gbp,
         {{ to_gbp('net_amount') }} as net_amount_gbp,
         amount is null or fx_rate is null as fx_rate_missing,
+
+        -- flags: what the fact holds but cannot fully use (monitoring.flagged_records lists them)
+        currency_unknown,
+        charge_status_unknown,
+        uncounted_refund_count,
+        uncounted_dispute_count,
 
         -- lineage
         charge_ingested_at,

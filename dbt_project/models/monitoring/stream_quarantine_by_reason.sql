@@ -14,6 +14,8 @@ final as (
         reason,
         kafka_topic,
         count(*) as event_count,
+        count(*) filter (where replayed_at is null) as pending_count,
+        count(*) filter (where replayed_at is not null) as replayed_count,
         count(*) filter (where quarantined_at > now() - interval '1 hour') as event_count_last_hour,
         min(quarantined_at) as first_quarantined_at,
         max(quarantined_at) as last_quarantined_at

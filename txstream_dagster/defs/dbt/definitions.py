@@ -4,7 +4,7 @@ import dagster as dg
 
 from txstream_dagster.db.logins import Login
 from txstream_dagster.defs.dbt.assets import txstream_dbt_models
-from txstream_dagster.defs.dbt.checks import fx_rate_missing_charges
+from txstream_dagster.defs.dbt.checks import flagged_records, fx_rate_missing_charges
 from txstream_dagster.run_pods import run_pod_tags
 
 # Evaluates the models' and checks' automation conditions (translator.py): when
@@ -22,6 +22,6 @@ dbt_automation_sensor = dg.AutomationConditionSensorDefinition(
 
 defs = dg.Definitions(
     assets=[txstream_dbt_models],
-    asset_checks=[fx_rate_missing_charges],
+    asset_checks=[fx_rate_missing_charges, flagged_records],
     sensors=[dbt_automation_sensor],
 )

@@ -32,7 +32,13 @@ SELECT b.*,
        (SELECT coalesce(sum("from" - previous_to - 1), 0) FROM ranges WHERE "from" > previous_to + 1)
            AS offsets_in_gaps,
        (SELECT count(*) FROM raw.transactions) AS rows_held,
-       (SELECT count(*) FROM raw.quarantined_events) AS quarantine_held
+       (SELECT count(*) FROM raw.quarantined_events) AS quarantine_held,
+       -- Rows a quarantine replay inserted (its quarantine rows stay, marked): not in any batch.
+       (SELECT coalesce(sum(inserted), 0) FROM ops.quarantine_replays) AS replay_inserted,
+       -- Quarantine rows retention deleted (counted in the same transaction as each delete). Old batches
+       -- are rolled up by retention, not deleted, so the sums and ranges above still cover every message.
+       (SELECT coalesce(sum(rows_deleted), 0) FROM ops.retention_deletions
+        WHERE table_name = 'raw.quarantined_events') AS quarantine_deleted
 FROM batches b
 """
 
@@ -43,7 +49,8 @@ FROM batches b
     description=(
         "Every message the stream consumed is a row inserted, updated, a duplicate or quarantined; "
         "every offset of the batches' ranges was consumed and consecutive batches leave no offsets out; "
-        "no offset range was applied twice; the tables hold exactly what the batches say they wrote."
+        "no offset range was applied twice; the tables hold exactly what the batches (and quarantine replays, "
+        "and retention's deletions) say they wrote."
     ),
 )
 def every_message_is_accounted_for(postgres: PostgresResource, spark: SparkResource) -> dg.AssetCheckResult:
@@ -76,13 +83,16 @@ def every_message_is_accounted_for(postgres: PostgresResource, spark: SparkResou
         )
     if figures["overlapping_ranges"]:
         problems.append(f"{figures['overlapping_ranges']} offset ranges overlap an earlier batch")
-    if figures["rows_held"] != figures["inserted"]:
+    if figures["rows_held"] != figures["inserted"] + figures["replay_inserted"]:
         problems.append(
             f"raw.transactions holds {figures['rows_held']} rows but batches inserted {figures['inserted']}"
+            + (f" and quarantine replays {figures['replay_inserted']}" if figures["replay_inserted"] else "")
         )
-    if figures["quarantine_held"] != figures["quarantined"]:
+    if figures["quarantine_held"] + figures["quarantine_deleted"] != figures["quarantined"]:
         problems.append(
-            f"quarantine holds {figures['quarantine_held']} rows but batches quarantined {figures['quarantined']}"
+            f"quarantine holds {figures['quarantine_held']} rows"
+            + (f" (and retention deleted {figures['quarantine_deleted']})" if figures["quarantine_deleted"] else "")
+            + f" but batches quarantined {figures['quarantined']}"
         )
     tolerated = bool(skipped) and not problems and not spark.fail_on_data_loss
     if tolerated:

@@ -6,11 +6,12 @@ from txstream_dagster.defs.stream.checks import (
     newest_event_is_fresh,
     quarantine_rate_is_low,
 )
+from txstream_dagster.defs.stream.replay import replay_quarantine_job
 from txstream_dagster.defs.stream.sensors import stream_catch_up_job, stream_lag_sensor
 
 defs = dg.Definitions(
     assets=[raw_transactions],
     asset_checks=[every_message_is_accounted_for, newest_event_is_fresh, quarantine_rate_is_low],
-    jobs=[stream_catch_up_job],
+    jobs=[stream_catch_up_job, replay_quarantine_job],
     sensors=[stream_lag_sensor],
 )

@@ -12,6 +12,7 @@ import json
 
 import dagster as dg
 
+from txstream_dagster.dagster_runs import job_in_progress
 from txstream_dagster.defs.stream.offsets import committed_offsets, lag_by_partition, record_lag, stream_running
 from txstream_dagster.defs.stream.resources import SparkResource
 from txstream_dagster.resources import KafkaResource, PostgresResource
@@ -67,7 +68,7 @@ def stream_lag_sensor(
         if (
             before["committed_total"] is not None
             and committed.total > before["committed_total"]
-            and not _catch_up_in_progress(context)
+            and not job_in_progress(context, stream_catch_up_job.name)
         ):
             events.append(
                 dg.AssetMaterialization(
@@ -76,7 +77,7 @@ def stream_lag_sensor(
                     metadata={"messages_landed": committed.total - before["committed_total"], "lag": total_lag},
                 )
             )
-    elif total_lag > 0 and not _catch_up_in_progress(context):
+    elif total_lag > 0 and not job_in_progress(context, stream_catch_up_job.name):
         runs.append(
             dg.RunRequest(
                 run_key=f"{topic.topic_id}:{json.dumps(now['end_offsets'])}",
@@ -87,19 +88,3 @@ def stream_lag_sensor(
     if not events and not runs:
         return dg.SkipReason(f"no new messages (lag {total_lag})")
     return dg.SensorResult(run_requests=runs, asset_events=events, cursor=json.dumps(now))
-
-
-def _catch_up_in_progress(context: dg.SensorEvaluationContext) -> bool:
-    in_progress = context.instance.get_runs(
-        filters=dg.RunsFilter(
-            job_name=stream_catch_up_job.name,
-            statuses=[
-                dg.DagsterRunStatus.QUEUED,
-                dg.DagsterRunStatus.NOT_STARTED,
-                dg.DagsterRunStatus.STARTING,
-                dg.DagsterRunStatus.STARTED,
-            ],
-        ),
-        limit=1,
-    )
-    return bool(in_progress)

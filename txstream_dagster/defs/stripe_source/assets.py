@@ -10,7 +10,8 @@ import dagster as dg
 from pydantic import Field
 
 from txstream_dagster.defs.stripe_source.resources import StripeResource
-from txstream_dagster.defs.stripe_source.topic_feeds import FeedSummary, publish_synthetic, pull_stripe
+from txstream_dagster.defs.stripe_source.synthetic_ledger import synthetic_ledger
+from txstream_dagster.defs.stripe_source.topic_feeds import FeedSummary, format_epoch, publish_synthetic, pull_stripe
 from txstream_dagster.resources import KafkaResource, PostgresResource
 
 
@@ -50,6 +51,9 @@ def summary_metadata(summary: FeedSummary) -> dict[str, dg.MetadataValue]:
     if summary.cursor_created_gte is not None:
         metadata["stripe_cursor"] = dg.MetadataValue.timestamp(float(summary.cursor_created_gte))
         metadata["stripe_rate_limited"] = dg.MetadataValue.int(summary.rate_limited)
+    if summary.backfill_complete is not None:
+        metadata["backfill_complete"] = dg.MetadataValue.bool(summary.backfill_complete)
+        metadata["backfilled_by_object_type"] = dg.MetadataValue.json(summary.backfilled)
     return metadata
 
 
@@ -60,7 +64,8 @@ def summary_metadata(summary: FeedSummary) -> dict[str, dg.MetadataValue]:
     description=(
         "Kafka topic of Stripe charges, refunds and disputes, one message per object version "
         "(key = object id, value = Stripe's JSON). Materialising publishes a batch: everything new in "
-        "Stripe since the cursor when STRIPE_API_KEY is set, synthetic objects otherwise."
+        "Stripe since the cursor when STRIPE_API_KEY is set (a first pull lists the history from "
+        "TXSTREAM_STRIPE_BACKFILL_FROM on), synthetic objects otherwise."
     ),
 )
 def stripe_events_topic(
@@ -74,11 +79,24 @@ def stripe_events_topic(
         context.log.info(f"Pulling new Stripe events ({stripe.mode} mode) into {kafka.topic}")
         if stripe.key_warning:
             context.log.warning(stripe.key_warning)
-        summary = pull_stripe(kafka, stripe, postgres)
+        summary = pull_stripe(
+            kafka,
+            stripe,
+            postgres,
+            on_backfill_window=lambda object_type, before: context.log.info(
+                f"Backfill: every {object_type} created before {format_epoch(before)} is published"
+            ),
+        )
     else:
         seed = config.seed if config.seed is not None else random.randrange(2**31)
         context.log.info(f"STRIPE_API_KEY is not set: publishing synthetic objects (seed {seed}) to {kafka.topic}")
-        summary = publish_synthetic(
-            kafka, seed=seed, count=config.messages, rate=config.rate or None, history_days=config.history_days
-        )
+        with synthetic_ledger(postgres) as ledger:
+            summary = publish_synthetic(
+                kafka,
+                seed=seed,
+                count=config.messages,
+                rate=config.rate or None,
+                history_days=config.history_days,
+                ledger=ledger,
+            )
     return dg.MaterializeResult(metadata=summary_metadata(summary))

@@ -81,21 +81,26 @@ class Publisher:
         *,
         chunk_size: int = CHUNK_SIZE,
         give_up_after_s: float | None = None,
+        before_send: Callable[[list[ObjectVersion]], None] | None = None,
     ):
-        """`give_up_after_s`: None (the default) retries a failed delivery forever."""
+        """`give_up_after_s`: None (the default) retries a failed delivery forever.
+        `before_send(chunk)` runs before each chunk is sent (the synthetic source records its ledger there)."""
         self.producer = producer
         self.topic = topic
         self.source = source
         self.chunk_size = chunk_size
         self.give_up_after_s = give_up_after_s
+        self.before_send = before_send
 
     def publish(
         self, versions: Iterable[ObjectVersion], progress: Callable[[int], None] | None = None
     ) -> PublishReport:
         """Send every version and wait until Kafka acknowledged all of them; `progress(n)` after each chunk."""
         report = PublishReport()
-        messages = (encode(version, self.source) for version in versions)
-        for chunk in _chunks(messages, self.chunk_size):
+        for versions_chunk in _chunks(iter(versions), self.chunk_size):
+            chunk = [encode(version, self.source) for version in versions_chunk]
+            if self.before_send:
+                self.before_send(versions_chunk)
             report.resent += self._deliver(chunk)
             report.messages += len(chunk)
             report.by_object_type.update(message.object_type for message in chunk)

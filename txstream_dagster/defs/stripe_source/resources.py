@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import dagster as dg
 import stripe
-from pydantic import Field
+from pydantic import Field, field_validator
 
+# Stripe opened in 2011: no account holds an object created before this.
+ACCOUNT_HISTORY_STARTS = date(2011, 1, 1)
 # Stripe writes every account's test and live data apart; a cursor belongs to one of them.
 KEY_MODES = {"sk_test_": "test", "rk_test_": "test", "sk_live_": "live", "rk_live_": "live"}
 
@@ -21,8 +25,11 @@ class StripeResource(dg.ConfigurableResource):
     max_network_retries: int = Field(
         default=4, ge=0, description="Retries of connection errors and 5xx, with the stripe library's back-off."
     )
-    backfill_days: int = Field(
-        default=30, ge=0, le=30, description="First pull starts this many days back (Stripe keeps events 30 days)."
+    backfill_from: str | None = Field(  # Dagster config has no date type: YYYY-MM-DD, checked below
+        default=None,
+        description="First pull: objects created from this UTC date on are listed (Stripe keeps only 30 days of "
+        "events, so older history comes from the list endpoints); unset → the account's whole history "
+        "(TXSTREAM_STRIPE_BACKFILL_FROM).",
     )
     settle_seconds: int = Field(
         default=15, ge=0, description="Events younger than this wait for the next pull (list results settle)."
@@ -32,6 +39,22 @@ class StripeResource(dg.ConfigurableResource):
         ge=1,
         description="Span of the first cursor step; later steps widen when quiet, narrow when busy.",
     )
+
+    @field_validator("backfill_from")
+    @classmethod
+    def _a_date(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"backfill_from {value!r} is not a date: use YYYY-MM-DD, e.g. 2024-01-01") from None
+        return value
+
+    @property
+    def backfill_from_s(self) -> int:
+        """The backfill's first second (epoch), UTC."""
+        start = date.fromisoformat(self.backfill_from) if self.backfill_from else ACCOUNT_HISTORY_STARTS
+        return int(datetime.combine(start, datetime.min.time(), UTC).timestamp())
 
     @property
     def configured(self) -> bool:

@@ -167,18 +167,22 @@ class StripeApi:
     def _scrub(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text
 
-    def events_between(self, gte: int, lt: int) -> list[dict[str, Any]]:
-        """Every event of EVENT_TYPES created in [gte, lt), oldest first."""
-        events: list[dict[str, Any]] = []
-        params: dict[str, Any] = {"limit": PAGE_SIZE, "created": {"gte": gte, "lt": lt}, "types": list(EVENT_TYPES)}
+    def list_between(self, path: str, gte: int, lt: int, **params: Any) -> list[dict[str, Any]]:
+        """Every item of the list endpoint `path` created in [gte, lt), oldest first, following every page."""
+        items: list[dict[str, Any]] = []
+        params = {"limit": PAGE_SIZE, "created": {"gte": gte, "lt": lt}, **params}
         while True:
-            page = self.request("get", "/v1/events", **params)
-            events.extend(page["data"])
+            page = self.request("get", path, **params)
+            items.extend(page["data"])
             if not page["has_more"] or not page["data"]:
                 break
             params["starting_after"] = page["data"][-1]["id"]
-        events.reverse()  # Stripe lists newest first
-        return events
+        items.reverse()  # Stripe lists newest first
+        return items
+
+    def events_between(self, gte: int, lt: int) -> list[dict[str, Any]]:
+        """Every event of EVENT_TYPES created in [gte, lt), oldest first."""
+        return self.list_between("/v1/events", gte, lt, types=list(EVENT_TYPES))
 
 
 def api_version_of(event: dict[str, Any]) -> str | None:
@@ -221,51 +225,65 @@ class SyncReport:
     cursor_to: int | None = None
 
 
+def walk_windows(
+    gte: int,
+    horizon: int,
+    span: int,
+    fetch: Callable[[int, int], list[dict[str, Any]]],
+    on_window: Callable[[int, int, list[dict[str, Any]]], None],
+    *,
+    max_span: int = MAX_WINDOW_SECONDS,
+    stop: threading.Event | None = None,
+) -> int:
+    """Fetch [gte, horizon) in half-open windows, oldest first, handing each to `on_window`; returns where it got.
+
+    `span` is the first window's; a quiet window (under a page) doubles the next, up to `max_span`,
+    and a busy one (over BUSY_WINDOW_EVENTS) halves it, which bounds the memory one window holds.
+    `stop` ends the walk between windows: `on_window` has finished with every window before.
+    """
+    while gte < horizon and not (stop and stop.is_set()):
+        lt = min(gte + span, horizon)
+        items = fetch(gte, lt)
+        on_window(gte, lt, items)
+        gte = lt
+        if len(items) < PAGE_SIZE:
+            span = min(span * 2, max_span)
+        elif len(items) > BUSY_WINDOW_EVENTS:
+            span = max(span // 2, 1)
+    return gte
+
+
 def sync_events(
     api: StripeApi,
     publisher: Publisher,
     cursors: CursorStore,
     *,
     now_s: int,
-    backfill_days: int,
+    start_s: int,
     window_seconds: int,
     settle_seconds: int,
     progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
 ) -> SyncReport:
-    """Publish every event from the cursor up to `now_s - settle_seconds`, moving the cursor window by window.
+    """Publish every event from the cursor (or `start_s` on a first pull) up to `now_s - settle_seconds`.
 
+    The cursor moves window by window, each time after Kafka acknowledged the whole window.
     `window_seconds` is the first window's span; later ones adapt to how busy the account is.
     `stop` ends the pull between windows (the cursor stays consistent).
     """
     stream = cursor_stream(publisher.topic)
     position = cursors.load(stream)
-    oldest_kept = now_s - EVENT_RETENTION_DAYS * 86_400
-    gte = position["created_gte"] if position else now_s - backfill_days * 86_400
-    if position and gte < oldest_kept:
-        log.warning(
-            "The Stripe cursor (%s) is older than the %d days Stripe keeps events: events before %s are gone "
-            "from the Events API and will be missing.",
-            gte,
-            EVENT_RETENTION_DAYS,
-            oldest_kept,
-        )
-    horizon = now_s - settle_seconds
+    gte = position["created_gte"] if position else start_s
     report = SyncReport(cursor_to=gte)
-    span = window_seconds
-    while gte < horizon and not (stop and stop.is_set()):
-        lt = min(gte + span, horizon)
-        events = api.events_between(gte, lt)
-        versions = versions_from_events(events)
-        report.published.add(publisher.publish(versions, progress))  # returns once Kafka acknowledged all
+
+    def publish_window(gte: int, lt: int, events: list[dict[str, Any]]) -> None:
+        report.published.add(publisher.publish(versions_from_events(events), progress))  # once Kafka acknowledged
         cursors.save(stream, {"created_gte": lt})
         report.windows += 1
         report.events += len(events)
-        report.cursor_to = gte = lt
-        if len(events) < PAGE_SIZE:
-            span = min(span * 2, MAX_WINDOW_SECONDS)
-        elif len(events) > BUSY_WINDOW_EVENTS:
-            span = max(span // 2, 1)
+        report.cursor_to = lt
+
+    walk_windows(gte, now_s - settle_seconds, window_seconds, api.events_between, publish_window, stop=stop)
     log.info(
         "Published %d Stripe events in %d windows; the next pull starts at %s",
         report.events,

@@ -13,12 +13,14 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from itertools import islice
 
+from txstream_dagster.defs.stripe_source.backfill import backfill_objects, backfill_stream, needs_backfill
 from txstream_dagster.defs.stripe_source.cursors import CursorStore
 from txstream_dagster.defs.stripe_source.object_versions import ObjectVersion
 from txstream_dagster.defs.stripe_source.publisher import Publisher, PublishReport
 from txstream_dagster.defs.stripe_source.resources import StripeResource
-from txstream_dagster.defs.stripe_source.stripe_api import StripeApi, sync_events
+from txstream_dagster.defs.stripe_source.stripe_api import StripeApi, cursor_stream, sync_events
 from txstream_dagster.defs.stripe_source.synthetic_charges import DAY_MS, SyntheticStripe
+from txstream_dagster.defs.stripe_source.synthetic_ledger import SyntheticLedger
 from txstream_dagster.resources import KafkaResource, PostgresResource
 
 # Without a target rate, stream timestamps still advance as if charges came at this rate.
@@ -39,6 +41,8 @@ class FeedSummary:
     seed: int | None = None  # synthetic: reproduces the run
     cursor_created_gte: int | None = None  # stripe: where the next pull starts (epoch seconds)
     rate_limited: int = 0  # stripe: 429s absorbed by back-off
+    backfilled: dict[str, int] = field(default_factory=dict)  # stripe: objects listed by the backfill, per type
+    backfill_complete: bool | None = None  # stripe: None = no backfill was needed
 
     @property
     def per_second(self) -> float:
@@ -87,8 +91,9 @@ def publish_synthetic(
     stop: threading.Event | None = None,
     progress: Callable[[int], None] | None = None,
     now_ms: int | None = None,
+    ledger: SyntheticLedger | None = None,
 ) -> FeedSummary:
-    """Synthetic objects into the topic.
+    """Synthetic objects into the topic, each chunk recorded in `ledger` (what Stripe holds) before it is sent.
 
     history_days > 0: `count` charges spread over the last `history_days` days, then
     their refunds and disputes. Otherwise a stream from now: `count` messages, or
@@ -110,12 +115,21 @@ def publish_synthetic(
     summary = FeedSummary("synthetic", kafka.topic, seed=seed)
     started = time.perf_counter()
     with closing(kafka.producer()) as producer:
-        publisher = Publisher(producer, kafka.topic, "synthetic")
+        publisher = Publisher(producer, kafka.topic, "synthetic", before_send=ledger.record if ledger else None)
         report = publisher.publish(metered(versions, rate=rate, deadline=deadline, stop=stop), progress)
     summary.seconds = time.perf_counter() - started
     summary.add(report)
     summary.end_offsets = kafka.end_offsets()
     return summary
+
+
+def format_epoch(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(seconds))
+
+
+def stripe_cursors(postgres: PostgresResource, stripe: StripeResource) -> CursorStore:
+    """The account's cursors: its test and live data are apart, and so are their cursors."""
+    return CursorStore(postgres, source=f"stripe-{stripe.mode}")
 
 
 def stripe_api(stripe: StripeResource) -> StripeApi:
@@ -128,33 +142,58 @@ def pull_stripe(
     postgres: PostgresResource,
     *,
     progress: Callable[[int], None] | None = None,
+    on_backfill_window: Callable[[str, int], None] | None = None,
     summary: FeedSummary | None = None,
     stop: threading.Event | None = None,
 ) -> FeedSummary:
     """Everything Stripe recorded since the cursor, into the topic; the cursor moves after Kafka acknowledged.
 
+    A first pull, or one whose Events cursor is older than Stripe keeps events, lists the history
+    from the list endpoints first (backfill.py), then hands over to the Events cursor.
     Pass the `summary` of earlier pulls to accumulate a continuous run.
     """
     api = stripe_api(stripe)
     kafka.ensure_topic()
     summary = summary or FeedSummary("stripe", kafka.topic)
+    cursors = stripe_cursors(postgres, stripe)
+    now_s = int(time.time())
     started = time.perf_counter()
     with closing(kafka.producer()) as producer:
         publisher = Publisher(producer, kafka.topic, "stripe")
-        report = sync_events(
-            api,
-            publisher,
-            CursorStore(postgres, source=f"stripe-{stripe.mode}"),
-            now_s=int(time.time()),
-            backfill_days=stripe.backfill_days,
-            window_seconds=stripe.window_seconds,
-            settle_seconds=stripe.settle_seconds,
-            progress=progress,
-            stop=stop,
+        backfilling = needs_backfill(
+            cursors.load(cursor_stream(kafka.topic)), cursors.load(backfill_stream(kafka.topic)), now_s
         )
+        if backfilling:
+            backfill = backfill_objects(
+                api,
+                publisher,
+                cursors,
+                now_s=now_s,
+                start_s=stripe.backfill_from_s,
+                window_seconds=stripe.window_seconds,
+                settle_seconds=stripe.settle_seconds,
+                progress=progress,
+                on_window=on_backfill_window,
+                stop=stop,
+            )
+            summary.add(backfill.published)
+            summary.backfilled = {t: summary.backfilled.get(t, 0) + n for t, n in backfill.listed.items()}
+            summary.backfill_complete = backfill.complete
+        if not backfilling or summary.backfill_complete:
+            report = sync_events(
+                api,
+                publisher,
+                cursors,
+                now_s=now_s,
+                start_s=now_s,  # never used: the backfill or an earlier pull set the cursor
+                window_seconds=stripe.window_seconds,
+                settle_seconds=stripe.settle_seconds,
+                progress=progress,
+                stop=stop,
+            )
+            summary.add(report.published)
+            summary.cursor_created_gte = report.cursor_to
     summary.seconds += time.perf_counter() - started
-    summary.add(report.published)
-    summary.cursor_created_gte = report.cursor_to
     summary.rate_limited += api.rate_limited
     summary.end_offsets = kafka.end_offsets()
     return summary

@@ -1,0 +1,1 @@
+"""Alerting: failed Dagster runs recorded for Grafana's alert rules and announced on a webhook."""

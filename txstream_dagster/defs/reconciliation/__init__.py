@@ -1,0 +1,1 @@
+"""Daily reconciliation of what landed with what Stripe holds."""
