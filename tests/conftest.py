@@ -75,7 +75,7 @@ def clean_warehouse(postgres: PostgresResource) -> PostgresResource:
             "TRUNCATE raw.transactions, raw.quarantined_events, raw.forex_rates, "
             "ops.stream_offsets, ops.stream_batches, ops.source_cursors, ops.stream_lag, ops.dbt_node_runs, "
             "ops.synthetic_stripe_objects, ops.reconciliation_results, "
-            "ops.quarantine_replays, ops.retention_deletions"
+            "ops.quarantine_replays, ops.retention_deletions, ops.dagster_run_failures"
         )
     return postgres
 
@@ -120,3 +120,12 @@ def spark_session(isolated_settings: Settings):
     )
     yield session
     session.stop()
+
+
+@pytest.fixture
+def fake_stripe():
+    """A local Stripe API over real HTTP (stripe_helpers.FakeStripe), for one test."""
+    from stripe_helpers import FakeStripe
+
+    with FakeStripe() as fake:
+        yield fake

@@ -27,7 +27,8 @@ from txstream_dagster.settings import load_settings
 # Every table the stream, the forex asset and dbt's hook write: a test's data is its own.
 WRITTEN_TABLES = (
     "raw.transactions, raw.quarantined_events, raw.forex_rates, "
-    "ops.stream_offsets, ops.stream_batches, ops.stream_lag, ops.dbt_node_runs"
+    "ops.stream_offsets, ops.stream_batches, ops.stream_lag, ops.dbt_node_runs, "
+    "ops.synthetic_stripe_objects, ops.reconciliation_results"
 )
 
 

@@ -25,6 +25,7 @@ from kafka import TopicPartition
 
 from txstream_dagster.defs.stripe_source.cursors import CursorStore
 from txstream_dagster.defs.stripe_source.local_stripe_api import OBJECT_TYPE_OF_PATH
+from txstream_dagster.defs.stripe_source.resources import StripeResource
 from txstream_dagster.defs.stripe_source.stripe_api import EVENT_RETENTION_DAYS, cursor_stream
 from txstream_dagster.resources import KafkaResource, PostgresResource
 
@@ -230,6 +231,10 @@ class FakeStripe:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def account(self, **config) -> StripeResource:
+        """The Stripe resource of this account, as STRIPE_API_KEY and TXSTREAM_STRIPE_API_BASE would build it."""
+        return StripeResource(api_key=self.api_key, api_base=self.url, **config)
 
     def add_event(self, event_type: str, obj: dict[str, Any], created: int) -> dict[str, Any]:
         event = {

@@ -76,12 +76,13 @@ def condition_of(rule: dict) -> dict:
     return condition["model"]
 
 
-def test_there_is_an_alert_for_lag_quarantine_forex_marts_and_failed_runs():
+def test_there_is_an_alert_for_lag_quarantine_forex_reconciliation_marts_and_failed_runs():
     assert {rule["title"] for rule in RULES.values()} == {
         "Stream lag",
         "Stream lag not observed",
         "Quarantine rate",
         "Forex rates missing",
+        "Stripe objects missing",
         "Marts stale",
         "Dagster run failed",
     }
@@ -305,6 +306,28 @@ def test_failed_runs_fire_for_an_hour_per_job(warehouse, reader):
         warehouse, RunFailure("r-forex", "__ASSET_JOB", NOW - timedelta(hours=3), "failed", [], None, "2024-01-02")
     )
     assert evaluate(reader, "txstream-dagster-run-failed") == {(("job_name", "stream_catch_up"),): (2.0, True)}
+
+
+@pytest.mark.slow
+def test_stripe_objects_missing_fires_per_object_type_for_the_last_35_days(warehouse, reader):
+    as_owner(warehouse, "TRUNCATE ops.reconciliation_results")
+    today = NOW.date()
+    for day, object_type, missing in (
+        (today - timedelta(days=1), "charge", ["ch_lost_1", "ch_lost_2"]),
+        (today - timedelta(days=1), "refund", []),
+        (today - timedelta(days=2), "charge", ["ch_lost_3"]),
+        (today - timedelta(days=40), "dispute", ["dp_lost_long_ago"]),  # outside the window
+    ):
+        as_owner(
+            warehouse,
+            """INSERT INTO ops.reconciliation_results (day, object_type, stripe_count, landed_count, stripe_amounts,
+                   landed_amounts, missing_ids, quarantined_ids, extra_ids, mismatched_ids)
+               VALUES (%s, %s, 10, 10, '{}', '{}', %s, '{}', '{}', '{}')""",
+            (day, object_type, missing),
+        )
+    assert evaluate(reader, "txstream-stripe-objects-missing") == {(("object_type", "charge"),): (3.0, True)}
+    as_owner(warehouse, "TRUNCATE ops.reconciliation_results")
+    assert evaluate(reader, "txstream-stripe-objects-missing") == {}
 
 
 # --- the run-failure sensor -----------------------------------------------------------------------

@@ -47,6 +47,7 @@ CURRENT_STATE_VIEWS = {
     "monitoring.pipeline_freshness",
     "monitoring.dbt_model_freshness",
     "monitoring.fx_rate_missing_by_currency",
+    "monitoring.stripe_reconciliation",  # its own window: the days the reconciliation keeps in view
 }
 TIME_MACROS = ("$__timeFilter(", "$__timeGroupAlias(", "$__timeGroup(", "$__timeFrom()", "$__timeTo()")
 GRAFANA_BUILTIN_ANNOTATIONS = {"type": "grafana", "uid": "-- Grafana --"}

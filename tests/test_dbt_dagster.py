@@ -49,6 +49,7 @@ EXPECTED_GRAPH = {
     "monitoring/fx_rate_missing_by_currency": {"marts/fct_transactions"},
     "monitoring/flagged_records": {"raw_transactions", "marts/dim_currencies"},
     "monitoring/dagster_run_failures": {"ops/dagster_run_failures"},
+    "monitoring/stripe_reconciliation": {"stripe_reconciliation"},
     "monitoring/stream_ingestion_per_minute": {"ops/stream_batches"},
     "monitoring/stream_quarantine_by_reason": {"raw/quarantined_events"},
     "monitoring/stream_quarantine_per_minute": {"raw/quarantined_events"},

@@ -51,6 +51,7 @@ LINEAGE = {
     "monitoring/stream_quarantine_per_minute": ["raw/quarantined_events"],
     "monitoring/dbt_model_freshness": ["ops/dbt_node_runs"],
     "monitoring/dagster_run_failures": ["ops/dagster_run_failures"],
+    "monitoring/stripe_reconciliation": ["stripe_reconciliation"],
     "ops/dagster_run_failures": [],
     "ops/dbt_node_runs": [],
     "ops/stream_batches": [],

@@ -48,6 +48,9 @@ def test_the_main_job_streams_synthetic_charges_end_to_end_and_prints_a_summary(
         assert "quarantined       5 in raw.quarantined_events" in summary
         assert "charges in marts  1,500 in marts.fct_transactions" in summary
         assert "GBP" in summary and "£" in summary
+        # Every whole day of the window, reconciled with the generator's ledger through a local Stripe API.
+        assert "reconciled        3 days with what the source holds" in summary
+        assert "every one landed or quarantined" in summary
 
         # The runs were the sensor's and the automation's, and Dagster recorded them.
         with dg.DagsterInstance.from_config(str(tmp_path / "data" / "dagster")) as instance:
@@ -57,5 +60,7 @@ def test_the_main_job_streams_synthetic_charges_end_to_end_and_prints_a_summary(
             assert any(r.status == dg.DagsterRunStatus.SUCCESS for r in dbt_runs)
             fact = instance.get_latest_materialization_event(dg.AssetKey(["marts", "fct_transactions"]))
             assert fact is not None
+            reconciled = instance.get_latest_materialization_event(dg.AssetKey("stripe_reconciliation"))
+            assert reconciled is not None and reconciled.asset_materialization.metadata["complete"].value is True
     finally:
         subprocess.run(["txstream", "down"], env=env, capture_output=True, timeout=120)

@@ -120,6 +120,35 @@ def test_a_day_with_lost_events_fails_naming_them_and_passes_once_they_land(clea
     assert all(not any(row[2:]) for row in stored(clean_warehouse).values())  # no id differs any more
 
 
+def test_a_range_of_days_is_one_run_that_names_the_day_of_each_lost_object(clean_warehouse: PostgresResource):
+    second_day = DAY + timedelta(days=1)
+    versions = list(SyntheticStripe(63).history(day_ms(DAY, 1), day_ms(second_day, 23), 80))
+    with synthetic_ledger(clean_warehouse) as ledger:
+        ledger.record(versions)
+    latest = {v.object_id: v for v in versions}
+    lost = max(
+        i for i, v in latest.items() if v.object_type == "charge" and v.payload["created"] >= day_ms(second_day) / 1000
+    )
+    land_messages(
+        clean_warehouse, [message_for(v.payload, "synthetic", v.event_time_ms) for v in versions if v.object_id != lost]
+    )
+
+    result = dg.materialize(
+        [stripe_reconciliation],
+        resources={"postgres": clean_warehouse, "stripe": StripeResource()},
+        tags={
+            "dagster/asset_partition_range_start": DAY.isoformat(),
+            "dagster/asset_partition_range_end": second_day.isoformat(),
+        },
+    )
+
+    assert result.success and len(result.get_asset_materialization_events()) == 2  # both days, one run
+    assert checks(result)["every_stripe_object_landed"].metadata["missing_ids"].value == {"charge": lost}
+    assert stored(clean_warehouse, DAY)["charge"][2] == [] and stored(clean_warehouse, second_day)["charge"][2] == [
+        lost
+    ]
+
+
 def test_the_local_stripe_api_pages_the_ledger_newest_first_like_stripe(clean_warehouse: PostgresResource):
     versions = list(SyntheticStripe(62).history(day_ms(DAY), day_ms(DAY, 20), 260))
     with synthetic_ledger(clean_warehouse) as ledger:
@@ -156,10 +185,8 @@ def test_against_stripe_an_amount_that_differs_and_an_object_stripe_does_not_kno
         fake.add_object(refund_changed)  # Stripe holds 300; 250 landed
         landed = land_messages(clean_warehouse, [message_for(o, "stripe") for o in (charge, refund, stranger)])
         assert landed.quarantined == 0
-        result = reconcile(clean_warehouse, StripeResource(api_key=fake.api_key, api_base=fake.url))
-        other_day = reconcile(
-            clean_warehouse, StripeResource(api_key=fake.api_key, api_base=fake.url), DAY + timedelta(days=1)
-        )
+        result = reconcile(clean_warehouse, fake.account())
+        other_day = reconcile(clean_warehouse, fake.account(), DAY + timedelta(days=1))
 
     assert checks(result)["amounts_match_stripe"].metadata["mismatched_ids"].value == {"refund": "re_real_1"}
     unknown = checks(result)["nothing_landed_unknown_to_stripe"]
@@ -176,5 +203,5 @@ def test_synthetic_objects_are_not_compared_with_stripe_and_stripe_objects_not_w
     synthetic = {"id": "ch_synth", "object": "charge", "amount": 1, "currency": "gbp", "created": created}
     land_messages(clean_warehouse, [message_for(synthetic, "synthetic")])
     with FakeStripe() as fake:
-        result = reconcile(clean_warehouse, StripeResource(api_key=fake.api_key, api_base=fake.url))
+        result = reconcile(clean_warehouse, fake.account())
     assert all(evaluation.passed for evaluation in checks(result).values())

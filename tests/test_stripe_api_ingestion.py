@@ -29,16 +29,6 @@ from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_spark.event_contract import HEADER_EVENT_TIME, HEADER_OBJECT_TYPE, HEADER_SOURCE
 
 
-@pytest.fixture
-def fake_stripe():
-    with FakeStripe() as fake:
-        yield fake
-
-
-def account(fake: FakeStripe, **config) -> StripeResource:
-    return StripeResource(api_key=fake.api_key, api_base=fake.url, **config)
-
-
 def published_events(kafka: KafkaResource) -> Counter:
     """(object id, event time) of every message: one per Stripe event, so any count above 1 is a duplicate."""
     return Counter((r.key.decode(), int(headers_of(r)[HEADER_EVENT_TIME])) for r in read_topic(kafka))
@@ -93,7 +83,7 @@ def test_every_event_lands_once_through_pagination_a_rate_limit_and_server_error
     fake_stripe.fail_request(5, 503)
 
     start_events_at(clean_warehouse, kafka.topic, now_ms // 1000 - 3 * 86_400)  # an earlier pull left it there
-    summary = pull_stripe(kafka, account(fake_stripe, window_seconds=86_400), clean_warehouse)
+    summary = pull_stripe(kafka, fake_stripe.account(window_seconds=86_400), clean_warehouse)
 
     records = read_topic(kafka)
     events = fake_stripe.events
@@ -123,7 +113,7 @@ def test_the_cursor_survives_a_restart_without_loss_or_duplicate(
     add_history(fake_stripe, seed=41, end_ms=(t0 + 3600) * 1000, days=2, charges=300)  # some are "future" at t0
 
     def pull(now_s: int):  # a fresh process each time: new client, producer and cursor store
-        stripe = account(fake_stripe)
+        stripe = fake_stripe.account()
         producer = kafka.producer()
         try:
             return sync_events(
@@ -165,7 +155,7 @@ def test_the_cursor_does_not_move_when_kafka_does_not_acknowledge(
     try:
         with pytest.raises(DeliveryFailed):
             sync_events(
-                stripe_api(account(fake_stripe)),
+                stripe_api(fake_stripe.account()),
                 Publisher(producer, down.topic, "stripe", give_up_after_s=1),
                 cursors,
                 now_s=int(time.time()),
@@ -177,7 +167,7 @@ def test_the_cursor_does_not_move_when_kafka_does_not_acknowledge(
         producer.close(timeout=1)
     assert cursors.load(cursor_stream(kafka.topic))["created_gte"] <= first_event
 
-    summary = pull_stripe(kafka, account(fake_stripe), clean_warehouse)  # Kafka is back: resume from the cursor
+    summary = pull_stripe(kafka, fake_stripe.account(), clean_warehouse)  # Kafka is back: resume from the cursor
     assert summary.messages == len(fake_stripe.events) == sum(published_events(kafka).values())
 
 
@@ -200,7 +190,7 @@ def test_a_key_without_permission_is_told_which_access_it_needs(fake_stripe: Fak
         message="The provided key does not have the required permissions for this endpoint.",
     )
     with pytest.raises(StripeSourceError, match=r"may not call GET /v1/events.*Events"):
-        stripe_api(account(fake_stripe)).events_between(0, 10)
+        stripe_api(fake_stripe.account()).events_between(0, 10)
 
 
 def test_an_invalid_request_names_the_parameter_stripe_rejected(fake_stripe: FakeStripe):
@@ -208,13 +198,13 @@ def test_an_invalid_request_names_the_parameter_stripe_rejected(fake_stripe: Fak
         1, 400, error_type="invalid_request_error", message="Invalid timestamp", param="created[gte]"
     )
     with pytest.raises(StripeSourceError, match=r"created\[gte\].*Invalid timestamp"):
-        stripe_api(account(fake_stripe)).events_between(0, 10)
+        stripe_api(fake_stripe.account()).events_between(0, 10)
 
 
 def test_a_rate_limit_stripe_says_not_to_retry_stops_as_unavailable(fake_stripe: FakeStripe):
     fake_stripe.fail_request(1, 429, {"Stripe-Should-Retry": "false"}, "invalid_request_error", "Too many requests.")
     with pytest.raises(StripeUnavailable, match="429"):
-        stripe_api(account(fake_stripe)).events_between(0, 10)
+        stripe_api(fake_stripe.account()).events_between(0, 10)
 
 
 # --- write mode ---------------------------------------------------------------------------------
@@ -223,7 +213,7 @@ def test_a_rate_limit_stripe_says_not_to_retry_stops_as_unavailable(fake_stripe:
 def test_test_charges_are_created_only_with_a_test_key_and_only_once_per_seed(
     fake_stripe: FakeStripe, kafka: KafkaResource, clean_warehouse: PostgresResource
 ):
-    api = stripe_api(account(fake_stripe))
+    api = stripe_api(fake_stripe.account())
     with pytest.raises(StripeSourceError, match="test-mode key"):
         create_test_charges(api, "live", 5, seed=1)
 
@@ -235,5 +225,5 @@ def test_test_charges_are_created_only_with_a_test_key_and_only_once_per_seed(
     assert len({c["currency"] for c in fake_stripe.charges.values()}) > 3
     assert len({c["payment_method_details"]["card"]["brand"] for c in fake_stripe.charges.values()}) > 3
     time.sleep(1.1)  # the pull leaves out events younger than settle_seconds
-    summary = pull_stripe(kafka, account(fake_stripe, settle_seconds=0), clean_warehouse)
+    summary = pull_stripe(kafka, fake_stripe.account(settle_seconds=0), clean_warehouse)
     assert summary.by_object_type["charge"] >= 30

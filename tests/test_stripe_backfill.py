@@ -13,7 +13,6 @@ import time
 from collections import Counter
 
 import orjson
-import pytest
 
 from stripe_helpers import FakeStripe, headers_of, read_topic, start_events_at
 from txstream_dagster.defs.stripe_source.backfill import (
@@ -24,7 +23,6 @@ from txstream_dagster.defs.stripe_source.backfill import (
     request_backfill,
 )
 from txstream_dagster.defs.stripe_source.cursors import CursorStore
-from txstream_dagster.defs.stripe_source.resources import StripeResource
 from txstream_dagster.defs.stripe_source.stripe_api import cursor_stream
 from txstream_dagster.defs.stripe_source.synthetic_charges import DAY_MS, SyntheticStripe
 from txstream_dagster.defs.stripe_source.topic_feeds import pull_stripe
@@ -33,16 +31,6 @@ from txstream_spark.event_contract import HEADER_EVENT_TIME
 
 DAY = 86_400
 NOW = 1_800_000_000
-
-
-@pytest.fixture
-def fake_stripe():
-    with FakeStripe() as fake:
-        yield fake
-
-
-def account(fake: FakeStripe, **config) -> StripeResource:
-    return StripeResource(api_key=fake.api_key, api_base=fake.url, **config)
 
 
 def add_objects(fake: FakeStripe, seed: int, start_ms: int, end_ms: int, charges: int) -> None:
@@ -99,7 +87,7 @@ def test_a_first_pull_publishes_a_year_of_history_then_the_events_take_over_with
     now_ms = int(time.time() * 1000)
     add_objects(fake_stripe, seed=51, start_ms=now_ms - 365 * DAY_MS, end_ms=now_ms - 40 * DAY_MS, charges=400)
     fake_stripe.fail_request(3, 429, {"Retry-After": "1"}, "invalid_request_error", "Too many requests.")
-    stripe = account(fake_stripe, settle_seconds=0, backfill_from="2020-01-01")
+    stripe = fake_stripe.account(settle_seconds=0, backfill_from="2020-01-01")
     old_charge = next(o for o in fake_stripe.objects.values() if o["object"] == "charge" and o["status"] == "succeeded")
     windows: list[tuple[str, int]] = []
 
@@ -129,7 +117,7 @@ def test_a_backfill_stopped_midway_resumes_where_it_stopped_and_publishes_nothin
 ):
     now_ms = int(time.time() * 1000)
     add_objects(fake_stripe, seed=52, start_ms=now_ms - 200 * DAY_MS, end_ms=now_ms - 60 * DAY_MS, charges=300)
-    stripe = account(fake_stripe, backfill_from="2000-01-01", window_seconds=7 * DAY)
+    stripe = fake_stripe.account(backfill_from="2000-01-01", window_seconds=7 * DAY)
     stop = threading.Event()
 
     def stop_after_a_few_charges(object_type: str, created_before: int) -> None:
@@ -158,7 +146,7 @@ def test_after_an_outage_longer_than_stripe_keeps_events_the_gap_is_listed_not_l
     before_the_outage = {"id": "ch_before_outage", "object": "charge", "created": now_s - 50 * DAY, "amount": 1}
     fake_stripe.add_object({**before_the_outage, "currency": "gbp"})
 
-    summary = pull_stripe(kafka, account(fake_stripe), clean_warehouse)
+    summary = pull_stripe(kafka, fake_stripe.account(), clean_warehouse)
 
     published = {r.key.decode() for r in read_topic(kafka)}
     assert summary.backfill_complete is True
@@ -175,7 +163,7 @@ def test_a_requested_backfill_lists_a_day_again_and_skips_no_change_made_meanwhi
     add_objects(fake_stripe, seed=54, start_ms=(now_s - 3 * DAY) * 1000, end_ms=(now_s - 2 * DAY) * 1000, charges=20)
 
     plan = request_backfill(cursors, kafka.topic, from_s=now_s - 3 * DAY, now_s=now_s, settle_seconds=15)
-    summary = pull_stripe(kafka, account(fake_stripe), clean_warehouse)
+    summary = pull_stripe(kafka, fake_stripe.account(), clean_warehouse)
 
     assert plan["takeover"] == now_s - 3600  # where the Events cursor stood: nothing after it is skipped
     assert summary.backfill_complete is True

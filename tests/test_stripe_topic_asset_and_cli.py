@@ -107,7 +107,7 @@ def test_materialising_with_a_stripe_key_backfills_first_then_pulls_new_events_f
     with FakeStripe() as fake:
         now_ms = int(time.time() * 1000)
         events_from_versions(fake, SyntheticStripe(8).history(now_ms - DAY_MS, now_ms - 60_000, 100))
-        stripe = StripeResource(api_key=fake.api_key, api_base=fake.url, settle_seconds=0)
+        stripe = fake.account(settle_seconds=0)
         first = materialize(kafka, clean_warehouse, stripe)
         charge = next(obj for obj in fake.objects.values() if obj["object"] == "charge")
         fake.add_event("charge.updated", {**charge, "description": "later"}, int(time.time()))
@@ -126,7 +126,7 @@ def test_materialising_with_a_stripe_key_backfills_first_then_pulls_new_events_f
 @pytest.mark.parametrize("key, warned", [("sk_test_fake_4242", True), ("rk_test_fake_4242", False)])
 def test_a_secret_key_is_warned_about_and_a_restricted_key_is_not(kafka, clean_warehouse, key, warned):
     with FakeStripe(api_key=key) as fake, dg.instance_for_test() as instance:
-        stripe = StripeResource(api_key=fake.api_key, api_base=fake.url)
+        stripe = fake.account()
         result = dg.materialize(
             [stripe_events_topic],
             resources={"kafka": kafka, "postgres": clean_warehouse, "stripe": stripe},

@@ -5,6 +5,8 @@
   sink in micro-batches, spread over three partitions by key;
 - Stripe's own example objects, and a few messages the stream must quarantine;
 - Kafka lag as the stream sensor records it;
+- the synthetic generator's ledger (what "Stripe" holds), and the `stripe_reconciliation`
+  asset run on the last whole day against it;
 - GBP rates from the `forex_rates` asset (the bundled ECB file): ECB publishes nothing
   for some currencies the synthetic customers pay in (AED, KWD, …), so their charges
   stay without GBP amounts, as they would in production;
@@ -27,9 +29,12 @@ from stripe_helpers import stripe_fixture
 from txstream_dagster.defs.forex.assets import forex_rates
 from txstream_dagster.defs.forex.resources import ForexApiResource
 from txstream_dagster.defs.forex.sources import load_ecb_history
+from txstream_dagster.defs.reconciliation.assets import stripe_reconciliation
 from txstream_dagster.defs.stream.offsets import committed_offsets, lag_by_partition, record_lag
 from txstream_dagster.defs.stripe_source.publisher import encode
+from txstream_dagster.defs.stripe_source.resources import StripeResource
 from txstream_dagster.defs.stripe_source.synthetic_charges import SyntheticStripe
+from txstream_dagster.defs.stripe_source.synthetic_ledger import synthetic_ledger
 from txstream_dagster.resources import PostgresResource
 from txstream_spark.event_contract import message_headers
 
@@ -58,6 +63,7 @@ def build_pipeline_warehouse(postgres: PostgresResource, end: datetime | None = 
         land_messages(postgres, placed[first : first + MICRO_BATCH])
     land_objects(postgres, [stripe_fixture("charge"), stripe_fixture("refund"), stripe_fixture("dispute")], "stripe")
     observe_lag(postgres, [{0: 120, 1: 40}, {0: 30, 1: 25}, {1: 25}])
+    reconcile_with_the_ledger(postgres, start, end)
     fetch_gbp_rates(postgres, start.date(), end.date())
     dbt_build = build_marts(postgres, full_refresh=True)
     if not dbt_build.success:
@@ -73,6 +79,18 @@ def synthetic_history(start: datetime, end: datetime) -> Iterator[Message]:
     for version in SyntheticStripe(SEED).history(_ms(start), _ms(end), HISTORY_CHARGES):
         message = encode(version, "synthetic")
         yield Message(value=message.value, key=message.key, headers=message.headers)
+
+
+def reconcile_with_the_ledger(postgres: PostgresResource, start: datetime, end: datetime) -> None:
+    """Record the history in the ledger, as the synthetic source does, and reconcile the last whole day."""
+    with synthetic_ledger(postgres) as ledger:
+        ledger.record(list(SyntheticStripe(SEED).history(_ms(start), _ms(end), HISTORY_CHARGES)))
+    result = dg.materialize(
+        [stripe_reconciliation],
+        resources={"postgres": postgres, "stripe": StripeResource()},
+        partition_key=(end.date() - timedelta(days=1)).isoformat(),
+    )
+    assert result.success
 
 
 def unreadable_messages(at: datetime) -> list[Message]:

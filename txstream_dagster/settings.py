@@ -166,8 +166,9 @@ class Settings(BaseSettings):
         default=35,
         ge=1,
         le=3650,
-        description="Reconciliation compares Stripe with raw.transactions and raw.quarantined_events per day over "
-        "this many days; retention never deletes anything inside this window.",
+        description="Days back a day may still be reconciled with Stripe (again) and tell a quarantined object from "
+        "a lost one: retention never deletes what the reconciliation reads (quarantined messages) inside this "
+        "window. The `Stripe objects missing` alert and the dashboard show the last 35 days.",
     )
     ops_retention_days: int = Field(
         default=90,

@@ -58,6 +58,7 @@ class DemoResult:
     charges: int
     fx_missing: int
     revenue: list[tuple]
+    reconciled: tuple[int, int, int]  # days, objects the source holds, of which missing
     seconds: float
 
 
@@ -193,11 +194,12 @@ def _root_cause(error) -> str:
     return error.message.strip()
 
 
-class ForexBackfill:
-    """`dagster asset materialize` of forex_rates over the window: one run (the asset's backfill policy),
-    recorded in the demo's Dagster instance, in a process of its own."""
+class PartitionBackfill:
+    """`dagster asset materialize` of a daily-partitioned asset over the window: one run (the asset's
+    backfill policy), recorded in the demo's Dagster instance, in a process of its own."""
 
-    def __init__(self, first: date, last: date, env: dict[str, str], home: Path):
+    def __init__(self, asset: str, first: date, last: date, env: dict[str, str], home: Path):
+        self.asset = asset
         self.first, self.last = first, last
         self.env, self.home = env, home
         self.process: subprocess.Popen | None = None
@@ -211,7 +213,7 @@ class ForexBackfill:
                 "-m",
                 "txstream_dagster.definitions",
                 "--select",
-                "forex_rates",
+                self.asset,
                 "--partition-range",
                 f"{self.first.isoformat()}...{self.last.isoformat()}",
             ],
@@ -227,7 +229,7 @@ class ForexBackfill:
         assert self.process is not None  # start() came first
         _, errors = self.process.communicate()
         if self.process.returncode != 0:
-            raise DemoFailed(f"the forex_rates backfill {self.first} … {self.last} failed:\n{errors[-3000:]}")
+            raise DemoFailed(f"the {self.asset} backfill {self.first} … {self.last} failed:\n{errors[-3000:]}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -265,7 +267,7 @@ def marts_caught_up(postgres: PostgresResource) -> bool:
     return charges > 0 and facts == charges
 
 
-def summarise(postgres: PostgresResource) -> tuple[int, int, int, int, list[tuple]]:
+def summarise(postgres: PostgresResource) -> tuple[int, int, int, int, list[tuple], tuple[int, int, int]]:
     landed, quarantined = one_row(
         postgres.fetch_one(
             "SELECT (SELECT count(*) FROM raw.transactions), (SELECT count(*) FROM raw.quarantined_events)"
@@ -285,7 +287,13 @@ def summarise(postgres: PostgresResource) -> tuple[int, int, int, int, list[tupl
            ORDER BY sum(net_amount_gbp) FILTER (WHERE is_successful) DESC NULLS LAST LIMIT 12""",
         login=Login.TRANSFORMER,  # reads raw and marts
     )
-    return landed, quarantined, charges, fx_missing, revenue
+    reconciled = one_row(
+        postgres.fetch_one(
+            """SELECT count(DISTINCT day), coalesce(sum(stripe_count), 0), coalesce(sum(cardinality(missing_ids)), 0)
+               FROM ops.reconciliation_results"""
+        )
+    )
+    return landed, quarantined, charges, fx_missing, revenue, reconciled
 
 
 def print_summary(console: Console, result: DemoResult) -> None:
@@ -313,6 +321,12 @@ def print_summary(console: Console, result: DemoResult) -> None:
             "no rate" if missing and gbp is None else f"£{gbp:,.2f}",
         )
     console.print(table)
+    days, held, missing = result.reconciled
+    console.print(
+        f"reconciled        {days} days with what the source holds: {held:,} objects, "
+        + (f"[red]{missing:,} never landed[/red]" if missing else "every one landed or quarantined")
+        + " (stripe_reconciliation)"
+    )
     console.print(f"time taken        {result.seconds:.0f} s")
 
 
@@ -337,7 +351,11 @@ def run_demo(
     today = datetime.now(UTC).date()
     # The forex backfill (a Dagster run of its own, in the same instance) goes on while dagster dev
     # starts and the events are published: the three take about as long as the slowest alone.
-    forex = ForexBackfill(today - timedelta(days=days), today, env, dagster.home)
+    forex = PartitionBackfill("forex_rates", today - timedelta(days=days), today, env, dagster.home)
+    # Once everything landed: every whole day of the window against "Stripe" (the generator's ledger).
+    reconciliation = PartitionBackfill(
+        "stripe_reconciliation", today - timedelta(days=days), today - timedelta(days=1), env, dagster.home
+    )
     try:
         with console.status(
             f"starting dagster dev (webserver + daemon) on {dagster.url}; publishing "
@@ -369,6 +387,7 @@ def run_demo(
                 lambda: landing(status),
             )
         console.print("[green]✓[/green] every event landed in raw.transactions")
+        reconciliation.start()  # while dbt builds
 
         with console.status("waiting for declarative automation to build the dbt models"):
             wait_until(
@@ -378,6 +397,9 @@ def run_demo(
                 dagster.raise_if_a_run_failed,
             )
         console.print("[green]✓[/green] dbt models built: staging → dimensions and facts → daily aggregates")
+        with console.status(f"reconciling {reconciliation.first} … {reconciliation.last} with the synthetic ledger"):
+            reconciliation.wait()
+        console.print("[green]✓[/green] every day reconciled with what the source holds (stripe_reconciliation)")
 
         result = DemoResult(produced, malformed, *summarise(postgres), seconds=time.monotonic() - started)
         print_summary(console, result)
@@ -407,4 +429,5 @@ def run_demo(
         raise
     finally:
         forex.stop()
+        reconciliation.stop()
         dagster.stop()

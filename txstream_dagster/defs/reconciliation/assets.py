@@ -54,19 +54,24 @@ def reconcile_day(api: StripeApi, postgres: PostgresResource, day: date, source:
 
 def _table(results: list[DayReconciliation]) -> str:
     lines = [
-        "| object | in Stripe | landed | missing | quarantined | unknown to Stripe | amount differs |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| day | object | in Stripe | landed | missing | quarantined | unknown to Stripe | amount differs |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += [
-        f"| {r.object_type} | {r.stripe_count} | {r.landed_count} | {len(r.missing_ids)} | {len(r.quarantined_ids)} "
-        f"| {len(r.extra_ids)} | {len(r.mismatched_ids)} |"
+        f"| {r.day} | {r.object_type} | {r.stripe_count} | {r.landed_count} | {len(r.missing_ids)} "
+        f"| {len(r.quarantined_ids)} | {len(r.extra_ids)} | {len(r.mismatched_ids)} |"
         for r in results
+        if not r.complete or len(results) <= 3 * 7  # a long range shows only its differing days
     ]
     return "\n".join(lines)
 
 
 def _ids_by_type(results: list[DayReconciliation], attribute: str) -> dict[str, str]:
-    return {r.object_type: some_ids(getattr(r, attribute)) for r in results if getattr(r, attribute)}
+    """Object type → the ids (of every day) that differ in one way, the first few named."""
+    ids: dict[str, list[str]] = {}
+    for r in results:
+        ids.setdefault(r.object_type, []).extend(getattr(r, attribute))
+    return {object_type: some_ids(found) for object_type, found in ids.items() if found}
 
 
 def check_results(results: list[DayReconciliation]) -> list[dg.AssetCheckResult]:
@@ -109,6 +114,8 @@ def check_results(results: list[DayReconciliation]) -> list[dg.AssetCheckResult]
     key=RECONCILIATION,
     group_name="reconciliation",
     partitions_def=reconciliation_partitions,
+    # A range of days (a backfill in the UI, `dagster asset materialize --partition-range`) is one run.
+    backfill_policy=dg.BackfillPolicy.single_run(),
     deps=["raw_transactions"],
     kinds={"stripe", "postgres"},
     description=(
@@ -130,21 +137,23 @@ def check_results(results: list[DayReconciliation]) -> list[dg.AssetCheckResult]
 def stripe_reconciliation(
     context: dg.AssetExecutionContext, postgres: PostgresResource, stripe: StripeResource
 ) -> dg.MaterializeResult:
-    day = date.fromisoformat(context.partition_key)
+    days = [date.fromisoformat(key) for key in context.partition_keys]
+    results: list[DayReconciliation] = []
     with source_api(stripe, postgres) as (api, source):
-        context.log.info(f"Reconciling {day} ({source}) with {api.api_base}")
-        results = reconcile_day(api, postgres, day, source)
+        context.log.info(f"Reconciling {days[0]} … {days[-1]} ({source}) with {api.api_base}")
+        for day in days:
+            results += reconcile_day(api, postgres, day, source)
     save(postgres, results)
     for r in results:
         if r.missing_ids:
             context.log.error(
-                f"{len(r.missing_ids)} {r.object_type}s Stripe holds for {day} never landed "
+                f"{len(r.missing_ids)} {r.object_type}s Stripe holds for {r.day} never landed "
                 f"({some_ids(r.missing_ids)}; all of them in ops.reconciliation_results). Publish that day "
-                f"again from Stripe's list endpoints: `txstream produce --source stripe --backfill-from {day}`."
+                f"again from Stripe's list endpoints: `txstream produce --source stripe --backfill-from {r.day}`."
             )
     return dg.MaterializeResult(
         metadata={
-            "day": day.isoformat(),
+            "days": f"{days[0]} … {days[-1]}" if len(days) > 1 else days[0].isoformat(),
             "source": source,
             "in_stripe": sum(r.stripe_count for r in results),
             "landed": sum(r.landed_count for r in results),

@@ -47,24 +47,24 @@ REPLAY_CHUNK = 1000
 # The replay's own staging table: temporary (this session's only), emptied by every commit.
 REPLAY_STAGING = sql.Identifier("quarantine_replay_staging")
 
-_FILTER = """
+_FILTER = sql.SQL("""
     (%(reason)s::text IS NULL OR q.reason = %(reason)s::text)
     AND (%(since)s::timestamptz IS NULL OR q.quarantined_at >= %(since)s::timestamptz)
-"""
+""")
 
 # The next chunk of messages to replay, after the last one this replay saw (a message that still fails
 # stays pending: the key keeps the replay moving past it), locked for this transaction.
-_PENDING_CHUNK = f"""
+_PENDING_CHUNK = sql.SQL("""
 SELECT q.kafka_topic, q.kafka_topic_id, q.kafka_partition, q.kafka_offset, q.kafka_timestamp, q.kafka_key,
        q.raw_value, q.headers
 FROM raw.quarantined_events q
-WHERE q.replayed_at IS NULL AND {_FILTER}
+WHERE q.replayed_at IS NULL AND {filter}
   AND (q.kafka_topic, q.kafka_topic_id, q.kafka_partition, q.kafka_offset)
       > (%(topic)s, %(topic_id)s, %(partition)s, %(offset)s)
 ORDER BY q.kafka_topic, q.kafka_topic_id, q.kafka_partition, q.kafka_offset
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED
-"""
+""").format(filter=_FILTER)
 
 _MARK_LANDED = sql.SQL("""
 UPDATE raw.quarantined_events q
@@ -244,10 +244,10 @@ def count_by_reason(
 ) -> list[tuple[str, int, int]]:
     """(reason, messages still quarantined, messages landed by a replay), most quarantined first."""
     return postgres.fetch_all(
-        f"""SELECT q.reason, count(*) FILTER (WHERE q.replayed_at IS NULL),
+        sql.SQL("""SELECT q.reason, count(*) FILTER (WHERE q.replayed_at IS NULL),
                    count(*) FILTER (WHERE q.replayed_at IS NOT NULL)
-            FROM raw.quarantined_events q WHERE {_FILTER}
-            GROUP BY q.reason ORDER BY 2 DESC, 3 DESC, 1""",
+            FROM raw.quarantined_events q WHERE {filter}
+            GROUP BY q.reason ORDER BY 2 DESC, 3 DESC, 1""").format(filter=_FILTER),
         {"reason": reason, "since": since},
     )
 
@@ -257,11 +257,11 @@ def quarantined_messages(
 ) -> list[QuarantinedMessage]:
     """The newest quarantined messages first (of `reason`, quarantined since `since`)."""
     rows = postgres.fetch_all(
-        f"""SELECT q.kafka_topic, q.kafka_partition, q.kafka_offset, q.reason, q.detail, q.quarantined_at,
+        sql.SQL("""SELECT q.kafka_topic, q.kafka_partition, q.kafka_offset, q.reason, q.detail, q.quarantined_at,
                    q.replayed_at, q.replayed_as, q.replay_attempts
-            FROM raw.quarantined_events q WHERE {_FILTER}
+            FROM raw.quarantined_events q WHERE {filter}
             ORDER BY q.quarantined_at DESC, q.kafka_topic, q.kafka_partition, q.kafka_offset DESC
-            LIMIT %(limit)s""",
+            LIMIT %(limit)s""").format(filter=_FILTER),
         {"reason": reason, "since": since, "limit": limit},
     )
     return [
