@@ -6,8 +6,8 @@ so a charge refunded or disputed after the last pull is never seen again and a
 dispute's outcome (won/lost) never arrives. `GET /v1/events` returns every
 version (charge.succeeded, charge.refunded, charge.dispute.closed, refund.created,
 …) with the time Stripe observed it — exactly one Kafka message each — through one
-cursor. Its limit: Stripe keeps events for 30 days, so the first pull reaches back
-at most that far.
+cursor. Its limit: Stripe keeps events for 30 days, so older history (a first pull,
+an outage of over a month) comes from the list endpoints first (backfill.py).
 
 How the cursor moves: time is cut into half-open windows [gte, lt) of whole
 seconds that end at least `settle_seconds` in the past (list results settle a
@@ -234,8 +234,8 @@ def walk_windows(
     *,
     max_span: int = MAX_WINDOW_SECONDS,
     stop: threading.Event | None = None,
-) -> int:
-    """Fetch [gte, horizon) in half-open windows, oldest first, handing each to `on_window`; returns where it got.
+) -> None:
+    """Fetch [gte, horizon) in half-open windows, oldest first, handing each to `on_window`.
 
     `span` is the first window's; a quiet window (under a page) doubles the next, up to `max_span`,
     and a busy one (over BUSY_WINDOW_EVENTS) halves it, which bounds the memory one window holds.
@@ -250,7 +250,6 @@ def walk_windows(
             span = min(span * 2, max_span)
         elif len(items) > BUSY_WINDOW_EVENTS:
             span = max(span // 2, 1)
-    return gte
 
 
 def sync_events(
