@@ -15,9 +15,9 @@ gets a fresh topic with the default partition count, deleted afterwards.
 - synthetic end to end: SyntheticStripe.stream → Publisher, generating the
   objects as it goes (the generator's own rate is printed too);
 - synthetic with its ledger: the same, each chunk also recorded in
-  ops.synthetic_stripe_objects before it is sent (what "Stripe" holds for the
-  daily reconciliation): what `txstream produce --rate 0`, the topic asset and
-  the demo do.
+  ops.synthetic_stripe_objects while it is sent (what "Stripe" holds for the
+  daily reconciliation), until the last is written: what `txstream produce
+  --rate 0`, the topic asset and the demo do.
 """
 
 from __future__ import annotations
@@ -104,13 +104,14 @@ def synthetic_end_to_end(bootstrap: str, partitions: int, count: int, seed: int)
 
 
 def synthetic_with_ledger(postgres: PostgresResource, bootstrap: str, partitions: int, count: int, seed: int) -> float:
-    with fresh_topic(bootstrap, partitions) as kafka, synthetic_ledger(postgres) as ledger:
+    with fresh_topic(bootstrap, partitions) as kafka:
         producer = kafka.producer()
         generator = SyntheticStripe(seed)
         started = time.perf_counter()
-        report = Publisher(producer, kafka.topic, "synthetic", before_send=ledger.record).publish(
-            islice(generator.stream(START_MS + seed * 86_400_000, STREAM_RATE), count)
-        )
+        with synthetic_ledger(postgres) as ledger:  # leaving it waits until the last chunk is written
+            report = Publisher(producer, kafka.topic, "synthetic", before_send=ledger.record).publish(
+                islice(generator.stream(START_MS + seed * 86_400_000, STREAM_RATE), count)
+            )
         elapsed = time.perf_counter() - started
         producer.close()
         assert report.messages == count == sum(kafka.end_offsets().values())

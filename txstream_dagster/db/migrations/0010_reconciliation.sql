@@ -6,7 +6,7 @@ CREATE TABLE ops.synthetic_stripe_objects (
     object_type      text        NOT NULL,
     created          bigint      NOT NULL,   -- the object's `created`, epoch seconds
     event_time_ms    bigint      NOT NULL,   -- the version held: the latest published
-    payload          jsonb       NOT NULL
+    payload          json        NOT NULL   -- served back as it is: json skips jsonb's conversion
 );
 CREATE INDEX synthetic_stripe_objects_type_created_idx ON ops.synthetic_stripe_objects (object_type, created);
 

@@ -84,7 +84,7 @@ class Publisher:
         before_send: Callable[[list[ObjectVersion]], None] | None = None,
     ):
         """`give_up_after_s`: None (the default) retries a failed delivery forever.
-        `before_send(chunk)` runs before each chunk is sent (the synthetic source records its ledger there)."""
+        `before_send(chunk)` runs before each chunk is sent (the synthetic source starts recording its ledger)."""
         self.producer = producer
         self.topic = topic
         self.source = source

@@ -1,32 +1,43 @@
 """What "Stripe" holds in synthetic mode: the latest version of every object the generator published.
 
-Recorded in `ops.synthetic_stripe_objects` before each chunk is sent to Kafka (Stripe
-holds an object before anyone hears of it), so the daily reconciliation can list
-what the source produced, through a local Stripe-compatible API
-(local_stripe_api.py), and compare it with what landed.
+Recorded in `ops.synthetic_stripe_objects` as each chunk is sent to Kafka, so the
+daily reconciliation can list what the source produced, through a local
+Stripe-compatible API (local_stripe_api.py), and compare it with what landed.
+
+Writing the ledger costs about as much as publishing (a COPY of every object's
+JSON), so a worker thread writes each chunk while the publisher sends it: one chunk
+in flight, the next `record` waits for it, and leaving `synthetic_ledger` waits for
+the last (bench/producer_throughput.py measures both ways).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 import orjson
 import psycopg
+from psycopg import sql
 
 from txstream_dagster.defs.stripe_source.object_versions import ObjectVersion
 from txstream_dagster.resources import PostgresResource
 
-# One statement per chunk; a newer version replaces an older one, never the reverse.
-RECORD = """
-INSERT INTO ops.synthetic_stripe_objects (object_id, object_type, created, event_time_ms, payload)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::jsonb[])
+# A chunk is copied into a temporary table, then upserted: a newer version replaces an older one, never the reverse.
+CREATE_STAGE = sql.SQL(
+    "CREATE TEMP TABLE synthetic_ledger_stage (LIKE ops.synthetic_stripe_objects) ON COMMIT DELETE ROWS"
+)
+COPY_TO_STAGE = sql.SQL(
+    "COPY synthetic_ledger_stage (object_id, object_type, created, event_time_ms, payload) FROM STDIN"
+)
+UPSERT = sql.SQL("""
+INSERT INTO ops.synthetic_stripe_objects SELECT * FROM synthetic_ledger_stage
 ON CONFLICT (object_id) DO UPDATE SET
     object_type = EXCLUDED.object_type, created = EXCLUDED.created,
     event_time_ms = EXCLUDED.event_time_ms, payload = EXCLUDED.payload
 WHERE EXCLUDED.event_time_ms >= ops.synthetic_stripe_objects.event_time_ms
-"""
+""")
 
 
 def latest_versions(versions: list[ObjectVersion]) -> list[ObjectVersion]:
@@ -42,26 +53,46 @@ def latest_versions(versions: list[ObjectVersion]) -> list[ObjectVersion]:
 class SyntheticLedger:
     def __init__(self, conn: psycopg.Connection):
         self.conn = conn
+        conn.execute(CREATE_STAGE)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthetic-ledger")
+        self._in_flight: Future[None] | None = None
 
     def record(self, versions: list[ObjectVersion]) -> None:
-        rows = latest_versions(versions)
-        self.conn.execute(
-            RECORD,
-            (
-                [v.object_id for v in rows],
-                [v.object_type for v in rows],
-                [v.payload["created"] for v in rows],
-                [v.event_time_ms for v in rows],
-                [orjson.dumps(v.payload).decode() for v in rows],
-            ),
-        )
+        """Start writing `versions`, once the chunk before is written (its error, if any, is raised here)."""
+        self.wait()
+        self._in_flight = self._writer.submit(self._write, latest_versions(versions))
+
+    def wait(self) -> None:
+        """Until every chunk recorded so far is written."""
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            in_flight.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._writer.shutdown()
+
+    def _write(self, rows: list[ObjectVersion]) -> None:
+        with self.conn.cursor() as cur:
+            with cur.copy(COPY_TO_STAGE) as copy:
+                for v in rows:
+                    payload = orjson.dumps(v.payload).decode()
+                    copy.write_row((v.object_id, v.object_type, v.payload["created"], v.event_time_ms, payload))
+            cur.execute(UPSERT)
         self.conn.commit()
 
 
 @contextmanager
 def synthetic_ledger(postgres: PostgresResource) -> Iterator[SyntheticLedger]:
+    """A ledger on its own connection; leaving waits until everything recorded is written."""
     with postgres.connect() as conn:
-        yield SyntheticLedger(conn)
+        ledger = SyntheticLedger(conn)
+        try:
+            yield ledger
+        finally:
+            ledger.close()
 
 
 # Stripe's list order: newest first; `starting_after` continues after the object it names.
