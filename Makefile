@@ -85,8 +85,8 @@ status: ## Show whether PostgreSQL and Kafka answer
 	$(BIN)/txstream status
 
 .PHONY: dev
-dev: install ## Serve the Dagster UI and daemon (sensors, schedules) on http://127.0.0.1:3000
-	$(BIN)/txstream up && DAGSTER_HOME=$${DAGSTER_HOME:-$$PWD/.txstream/dagster} $(BIN)/dagster dev -w workspace.yaml
+dev: install ## Start the embedded stack, serve Dagster (UI, sensors, automation) on http://127.0.0.1:3000; Ctrl-C stops it all
+	$(BIN)/txstream dev
 
 .PHONY: bench
 bench: install ## Run every benchmark and rewrite bench/RESULTS.md

@@ -26,6 +26,7 @@ BENCHES: dict[str, list[str]] = {
     "producer_throughput": [],
     "stream_throughput": [],
     "stream_latency": [],
+    "realtime_latency": [],
     "dbt_incremental": [],
     "forex_backfill": [],
     "soak": [],

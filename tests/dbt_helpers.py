@@ -121,13 +121,15 @@ def dispute(dispute_id: str, of: dict[str, Any], amount: int, created: datetime,
 def write_rates(
     postgres: PostgresResource, rows: Iterable[tuple[date, str, Decimal | str, date]], source: str = "test"
 ) -> None:
-    """(rate_date, quote, units of quote per 1 GBP, effective_date) → raw.forex_rates, replacing what was there."""
+    """(rate_date, quote, units of quote per 1 GBP, effective_date) → raw.forex_rates, replacing what was there
+    (and marking a replaced rate as landed now, as the forex asset does)."""
     with postgres.connect() as conn, conn.cursor() as cur:
         cur.executemany(
             """INSERT INTO raw.forex_rates (rate_date, base, quote, rate, effective_date, source, fetched_at)
                VALUES (%s, 'gbp', %s, %s, %s, %s, now())
                ON CONFLICT (rate_date, base, quote) DO UPDATE
-               SET rate = excluded.rate, effective_date = excluded.effective_date, fetched_at = excluded.fetched_at""",
+               SET rate = excluded.rate, effective_date = excluded.effective_date, fetched_at = excluded.fetched_at,
+                   landed_xid = pg_current_xact_id()""",
             [(rate_date, quote, Decimal(rate), effective, source) for rate_date, quote, rate, effective in rows],
         )
 

@@ -45,6 +45,14 @@ EXPECTED_GRAPH = {
         "staging/stg_forex__rates",
         "marts/dim_currencies",
     },
+    "marts/fct_transactions_live": {
+        "staging/stg_stripe__charges",
+        "staging/stg_stripe__refunds",
+        "staging/stg_stripe__disputes",
+        "staging/stg_forex__rates",
+        "marts/dim_currencies",
+        "marts/fct_transactions",
+    },
     "marts/agg_daily_revenue": {"marts/fct_transactions", "marts/dim_payment_methods"},
     "monitoring/fx_rate_missing_by_currency": {"marts/fct_transactions"},
     "monitoring/flagged_records": {"raw_transactions", "marts/dim_currencies"},
@@ -74,6 +82,7 @@ REBUILT_ON_EVERY_BATCH = {
     "marts/dim_payment_methods",
     "marts/dim_outcomes",
     "marts/fct_transactions",
+    "marts/fct_transactions_live",  # the table's new watermark
     "marts/agg_daily_revenue",
     "monitoring/fx_rate_missing_by_currency",
 }
@@ -206,6 +215,7 @@ def test_new_forex_rates_rebuild_the_fact_through_the_rates_view(automation):
     assert tick() == {
         "staging/stg_forex__rates",
         "marts/fct_transactions",
+        "marts/fct_transactions_live",
         "marts/agg_daily_revenue",
         "monitoring/fx_rate_missing_by_currency",
     }

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from txstream_dagster.definitions import build_definitions
 from txstream_dagster.settings import load_settings
@@ -35,6 +36,14 @@ LINEAGE = {
     "marts/dim_payment_methods": ["staging/stg_stripe__charges"],
     "marts/fct_transactions": [
         "marts/dim_currencies",
+        "staging/stg_forex__rates",
+        "staging/stg_stripe__charges",
+        "staging/stg_stripe__disputes",
+        "staging/stg_stripe__refunds",
+    ],
+    "marts/fct_transactions_live": [
+        "marts/dim_currencies",
+        "marts/fct_transactions",
         "staging/stg_forex__rates",
         "staging/stg_stripe__charges",
         "staging/stg_stripe__disputes",
@@ -79,7 +88,16 @@ def test_the_asset_graph_is_the_designed_lineage(defs):
 def test_the_stream_sink_carries_its_checks_and_is_kept_current_by_a_sensor_schedules_and_automation(defs):
     graph = defs.resolve_asset_graph()
     stream_checks = {k.name for k in graph.asset_check_keys if k.asset_key == dg.AssetKey("raw_transactions")}
-    assert stream_checks == {"every_message_is_accounted_for", "newest_event_is_fresh", "quarantine_rate_is_low"}
+    assert stream_checks == {
+        "every_message_is_accounted_for",
+        "newest_event_is_fresh",
+        "quarantine_rate_is_low",
+        "stream_is_running",
+    }
+    # What the continuous stream lands is checked by automation, every ten minutes (the sensor runs no check).
+    for name in stream_checks - {"stream_is_running"}:
+        spec = graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey("raw_transactions"), name))
+        assert spec.automation_condition is not None
     assert {s.name for s in defs.sensors} == {
         "stripe_ingestion_sensor",
         "stream_lag_sensor",
@@ -93,6 +111,21 @@ def test_the_stream_sink_carries_its_checks_and_is_kept_current_by_a_sensor_sche
         "stripe_reconciliation_daily",
     }
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in defs.sensors)
+
+
+def test_raw_and_the_marts_say_how_fresh_they_are_in_the_ui(defs):
+    graph = defs.resolve_asset_graph()
+    late = {
+        key.to_user_string(): policy.fail_window.to_timedelta().total_seconds() / 60
+        for key in graph.get_all_asset_keys()
+        if (policy := graph.get(key).freshness_policy) is not None
+    }
+    assert late["raw_transactions"] == 10
+    assert late["marts/fct_transactions"] == 15
+    # Every mart built from what lands; dim_dates, a calendar rebuilt only when its SQL changes, has none.
+    marts = {k for k in LINEAGE if k.startswith("marts/")}
+    assert {key for key in late if key.startswith("marts/")} == marts - {"marts/dim_dates"}
+    assert yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())["freshness"] == {"enabled": True}
 
 
 def test_dagster_validates_the_code_location():

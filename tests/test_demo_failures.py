@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from txstream_dagster.dev.demo import DagsterDev, DemoFailed
+from txstream_dagster.dev.dagster_dev import DagsterDev, StackFailed
 from txstream_dagster.settings import Settings
 
 
@@ -32,7 +32,7 @@ def test_a_failed_run_ends_the_wait_with_its_error_and_where_its_logs_are(tmp_pa
         failed = dg.materialize([raw_transactions_that_fail], instance=instance, raise_on_error=False)
     assert not failed.success
 
-    with pytest.raises(DemoFailed) as raised:
+    with pytest.raises(StackFailed) as raised:
         dev.raise_if_a_run_failed()
     message = str(raised.value)
     assert "PostgreSQL refused the connection: is it up?" in message

@@ -714,7 +714,7 @@ def pod_secrets(pod) -> set[str]:
 def test_each_kind_of_run_pod_gets_only_its_logins_and_spark_rights_only_when_it_launches_spark():
     from txstream_dagster.defs.dbt.definitions import dbt_automation_sensor
     from txstream_dagster.defs.reporting.definitions import reporting_automation_sensor
-    from txstream_dagster.defs.stream.sensors import stream_catch_up_job
+    from txstream_dagster.defs.stream.jobs import stream_catch_up_job
 
     writer, transformer, reader = (LOGIN_SECRETS[login] for login in PIPELINE_LOGINS)
     ad_hoc = run_pod({})  # a run launched from the UI carries no tags

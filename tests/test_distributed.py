@@ -30,7 +30,8 @@ from stream_helpers import (
 )
 from txstream_dagster.dev.embedded_kafka import KafkaNode, Retention, new_cluster_id
 from txstream_dagster.dev.processes import free_port
-from txstream_dagster.resources import PostgresResource
+from txstream_dagster.resources import KafkaResource, PostgresResource
+from txstream_dagster.resources.kafka import BrokerUnavailable
 from txstream_dagster.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -140,6 +141,16 @@ def spark_standalone(tmp_path_factory: pytest.TempPathFactory):
         cluster.stop()
 
 
+def caught_up_after_failover(postgres: PostgresResource, kafka: KafkaResource) -> bool:
+    """`caught_up`, asked of a cluster that is electing new leaders: on two cores, with three brokers and
+    Spark beside them, a client can fail to bootstrap within its 5 s while that goes on. That is the
+    test's own client, not the stream (which must ride it out: asserted after); ask again."""
+    try:
+        return caught_up(postgres, kafka)
+    except BrokerUnavailable:
+        return False
+
+
 def test_a_broker_killed_mid_stream_loses_and_duplicates_nothing_on_a_cluster(
     clean_warehouse: PostgresResource, kafka_cluster: list[KafkaNode], spark_standalone: SparkStandalone, tmp_path
 ):
@@ -156,7 +167,7 @@ def test_a_broker_killed_mid_stream_loses_and_duplicates_nothing_on_a_cluster(
         kafka_cluster[1].kill()  # kill -9 of a broker that leads some partitions and votes in the quorum
         time.sleep(8)  # producing and streaming go on with the two left (min.insync.replicas = 2)
         producer.finish()
-        wait_for(lambda: caught_up(clean_warehouse, kafka), 240, "the stream to land everything the topic holds")
+        wait_for(lambda: caught_up_after_failover(clean_warehouse, kafka), 240, "the stream to land everything")
         assert stream.poll() is None, "the stream did not ride out the broker's death"
         apps = (spark_standalone.state() or {}).get("activeapps", [])
         assert any(app["name"].startswith("txstream-stream[") for app in apps)  # on the cluster, not local

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import dagster as dg
 import orjson
 from kafka import TopicPartition
@@ -9,6 +11,7 @@ from kafka import TopicPartition
 from resource_helpers import spark_resource
 from stream_helpers import Message, land_messages
 from stripe_helpers import stripe_fixture
+from txstream_dagster.defs.stream.jobs import stream_continuous_job
 from txstream_dagster.defs.stream.sensors import next_cursor, stream_lag_sensor
 from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_spark.event_contract import message_headers
@@ -48,8 +51,10 @@ def land_everything(kafka: KafkaResource, postgres: PostgresResource, conn=None)
     land_messages(postgres, messages, topic=kafka.topic, topic_id=kafka.describe_topic().topic_id, conn=conn)
 
 
-def tick(kafka, postgres, spark, cursor=None):
-    with dg.instance_for_test() as instance:
+def tick(kafka, postgres, spark, cursor=None, instance=None):
+    with contextlib.ExitStack() as stack:
+        if instance is None:
+            instance = stack.enter_context(dg.instance_for_test())
         context = dg.build_sensor_context(
             cursor=cursor, instance=instance, resources={"kafka": kafka, "postgres": postgres, "spark": spark}
         )
@@ -57,12 +62,13 @@ def tick(kafka, postgres, spark, cursor=None):
 
 
 def test_lag_requests_one_catch_up_run_and_observes_the_topic(clean_warehouse, kafka, tmp_path):
-    spark = spark_resource(checkpoint_root=str(tmp_path))
+    spark = spark_resource(checkpoint_root=str(tmp_path), mode="catch-up")
     publish(kafka, 40)
 
     result = tick(kafka, clean_warehouse, spark)
 
     [run] = result.run_requests
+    assert run.job_name == "stream_catch_up"
     assert run.tags["txstream/lag"] == "40"
     [observation] = result.asset_events
     assert observation.asset_key == dg.AssetKey("stripe_events_topic")
@@ -74,7 +80,7 @@ def test_lag_requests_one_catch_up_run_and_observes_the_topic(clean_warehouse, k
 
 
 def test_once_everything_has_landed_the_sensor_skips(clean_warehouse, kafka, tmp_path):
-    spark = spark_resource(checkpoint_root=str(tmp_path))
+    spark = spark_resource(checkpoint_root=str(tmp_path), mode="catch-up")
     publish(kafka, 25)
     first = tick(kafka, clean_warehouse, spark)
     land_everything(kafka, clean_warehouse)
@@ -85,7 +91,32 @@ def test_once_everything_has_landed_the_sensor_skips(clean_warehouse, kafka, tmp
     assert "lag 0" in second.skip_message
 
 
-def test_a_continuous_stream_is_reported_not_competed_with(clean_warehouse, kafka, tmp_path):
+def test_the_continuous_stream_is_started_when_none_runs_even_with_nothing_to_land(clean_warehouse, kafka, tmp_path):
+    spark = spark_resource(checkpoint_root=str(tmp_path))  # continuous: the default mode
+
+    result = tick(kafka, clean_warehouse, spark)
+
+    [run] = result.run_requests
+    assert run.job_name == "stream_continuous"
+    [check] = [e for e in result.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+    assert (check.check_name, check.passed) == ("stream_is_running", False)
+    assert "starts the continuous run again" in check.description
+
+
+def test_no_second_stream_is_started_while_one_is_starting_or_just_failed(clean_warehouse, kafka, tmp_path):
+    spark = spark_resource(checkpoint_root=str(tmp_path))
+    with dg.instance_for_test() as instance:
+        starting = instance.create_run_for_job(stream_continuous_job, tags={"txstream/stream": "continuous"})
+        instance.report_run_canceling(starting)  # unfinished: still holding its place
+        assert tick(kafka, clean_warehouse, spark, instance=instance).run_requests == []
+
+        instance.report_run_failed(instance.get_run_by_id(starting.run_id))
+        backing_off = tick(kafka, clean_warehouse, spark, instance=instance)
+        assert isinstance(backing_off, dg.SkipReason)
+        assert "failed less than 60 s ago" in backing_off.skip_message
+
+
+def test_a_running_stream_is_reported_not_competed_with(clean_warehouse, kafka, tmp_path):
     spark = spark_resource(checkpoint_root=str(tmp_path))
     publish(kafka, 10)
     first = tick(kafka, clean_warehouse, spark)
@@ -95,16 +126,21 @@ def test_a_continuous_stream_is_reported_not_competed_with(clean_warehouse, kafk
         publish(kafka, 5)  # more arrives while the continuous stream runs
 
         second = tick(kafka, clean_warehouse, spark, cursor=first.cursor)
+        third = tick(kafka, clean_warehouse, spark, cursor=second.cursor)
 
     assert second.run_requests == []
     materializations = [e for e in second.asset_events if isinstance(e, dg.AssetMaterialization)]
     assert [m.asset_key for m in materializations] == [dg.AssetKey("raw_transactions")]
     assert materializations[0].metadata["messages_landed"].value == 10
+    [check] = [e for e in second.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+    assert (check.check_name, check.passed) == ("stream_is_running", True)
+    # Nothing more landed and the stream still runs: nothing to report (the topic's growth was observed).
+    assert isinstance(third, dg.SkipReason)
 
 
-def test_cursor_remembers_end_offsets_and_committed_total():
-    before, now = next_cursor(None, {1: 5, 0: 3}, committed_total=2)
-    assert before == {"end_offsets": {}, "committed_total": None}
-    assert now == {"end_offsets": {"0": 3, "1": 5}, "committed_total": 2}
-    again, _ = next_cursor(orjson.dumps(now).decode(), {0: 3, 1: 5}, 8)
+def test_cursor_remembers_end_offsets_committed_total_and_whether_a_stream_ran():
+    before, now = next_cursor(None, {1: 5, 0: 3}, committed_total=2, running=True)
+    assert before == {"end_offsets": {}, "committed_total": None, "running": None}
+    assert now == {"end_offsets": {"0": 3, "1": 5}, "committed_total": 2, "running": True}
+    again, _ = next_cursor(orjson.dumps(now).decode(), {0: 3, 1: 5}, 8, running=False)
     assert again == now

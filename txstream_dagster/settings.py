@@ -142,6 +142,17 @@ class Settings(BaseSettings):
     spark_checkpoint_dir: str | None = Field(
         default=None, description="Spark checkpoint root (a path or URI); unset → <data_dir>/spark/checkpoints."
     )
+    stream_mode: Literal["continuous", "catch-up"] = Field(
+        default="continuous",
+        description="continuous = the stream sensor keeps one long-running Spark query landing events within "
+        "seconds, and starts it again when it stops; catch-up = it launches runs that land what the topic holds "
+        "and end (nothing runs while the topic is quiet; events land a minute or two late).",
+    )
+    stream_trigger_interval: str = Field(
+        default="1 second",
+        pattern=r"^\d+ (milliseconds?|seconds?|minutes?)$",
+        description="How often the continuous stream starts a micro-batch (Spark's processingTime trigger).",
+    )
     stream_fail_on_data_loss: bool = Field(
         default=True,
         description="Stop when the topic lost offsets the stream had not read yet (retention deleted them "

@@ -12,11 +12,17 @@
     `watermark()` is looked up before the model's query is planned and written into
     it as a literal, so PostgreSQL estimates "landed_xid >= <that xid>" from its
     statistics (a few rows: an index scan). A subquery there would be planned as a
-    third of the table and read everything on every micro-batch. -#}
-{% macro watermark() -%}
-    {%- if execute and is_incremental() -%}
+    third of the table and read everything on every micro-batch.
+
+    `watermark(relation)` is the watermark of another incremental model, for a view
+    downstream of it (fct_transactions_live); '0'::xid8 while that model is not built. -#}
+{% macro watermark(relation=none) -%}
+    {%- if relation is none and is_incremental() -%}
+        {%- set relation = this -%}
+    {%- endif -%}
+    {%- if execute and relation is not none and load_relation(relation) is not none -%}
         {%- set watermark_query -%}
-            select coalesce(max(source_snapshot_xmin), '0'::xid8)::text from {{ this }}
+            select coalesce(max(source_snapshot_xmin), '0'::xid8)::text from {{ relation }}
         {%- endset -%}
         '{{ run_query(watermark_query).columns[0].values()[0] }}'::xid8
     {%- else -%}

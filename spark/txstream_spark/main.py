@@ -219,7 +219,8 @@ def _stop_on_signals(query) -> None:
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     postgres_url = os.environ.get(POSTGRES_URL_ENV)
-    with JobReporter(config.topic) as reporter:
+    # A catch-up run logs every batch; a query that runs until stopped, at most every 10 s.
+    with JobReporter(config.topic, log_every_s=10 if config.trigger == "processing-time" else 0) as reporter:
         if not postgres_url:
             reporter.fail(f"{POSTGRES_URL_ENV} is not set: the job reads the warehouse URL from it.")
             return EXIT_PREFLIGHT_FAILED

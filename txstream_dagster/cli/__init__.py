@@ -19,6 +19,10 @@ COMMANDS = {
         "txstream_dagster.dev.commands:status",
         "Show whether PostgreSQL and Kafka answer, embedded or external.",
     ),
+    "dev": (
+        "txstream_dagster.dev.commands:dev",
+        "Start the embedded stack and serve Dagster (UI, sensors, automation) until Ctrl-C.",
+    ),
     "demo": (
         "txstream_dagster.dev.commands:demo",
         "Everything end to end: stack, charges, Spark, forex, dbt, a summary, the UI.",

@@ -17,11 +17,15 @@ from txstream_dagster.cli.output import console, settings_or_exit
 @click.command()
 def up() -> None:
     """Start the embedded PostgreSQL and Apache Kafka (what is not configured), migrate, create the topic."""
+    start_stack(settings_or_exit())
+
+
+def start_stack(settings) -> None:
+    """What `txstream up` does: start what is embedded, migrate, create the topic; say each step."""
     from txstream_dagster.db.migrate import upgrade_warehouse
     from txstream_dagster.dev.stack import LocalStack
     from txstream_dagster.resources.build import event_log, login_passwords, warehouse
 
-    settings = settings_or_exit()
     for line in LocalStack(settings).up():
         console.print(f"[green]✓[/green] {line}")
     applied = upgrade_warehouse(warehouse(settings), login_passwords(settings))
@@ -90,6 +94,36 @@ def status() -> None:
 
 
 @click.command()
+@click.option("--port", default=3000, show_default=True, help="Port of the Dagster UI.")
+def dev(port: int) -> None:
+    """Start the embedded stack and serve Dagster (UI, sensors, schedules, automation) until Ctrl-C.
+
+    The stream sensor keeps the continuous stream running; Ctrl-C stops every process this started,
+    runs included, within 10 s (the embedded PostgreSQL and Kafka keep running until `txstream down`).
+    """
+    from txstream_dagster.dev.dagster_dev import DagsterDev, StackFailed, dagster_dev_env
+
+    settings = settings_or_exit()
+    start_stack(settings)
+    dagster = DagsterDev(settings, port, dagster_dev_env())
+    try:
+        with console.status(f"starting dagster dev on {dagster.url}"):
+            dagster.start()
+        console.print(f"[green]✓[/green] Dagster UI on [bold]{dagster.url}[/bold]. Ctrl-C stops it.")
+        assert dagster.process is not None  # start() ran
+        dagster.process.wait()
+    except StackFailed as exc:
+        console.print(f"[red]✗[/red] {exc}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        with console.status("stopping Dagster and its runs"):
+            dagster.stop()
+    console.print("stopped: every Dagster process and run (the embedded services run on: `txstream down`)")
+
+
+@click.command()
 @click.option("--charges", default=20_000, show_default=True, help="Synthetic charges to publish.")
 @click.option("--days", default=7, show_default=True, help="Days of history they are spread over.")
 @click.option("--seed", type=int, default=None, help="Generator seed (default: random, printed).")
@@ -97,7 +131,7 @@ def status() -> None:
 @click.option("--no-ui", is_flag=True, help="Stop Dagster after the summary instead of serving the UI.")
 def demo(charges: int, days: int, seed: int | None, port: int, no_ui: bool) -> None:
     """Everything end to end: embedded stack, synthetic charges, Spark, forex, dbt, a summary, the UI."""
-    from txstream_dagster.dev.demo import DemoFailed, run_demo
+    from txstream_dagster.dev.demo import StackFailed, run_demo
 
     try:
         run_demo(
@@ -109,7 +143,7 @@ def demo(charges: int, days: int, seed: int | None, port: int, no_ui: bool) -> N
             console=console,
             serve=not no_ui,
         )
-    except DemoFailed:  # run_demo said what went wrong and where to look
+    except StackFailed:  # run_demo said what went wrong and where to look
         sys.exit(1)
     except KeyboardInterrupt:
         console.print("stopped")

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import requests
 from rich.console import Console
 from rich.table import Table
 
@@ -30,6 +27,7 @@ from txstream_dagster.db.logins import Login
 from txstream_dagster.db.migrate import upgrade_warehouse
 from txstream_dagster.defs.stripe_source.synthetic_ledger import synthetic_ledger
 from txstream_dagster.defs.stripe_source.topic_feeds import FeedSummary, publish_synthetic
+from txstream_dagster.dev.dagster_dev import DagsterDev, StackFailed, dagster_dev_env, wait_until
 from txstream_dagster.dev.stack import LocalStack
 from txstream_dagster.paths import REPO_ROOT
 from txstream_dagster.resources import KafkaResource, PostgresResource
@@ -61,138 +59,6 @@ class DemoResult:
     revenue: list[tuple]
     reconciled: tuple[int, int, int]  # days, objects the source holds, of which missing
     seconds: float
-
-
-class DemoFailed(RuntimeError):
-    """A step of the demo did not happen: what, and where to look."""
-
-
-def wait_until(
-    what: str, condition: Callable[[], bool], timeout_s: float, on_tick: Callable[[], None] = lambda: None
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        on_tick()
-        if time.monotonic() > deadline:
-            raise DemoFailed(f"gave up after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(2)
-
-
-class DagsterDev:
-    """`dagster dev` in its own process group: webserver, daemon (sensors, schedules, automation)."""
-
-    def __init__(self, settings: Settings, port: int, env: dict[str, str]):
-        self.home = settings.data_dir / "dagster"
-        self.port = port
-        self.env = env
-        self.log_path = self.home / "dagster-dev.log"
-        self.process: subprocess.Popen | None = None
-        self.started_at: datetime | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def prepare_home(self) -> None:
-        """DAGSTER_HOME with the repository's instance settings (run queue, run monitoring)."""
-        self.home.mkdir(parents=True, exist_ok=True)
-        if not (self.home / "dagster.yaml").exists():
-            shutil.copy(REPO_ROOT / "dagster.yaml", self.home / "dagster.yaml")
-
-    def start(self) -> None:
-        self.started_at = datetime.now(UTC)
-        self.prepare_home()
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    str(Path(sys.executable).parent / "dagster"),
-                    "dev",
-                    "-w",
-                    str(REPO_ROOT / "workspace.yaml"),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                ],
-                cwd=REPO_ROOT,
-                env={**self.env, "DAGSTER_HOME": str(self.home)},
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
-        wait_until(f"the Dagster UI on {self.url} (log: {self.log_path})", self.answering, 180, self._still_running)
-
-    def answering(self) -> bool:
-        try:
-            return requests.get(f"{self.url}/server_info", timeout=2).ok
-        except requests.RequestException:
-            return False
-
-    def _still_running(self) -> None:
-        assert self.process is not None  # start() sets it before waiting
-        if self.process.poll() is not None:
-            raise DemoFailed(f"dagster dev exited with code {self.process.returncode}; see {self.log_path}")
-
-    def raise_if_a_run_failed(self) -> None:
-        """A failed stream or dbt run ends the wait at once, named with its error, not at the timeout."""
-        import dagster as dg  # ~1 s to import: only once the demo is waiting on runs
-
-        with dg.DagsterInstance.from_config(str(self.home)) as instance:
-            records = instance.get_run_records(
-                dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE], created_after=self.started_at), limit=1
-            )
-            if not records:
-                return
-            run = records[0].dagster_run
-            failures = [
-                f"{event.step_key}: {_root_cause(error)}"
-                for event in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
-                if (error := _step_error(event))
-            ]
-        raise DemoFailed(
-            f"Dagster run {run.run_id} ({run.job_name}) failed in {'; '.join(failures) or 'no step (see its logs)'}. "
-            f"Its logs: {self.url}/runs/{run.run_id}"
-        )
-
-    def runs_in_progress(self) -> int:
-        import dagster as dg
-
-        with dg.DagsterInstance.from_config(str(self.home)) as instance:
-            return len(
-                instance.get_run_records(
-                    dg.RunsFilter(
-                        statuses=[
-                            dg.DagsterRunStatus.QUEUED,
-                            dg.DagsterRunStatus.NOT_STARTED,
-                            dg.DagsterRunStatus.STARTING,
-                            dg.DagsterRunStatus.STARTED,
-                        ],
-                        created_after=self.started_at,
-                    )
-                )
-            )
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGINT)
-        try:
-            self.process.wait(90)  # its code servers can take ~50 s to go
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-
-
-def _step_error(entry):
-    """The error of a STEP_FAILURE log entry (which always carries its Dagster event)."""
-    assert entry.dagster_event is not None
-    return entry.dagster_event.step_failure_data.error
-
-
-def _root_cause(error) -> str:
-    """The innermost error of a Dagster SerializableErrorInfo: what went wrong, not where Dagster caught it."""
-    while error.cause is not None:
-        error = error.cause
-    return error.message.strip()
 
 
 class PartitionBackfill:
@@ -230,7 +96,7 @@ class PartitionBackfill:
         assert self.process is not None  # start() came first
         _, errors = self.process.communicate()
         if self.process.returncode != 0:
-            raise DemoFailed(f"the {self.asset} backfill {self.first} … {self.last} failed:\n{errors[-3000:]}")
+            raise StackFailed(f"the {self.asset} backfill {self.first} … {self.last} failed:\n{errors[-3000:]}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -265,7 +131,7 @@ def reconcile(settings: Settings, postgres: PostgresResource, home: Path, first:
             raise_on_error=False,
         )
     if not result.success:
-        raise DemoFailed(f"the stripe_reconciliation run {first} … {last} failed: see run {result.run_id} in the UI")
+        raise StackFailed(f"the stripe_reconciliation run {first} … {last} failed: see run {result.run_id} in the UI")
 
 
 def stream_caught_up(postgres: PostgresResource, kafka: KafkaResource) -> bool:
@@ -357,11 +223,7 @@ def run_demo(
     settings: Settings, *, charges: int, days: int, seed: int, port: int, console: Console, serve: bool = True
 ) -> DemoResult:
     started = time.monotonic()
-    env = {
-        **os.environ,
-        "PYSPARK_PYTHON": sys.executable,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
+    env = dagster_dev_env()
     env.setdefault("TXSTREAM_FOREX_BUNDLED_MAX_DAYS_PAST_END", str(DEMO_FOREX_DAYS_PAST_END))
 
     with console.status("starting PostgreSQL and Kafka"):
@@ -438,7 +300,7 @@ def run_demo(
                     dagster.raise_if_a_run_failed,
                 )
         return result
-    except DemoFailed as exc:
+    except StackFailed as exc:
         console.print(f"[red]✗[/red] {exc}")
         if serve and dagster.answering():
             console.print(

@@ -105,6 +105,8 @@ def spark(settings: Settings) -> SparkResource:
         max_offsets_per_trigger=settings.spark_max_offsets_per_trigger,
         starting_offsets=settings.stream_starting_offsets,
         fail_on_data_loss=settings.stream_fail_on_data_loss,
+        mode=settings.stream_mode,
+        trigger_interval=settings.stream_trigger_interval,
         checkpoint_root=settings.checkpoint_root,
         work_dir=str(settings.data_dir / "spark"),
     )

@@ -16,6 +16,7 @@ the marts.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -62,10 +63,15 @@ def _upstream_updated() -> dg.AutomationCondition:
     # views read bookkeeping tables that no Dagster asset materialises, and the
     # daily-partitioned forex_rates always has old partitions nobody backfilled;
     # either would otherwise block the models for ever.
+    #
+    # Since it was last *requested*, not since it was last built (`since_last_handled`): the stream lands
+    # every few seconds, so upstream assets update while a dbt run is in progress. A build that began
+    # before such an update may not hold it; counted as handled, it would leave the marts behind what
+    # landed last until the next event. Counted from the request, that update asks for one more build.
     return (
         dg.AutomationCondition.any_deps_updated()
-        .since_last_handled()
-        .with_label("an upstream asset updated since it was built")
+        .since(dg.AutomationCondition.newly_requested())
+        .with_label("an upstream asset updated since it was last requested")
     )
 
 
@@ -94,6 +100,15 @@ def check_automation_condition() -> dg.AutomationCondition:
     ).with_label("run when the checked model is rebuilt")
 
 
+def freshness_policy_of(freshness: Mapping[str, Any]) -> dg.FreshnessPolicy:
+    """`meta.dagster.freshness: {warn_after_minutes: W, fail_after_minutes: F}` → Dagster's freshness policy:
+    the UI shows the model as late after W minutes without a build and as failing after F."""
+    return dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(minutes=freshness["fail_after_minutes"]),
+        warn_window=timedelta(minutes=freshness["warn_after_minutes"]),
+    )
+
+
 def dagster_meta(dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
     config_meta = (dbt_resource_props.get("config") or {}).get("meta") or {}
     return {**(dbt_resource_props.get("meta") or {}), **config_meta}.get("dagster") or {}
@@ -110,6 +125,11 @@ def layer_of(dbt_resource_props: Mapping[str, Any]) -> str:
 class TxstreamDbtTranslator(DagsterDbtTranslator):
     def __init__(self):
         super().__init__(DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_code_references=True))
+
+    def get_asset_spec(self, manifest, unique_id, project) -> dg.AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        freshness = dagster_meta(self.get_resource_props(manifest, unique_id)).get("freshness")
+        return spec.replace_attributes(freshness_policy=freshness_policy_of(freshness)) if freshness else spec
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
         if dbt_resource_props["resource_type"] == "source":

@@ -1,5 +1,7 @@
 """`raw_transactions`: the stream's sink table, caught up by running the Spark job to the topic's end."""
 
+from datetime import timedelta
+
 import dagster as dg
 
 from txstream_dagster.defs.stream.offsets import committed_offsets
@@ -16,10 +18,17 @@ STREAM_POOL = "txstream_stream"
     group_name="stream",
     kinds={"spark", "kafka", "postgres"},
     pool=STREAM_POOL,
+    # The continuous stream lands (and the sensor reports) every few seconds while events flow: two quiet
+    # minutes are worth a look, ten mean nothing is landing (the stream_is_running check says whether it runs).
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(minutes=10), warn_window=timedelta(minutes=2)
+    ),
     description=(
         "One row per Stripe object (charge, refund, dispute), latest version wins, in raw.transactions; "
-        "malformed messages in raw.quarantined_events. Materialised by running the Spark job with "
-        "trigger(availableNow): read to the topic's end, land it, stop."
+        "malformed messages in raw.quarantined_events. Landed within seconds by the continuous stream "
+        "(job stream_continuous, kept running by stream_lag_sensor, which reports each landing here), or "
+        "materialised by a catch-up run: the Spark job with trigger(availableNow) reads to the topic's end, "
+        "lands it and stops."
     ),
 )
 def raw_transactions(

@@ -1,14 +1,24 @@
-"""Checks on `raw_transactions`: every message accounted for, data fresh, quarantine rare."""
+"""Checks on `raw_transactions`: every message accounted for, data fresh, quarantine rare, stream running.
+
+A catch-up run checks what it landed in the same run. The continuous stream's landings are reported by
+the stream sensor, which runs no check: declarative automation runs the first three every ten minutes
+when something has landed since, and the sensor reports `stream_is_running` whenever the query starts
+or stops.
+"""
 
 import dagster as dg
 
+from txstream_dagster.defs.stream.offsets import stream_running
 from txstream_dagster.defs.stream.resources import SparkResource
-from txstream_dagster.resources import PostgresResource
+from txstream_dagster.resources import KafkaResource, PostgresResource
 from txstream_spark.rows import one_row
 
 FRESHNESS_MAX_MINUTES = 60
 QUARANTINE_RATE_MAX = 0.01
 QUARANTINE_WINDOW = "24 hours"
+STREAM_IS_RUNNING = "stream_is_running"
+# Checks of what the continuous stream landed: every ten minutes, when something has landed since.
+EVERY_TEN_MINUTES = dg.AutomationCondition.on_cron("*/10 * * * *")
 
 RECONCILIATION = """
 WITH batches AS (
@@ -46,6 +56,7 @@ FROM batches b
 @dg.asset_check(
     asset="raw_transactions",
     blocking=True,
+    automation_condition=EVERY_TEN_MINUTES,
     description=(
         "Every message the stream consumed is a row inserted, updated, a duplicate or quarantined; "
         "every offset of the batches' ranges was consumed and consecutive batches leave no offsets out; "
@@ -109,7 +120,9 @@ def every_message_is_accounted_for(postgres: PostgresResource, spark: SparkResou
 
 
 @dg.asset_check(
-    asset="raw_transactions", description=(f"The newest event landed is at most {FRESHNESS_MAX_MINUTES} minutes old.")
+    asset="raw_transactions",
+    automation_condition=EVERY_TEN_MINUTES,
+    description=f"The newest event landed is at most {FRESHNESS_MAX_MINUTES} minutes old.",
 )
 def newest_event_is_fresh(postgres: PostgresResource) -> dg.AssetCheckResult:
     newest, age_minutes = one_row(
@@ -132,6 +145,7 @@ def newest_event_is_fresh(postgres: PostgresResource) -> dg.AssetCheckResult:
 
 @dg.asset_check(
     asset="raw_transactions",
+    automation_condition=EVERY_TEN_MINUTES,
     description=(
         f"Under {QUARANTINE_RATE_MAX:.0%} of the messages consumed in the last {QUARANTINE_WINDOW} were quarantined."
     ),
@@ -161,4 +175,34 @@ def quarantine_rate_is_low(postgres: PostgresResource) -> dg.AssetCheckResult:
         description=None
         if rate <= QUARANTINE_RATE_MAX
         else (f"{rate:.2%} of messages were quarantined; see raw.quarantined_events for what producers sent wrong"),
+    )
+
+
+@dg.asset_check(
+    asset="raw_transactions",
+    name=STREAM_IS_RUNNING,
+    description="In continuous mode, a stream query is landing events: the stream sensor reports this "
+    "check whenever the query starts or stops, and starts it again when it has stopped.",
+)
+def stream_is_running(postgres: PostgresResource, kafka: KafkaResource, spark: SparkResource) -> dg.AssetCheckResult:
+    evaluation = stream_is_running_evaluation(stream_running(postgres, kafka.topic), spark.continuous)
+    return dg.AssetCheckResult(passed=evaluation.passed, description=evaluation.description)
+
+
+def stream_is_running_evaluation(running: bool, continuous: bool) -> dg.AssetCheckEvaluation:
+    """What the stream sensor reports of `stream_is_running`. Pure."""
+    if running:
+        description = "A stream query holds the topic's writer lock: events land as they arrive."
+    elif continuous:
+        description = (
+            "No stream query is running: events are not landing. stream_lag_sensor starts the continuous "
+            "run again (a minute after a failure at the soonest); if it keeps failing, its run's logs say why."
+        )
+    else:
+        description = "Catch-up mode (TXSTREAM_STREAM_MODE): the stream runs when the topic has lag, then ends."
+    return dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey("raw_transactions"),
+        check_name=STREAM_IS_RUNNING,
+        passed=running or not continuous,
+        description=description,
     )

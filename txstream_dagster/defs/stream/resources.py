@@ -34,6 +34,14 @@ class SparkResource(dg.ConfigurableResource):
     max_offsets_per_trigger: int
     starting_offsets: Literal["earliest", "latest"]  # where a new checkpoint starts
     fail_on_data_loss: bool
+    # continuous: one long-running query the stream sensor keeps alive; catch-up: runs that end.
+    mode: Literal["continuous", "catch-up"] = "continuous"
+    trigger_interval: str = "1 second"  # the continuous query's processingTime trigger
+
+    @property
+    def continuous(self) -> bool:
+        return self.mode == "continuous"
+
     checkpoint_root: str
     work_dir: str  # where the job's package for a cluster's executors is zipped
     driver_memory: str = "1g"
