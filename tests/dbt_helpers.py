@@ -15,14 +15,18 @@ from decimal import Decimal
 from typing import Any
 
 import dagster as dg
+import orjson
+from psycopg import sql
 from psycopg.rows import dict_row
 
+from stream_helpers import Message, land_messages
 from stripe_helpers import stripe_fixture
 from txstream_dagster.db.logins import Login
 from txstream_dagster.defs.dbt.assets import DbtBuildConfig, txstream_dbt_models
 from txstream_dagster.defs.dbt.checks import fx_rate_missing_charges
 from txstream_dagster.resources import PostgresResource, build
 from txstream_dagster.settings import load_settings
+from txstream_spark.event_contract import message_headers
 
 # Every table the stream, the forex asset and dbt's hook write: a test's data is its own.
 WRITTEN_TABLES = (
@@ -118,6 +122,93 @@ def dispute(dispute_id: str, of: dict[str, Any], amount: int, created: datetime,
     return obj
 
 
+def balance_transaction(
+    bt_id: str,
+    amount: int,
+    created: datetime,
+    *,
+    source: str,
+    fee: int | None = 0,
+    kind: str = "charge",
+    category: str | None = None,
+    currency: str = "gbp",
+    exchange_rate: float | None = None,
+    status: str = "available",
+    available_on: datetime | None = None,
+    **changes: Any,
+) -> dict[str, Any]:
+    """Stripe's example balance transaction: `amount` and `fee` in minor units of `currency`, net = amount − fee."""
+    obj = copy.deepcopy(stripe_fixture("balance_transaction"))
+    obj.update(
+        id=bt_id,
+        amount=amount,
+        fee=fee,
+        net=None if fee is None else amount - fee,
+        currency=currency,
+        created=int(created.timestamp()),
+        available_on=int((available_on or created).timestamp()),
+        exchange_rate=exchange_rate,
+        fee_details=[
+            {"amount": fee, "application": None, "currency": currency, "description": None, "type": "stripe_fee"}
+        ]
+        if fee
+        else [],
+        source=source,
+        status=status,
+        type=kind,
+        reporting_category=category or kind,
+    )
+    obj.update(changes)
+    return obj
+
+
+def payout(
+    payout_id: str,
+    amount: int,
+    created: datetime,
+    status: str,
+    *,
+    currency: str = "gbp",
+    arrival: datetime | None = None,
+    balance_transaction: str | None = None,
+) -> dict[str, Any]:
+    obj = copy.deepcopy(stripe_fixture("payout"))
+    obj.update(
+        id=payout_id,
+        amount=amount,
+        currency=currency,
+        created=int(created.timestamp()),
+        arrival_date=int((arrival or created).timestamp()),
+        status=status,
+        balance_transaction=balance_transaction,
+    )
+    return obj
+
+
+def with_card_country(obj: dict[str, Any], country: str | None) -> dict[str, Any]:
+    obj = copy.deepcopy(obj)
+    obj["payment_method_details"]["card"]["country"] = country
+    return obj
+
+
+def land_paid_out(
+    postgres: PostgresResource, payout_id: str, objects: Iterable[dict[str, Any]], source: str = "synthetic"
+):
+    """Balance transactions as a producer lists them under a payout (the payout header), one micro-batch."""
+    base_ms = int(datetime.now(UTC).timestamp() * 1000)
+    return land_messages(
+        postgres,
+        [
+            Message(
+                value=orjson.dumps(obj),
+                key=obj["id"].encode(),
+                headers=message_headers(obj["object"], source, base_ms + i, payout_id=payout_id),
+            )
+            for i, obj in enumerate(objects)
+        ],
+    )
+
+
 def write_rates(
     postgres: PostgresResource, rows: Iterable[tuple[date, str, Decimal | str, date]], source: str = "test"
 ) -> None:
@@ -153,7 +244,7 @@ def failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
     ]
 
 
-def rows(postgres: PostgresResource, query: str, params: Any = None) -> list[dict[str, Any]]:
+def rows(postgres: PostgresResource, query: str | sql.Composable, params: Any = None) -> list[dict[str, Any]]:
     """As dbt's login, which reads every layer: raw, staging, marts and monitoring."""
     with postgres.connect(login=Login.TRANSFORMER) as conn, conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params).fetchall()

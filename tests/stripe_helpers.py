@@ -2,11 +2,12 @@
 
 `FakeStripe` is a real HTTP server (http.server in a thread) that speaks the parts
 of Stripe's API the source uses: `GET /v1/events` (the last 30 days only, as Stripe
-keeps them) and the list endpoints of charges, refunds and disputes (each object as
-it is now), newest first, with `created[gte|lt]`, `types[]`, `limit`,
+keeps them) and the list endpoints of charges, refunds, disputes, payouts and
+balance transactions (each object as it is now; balance transactions also by
+`payout=po_…`), newest first, with `created[gte|lt]`, `types[]`, `limit`,
 `starting_after`, `has_more`; `POST /v1/charges` and
 `POST /v1/refunds` (with idempotency keys), Bearer authentication and Stripe's
-error bodies. Faults are scripted per request number.
+error bodies. Faults are scripted per request number (of all requests, or of one path's).
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ from urllib.parse import parse_qsl, urlsplit
 from kafka import TopicPartition
 
 from txstream_dagster.defs.stripe_source.cursors import CursorStore
-from txstream_dagster.defs.stripe_source.local_stripe_api import OBJECT_TYPE_OF_PATH
+from txstream_dagster.defs.stripe_source.local_stripe_api import OBJECT_TYPE_OF_PATH, PAYOUT_FILTERED
 from txstream_dagster.defs.stripe_source.resources import StripeResource
-from txstream_dagster.defs.stripe_source.stripe_api import EVENT_RETENTION_DAYS, cursor_stream
+from txstream_dagster.defs.stripe_source.stripe_api import (
+    EVENT_RETENTION_DAYS,
+    balance_transactions_stream,
+    cursor_stream,
+)
 from txstream_dagster.resources import KafkaResource, PostgresResource
 
 STRIPE_FIXTURES = Path(__file__).parent / "fixtures" / "stripe"
@@ -109,6 +114,19 @@ TYPES_WHERE_EXAMPLE_IS_NULL: dict[str, dict[str, type]] = {
         # Every piece of dispute evidence is text or a file id.
         **{f"evidence.{name}": S for name, value in stripe_fixture("dispute")["evidence"].items() if value is None},
     },
+    "balance_transaction": {"exchange_rate": float},
+    "payout": {
+        "application_fee": S,
+        "application_fee_amount": INT,
+        "failure_balance_transaction": S,
+        "failure_code": S,
+        "failure_message": S,
+        "original_payout": S,
+        "payout_method": S,
+        "reversed_by": S,
+        "statement_descriptor": S,
+        "trace_id.value": S,
+    },
 }
 # Fields Stripe documents as nullable although its example has a value.
 NULLABLE: dict[str, set[str]] = {
@@ -128,6 +146,8 @@ NULLABLE: dict[str, set[str]] = {
     },
     "refund": set(),
     "dispute": {"payment_method_details.card.network_reason_code"},
+    "balance_transaction": {"description"},
+    "payout": set(),
 }
 # Free-form string maps: any keys, string values.
 MAPS = {"metadata", "fraud_details", "evidence.enhanced_evidence", "evidence_details.enhanced_eligibility"}
@@ -172,6 +192,49 @@ def shape_errors(object_type: str, actual: Any, example: Any, path: str = "") ->
     return []
 
 
+def balance_transaction_object(
+    balance_transaction_id: str,
+    created: int,
+    amount: int,
+    *,
+    source: str | None = None,
+    kind: str = "charge",
+    fee: int = 0,
+    currency: str = "gbp",
+) -> dict[str, Any]:
+    """A balance transaction shaped as Stripe's example (fixtures/stripe/balance_transaction.json)."""
+    return {
+        **stripe_fixture("balance_transaction"),
+        "id": balance_transaction_id,
+        "created": created,
+        "available_on": created + 2 * 86_400,
+        "amount": amount,
+        "fee": fee,
+        "net": amount - fee,
+        "currency": currency,
+        "source": source,
+        "type": kind,
+        "reporting_category": kind,
+    }
+
+
+def payout_object(
+    payout_id: str, created: int, amount: int, *, status: str = "paid", reconciliation: str = "completed"
+) -> dict[str, Any]:
+    """An automatic payout to a bank account, shaped as Stripe's example (fixtures/stripe/payout.json)."""
+    return {
+        **stripe_fixture("payout"),
+        "id": payout_id,
+        "amount": amount,
+        "arrival_date": created + 2 * 86_400,
+        "balance_transaction": f"txn_{payout_id}",
+        "created": created,
+        "currency": "gbp",
+        "reconciliation_status": reconciliation,
+        "status": status,
+    }
+
+
 # --- reading a topic back ---------------------------------------------------------------
 
 
@@ -213,8 +276,10 @@ class FakeStripe:
         self.events: list[dict[str, Any]] = []
         self.objects: dict[str, dict[str, Any]] = {}  # every object as it is now, by id
         self.charges: dict[str, dict[str, Any]] = {}
+        self.payout_of: dict[str, str] = {}  # balance transaction id → the payout that paid it out
         self.idempotent: dict[str, tuple[int, dict, dict]] = {}
-        self.faults: dict[int, tuple[int, dict, dict]] = {}  # n-th request (1-based) → response
+        # (path or None for any, n-th request to it, 1-based) → response
+        self.faults: dict[tuple[str | None, int], tuple[int, dict, dict]] = {}
         self.requests: list[tuple[float, str, str, dict]] = []  # (time, method, path, params)
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -254,9 +319,16 @@ class FakeStripe:
         return event
 
     def add_object(self, obj: dict[str, Any]) -> None:
-        """An object whose events are older than Stripe keeps: only its list endpoint shows it."""
+        """An object whose events are older than Stripe keeps (or a balance transaction, which has none):
+        only its list endpoint shows it."""
         with self.lock:
             self.objects[obj["id"]] = obj
+
+    def pay_out(self, payout_id: str, balance_transaction_ids: list[str]) -> None:
+        """The payout paid out these balance transactions: `GET /v1/balance_transactions?payout=…` lists them."""
+        with self.lock:
+            for balance_transaction_id in balance_transaction_ids:
+                self.payout_of[balance_transaction_id] = payout_id
 
     def fail_request(
         self,
@@ -265,9 +337,12 @@ class FakeStripe:
         headers: dict | None = None,
         error_type: str = "api_error",
         message: str = "Something went wrong on Stripe's end.",
+        path: str | None = None,
         **extra,
     ) -> None:
-        self.faults[number] = (status, headers or {}, {"error": {"type": error_type, "message": message, **extra}})
+        """Answer the `number`-th request (to `path`, if given) with this error."""
+        error = {"error": {"type": error_type, "message": message, **extra}}
+        self.faults[(path, number)] = (status, headers or {}, error)
 
     def event_requests(self) -> list[tuple[float, dict]]:
         return self.requests_to("/v1/events")
@@ -280,10 +355,12 @@ class FakeStripe:
         with self.lock:
             self.requests.append((time.monotonic(), method, path, params))
             number = len(self.requests)
+            number_on_path = sum(1 for request in self.requests if request[2] == path)
         if headers.get("Authorization") != f"Bearer {self.api_key}":
             return stripe_error(401, "invalid_request_error", "Invalid API Key provided: sk_test_****nope")
-        if number in self.faults:
-            return self.faults[number]
+        for fault in ((None, number), (path, number_on_path)):
+            if fault in self.faults:
+                return self.faults[fault]
         key = headers.get("Idempotency-Key")
         if method == "POST" and key in self.idempotent:
             return self.idempotent[key]
@@ -293,9 +370,16 @@ class FakeStripe:
             with self.lock:
                 events = [e for e in self.events if e["created"] >= kept_since and (not types or e["type"] in types)]
             response = self._list(path, events, params)
+        elif method == "GET" and "payout" in params and OBJECT_TYPE_OF_PATH.get(path) != PAYOUT_FILTERED:
+            response = stripe_error(400, "invalid_request_error", "Received unknown parameter: payout", param="payout")
         elif method == "GET" and path in OBJECT_TYPE_OF_PATH:
             with self.lock:
-                objects = [o for o in self.objects.values() if o["object"] == OBJECT_TYPE_OF_PATH[path]]
+                objects = [
+                    o
+                    for o in self.objects.values()
+                    if o["object"] == OBJECT_TYPE_OF_PATH[path]
+                    and ("payout" not in params or self.payout_of.get(o["id"]) == params["payout"])
+                ]
             response = self._list(path, objects, params)
         elif method == "POST" and path == "/v1/charges":
             response = self._create_charge(params)
@@ -405,17 +489,37 @@ class FakeStripe:
 
 
 def start_events_at(postgres: PostgresResource, topic: str, created_gte: int) -> None:
-    """Where an earlier pull left the test account's Events cursor: the next pull reads events, no backfill."""
-    CursorStore(postgres, "stripe-test").save(cursor_stream(topic), {"created_gte": created_gte})
+    """Where an earlier pull left the test account's cursors (its Events cursor and its balance-transaction
+    cursor): the next pull reads events and lists balance transactions from there, no backfill."""
+    cursors = CursorStore(postgres, "stripe-test")
+    cursors.save(cursor_stream(topic), {"created_gte": created_gte})
+    cursors.save(balance_transactions_stream(topic), {"created_gte": created_gte})
+
+
+# A payout's event as its status moves on; one whose bank transfer is still under way is updated.
+PAYOUT_EVENT_OF_STATUS = {"paid": "payout.paid", "failed": "payout.failed", "canceled": "payout.canceled"}
 
 
 def events_from_versions(fake: FakeStripe, versions) -> Counter:
-    """Stripe events for synthetic object versions, as Stripe would record them; returns their types."""
+    """Stripe events for synthetic object versions, as Stripe would record them; returns their types.
+
+    Balance transactions have no events: each is an object of its list endpoint (as it is now), listed
+    under the payout a version of it names."""
     kinds: Counter = Counter()
     seen: set[str] = set()
     for version in versions:
         obj = version.payload
-        if version.object_type == "charge":
+        if version.object_type == "balance_transaction":
+            fake.add_object(obj)
+            if version.payout_id:
+                fake.pay_out(version.payout_id, [obj["id"]])
+            continue
+        if version.object_type == "payout":
+            if obj["id"] not in seen:
+                event_type = "payout.created"
+            else:
+                event_type = PAYOUT_EVENT_OF_STATUS.get(obj["status"], "payout.updated")
+        elif version.object_type == "charge":
             if obj["id"] not in seen:
                 event_type = "charge.succeeded" if obj["status"] == "succeeded" else "charge.failed"
             else:

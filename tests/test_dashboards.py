@@ -48,10 +48,12 @@ CURRENT_STATE_VIEWS = {
     "monitoring.dbt_model_freshness",
     "monitoring.fx_rate_missing_by_currency",
     "monitoring.stripe_reconciliation",  # its own window: the days the reconciliation keeps in view
+    "marts.fct_payouts",  # the finance dashboard's upcoming payouts: those on their way now
 }
 TIME_MACROS = ("$__timeFilter(", "$__timeGroupAlias(", "$__timeGroup(", "$__timeFrom()", "$__timeTo()")
 GRAFANA_BUILTIN_ANNOTATIONS = {"type": "grafana", "uid": "-- Grafana --"}
 NUMERIC_TYPES = (int, float, Decimal)
+EXACT = Decimal("1e-12")
 
 DASHBOARDS = {path.stem: load_dashboard(path) for path in dashboard_files()}
 PANELS = [
@@ -91,9 +93,9 @@ def pinned_grafana_version() -> str:
 # --- the JSON itself ---------------------------------------------------------------------------------
 
 
-def test_the_payments_and_pipeline_dashboards_exist():
+def test_the_payments_finance_and_pipeline_dashboards_exist():
     titles = {dashboard["title"] for dashboard in DASHBOARDS.values()}
-    assert titles == {"txstream · Payments overview", "txstream · Pipeline health"}
+    assert titles == {"txstream · Payments overview", "txstream · Finance", "txstream · Pipeline health"}
     assert not (REPO / "grafana" / "dashboards" / ".gitkeep").exists()
 
 
@@ -456,3 +458,126 @@ def test_charges_without_a_rate_are_counted_not_hidden(reader, warehouse, postgr
     )
     assert aed_without_rate > 0  # ECB publishes no AED rate
     assert row["charges_without_gbp_rate"] == without_rate
+
+
+# --- the finance dashboard against the money that landed -------------------------------------------
+
+
+def finance_panel(title: str) -> dict:
+    [panel] = [p for p in query_panels(DASHBOARDS["finance"]) if p["title"] == title]
+    return panel
+
+
+def one_row(reader, title: str, time_range: TimeRange) -> dict:
+    _, [row] = run(reader, expand(panel_sql(finance_panel(title))[0], time_range))
+    return row
+
+
+def one_day(warehouse: BuiltWarehouse, days_before_end: int) -> TimeRange:
+    day = warehouse.end.date() - timedelta(days=days_before_end)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return TimeRange(start, start + timedelta(days=1) - timedelta(microseconds=1), timedelta(hours=1))
+
+
+@pytest.mark.slow
+def test_every_balance_transaction_and_payout_that_landed_is_in_the_marts(warehouse, postgres):
+    landed = dict(
+        postgres.fetch_all(
+            "SELECT object_type, count(*) FROM raw.transactions "
+            "WHERE object_type IN ('balance_transaction', 'payout') GROUP BY 1",
+            login=Login.TRANSFORMER,
+        )
+    )
+    [(balance_transactions, payouts)] = postgres.fetch_all(
+        "SELECT (SELECT count(*) FROM marts.fct_balance_transactions), (SELECT count(*) FROM marts.fct_payouts)",
+        login=Login.READER,
+    )
+    assert landed["balance_transaction"] > landed["payout"] > 0
+    assert (balance_transactions, payouts) == (landed["balance_transaction"], landed["payout"])
+
+
+@pytest.mark.slow
+def test_the_synthetic_fees_follow_their_rule_and_every_payout_reconciles(warehouse, postgres):
+    checks = {e.check_name: e.passed for e in warehouse.dbt_build.get_asset_check_evaluations()}
+    assert checks["fct_balance_transactions_fees_follow_the_rule"] is True
+    assert checks["fct_payouts_paid_and_in_transit_payouts_reconcile"] is True
+    [(payouts, reconciled)] = postgres.fetch_all(
+        "SELECT count(*), count(*) FILTER (WHERE is_reconciled) FROM marts.fct_payouts", login=Login.READER
+    )
+    assert payouts == reconciled > 0
+
+
+@pytest.mark.slow
+def test_fee_and_net_stats_for_a_day_are_what_stripes_balance_transactions_say(reader, warehouse, postgres):
+    time_range = one_day(warehouse, 3)
+    # Recomputed from the landed payloads, as the transformer reads them: fee and net are pence (GBP account).
+    [(gross, fees, net)] = postgres.fetch_all(
+        """SELECT sum(amount) FILTER (WHERE payload->>'reporting_category' = 'charge') / 100.0,
+                  sum((payload->>'fee')::bigint) FILTER (WHERE payload->>'type' <> 'payout') / 100.0,
+                  sum((payload->>'net')::bigint) FILTER (WHERE payload->>'type' <> 'payout') / 100.0
+           FROM raw.transactions
+           WHERE object_type = 'balance_transaction' AND currency = 'gbp' AND created_at BETWEEN %s AND %s""",
+        [time_range.start, time_range.end],
+        login=Login.TRANSFORMER,
+    )
+    assert gross > fees > 0
+    assert one_row(reader, "Gross charges (GBP)", time_range)["gross_charges_gbp"] == gross
+    assert one_row(reader, "Stripe fees (GBP)", time_range)["fees_gbp"] == fees
+    assert one_row(reader, "Net after fees (GBP)", time_range)["net_gbp"] == net
+    assert abs(one_row(reader, "Fees, % of gross charges", time_range)["fees_percent"] - 100 * fees / gross) < EXACT
+    # The daily series adds up to the same day's figures.
+    _, [day] = run(reader, expand(panel_sql(finance_panel("Gross charges, fees and net (GBP, by day)"))[0], time_range))
+    assert (day["gross_charges_gbp"], day["fees_gbp"], day["net_gbp"]) == (gross, fees, net)
+
+
+@pytest.mark.slow
+def test_payout_panels_show_the_payouts_that_landed(reader, warehouse, postgres):
+    time_range = whole_history(warehouse)
+    landed = {
+        payout_id: (status, Decimal(amount) / 100)
+        for payout_id, status, amount in postgres.fetch_all(
+            "SELECT object_id, status, amount FROM raw.transactions WHERE object_type = 'payout'",
+            login=Login.TRANSFORMER,
+        )
+    }
+    paid = sum(amount for status, amount in landed.values() if status == "paid")
+    upcoming = {p: amount for p, (status, amount) in landed.items() if status in ("pending", "in_transit")}
+    assert paid > 0 and upcoming
+    assert one_row(reader, "Paid out (GBP)", time_range)["paid_out_gbp"] == paid
+    assert one_row(reader, "Upcoming payouts (GBP)", time_range)["upcoming_payouts_gbp"] == sum(upcoming.values())
+    _, rows = run(reader, expand(panel_sql(finance_panel("Upcoming payouts"))[0], time_range))
+    assert {row["payout_id"]: row["amount"] for row in rows} == upcoming
+    assert all(row["reconciled"] for row in rows)
+    _, rows = run(reader, expand(panel_sql(finance_panel("Payouts created in the time range"))[0], time_range))
+    assert {row["payout_id"] for row in rows} == set(landed)
+    assert all(row["unreconciled_amount"] == 0 for row in rows)
+
+
+@pytest.mark.slow
+def test_fx_slippage_panel_matches_a_recompute_from_the_landed_charges_and_rates(reader, warehouse, postgres):
+    # Reference value of each converted USD charge (its amount at the charge date's GBP rate) less what
+    # its balance transaction credited, recomputed from raw rows and raw rates, apart from the models.
+    [(charges, reference, settled)] = postgres.fetch_all(
+        """SELECT count(*), sum(c.amount / 100.0 / r.rate), sum(b.amount / 100.0)
+           FROM raw.transactions AS b
+           JOIN raw.transactions AS c ON c.object_id = b.payload->>'source' AND c.object_type = 'charge'
+           JOIN raw.forex_rates AS r
+             ON r.base = 'gbp' AND r.quote = c.currency AND r.rate_date = (c.created_at AT TIME ZONE 'UTC')::date
+           WHERE b.object_type = 'balance_transaction' AND b.payload->>'type' = 'charge'
+             AND b.payload->>'exchange_rate' IS NOT NULL AND c.currency = 'usd'""",
+        login=Login.TRANSFORMER,
+    )
+    assert charges > 0
+    rows = {
+        row["currency"]: row
+        for row in run(
+            reader, expand(panel_sql(finance_panel("FX slippage by currency"))[0], whole_history(warehouse))
+        )[1]
+    }
+    usd = rows["USD"]
+    assert usd["charges"] == charges
+    assert abs(usd["reference_gbp"] - reference) < Decimal("1e-9")
+    assert usd["settled_gbp"] == settled
+    assert abs(usd["slippage_gbp"] - (reference - settled)) < Decimal("1e-9")
+    # Stripe's synthetic rate sits 0.2% to 0.5% under the reference rate (synthetic_fees.SPREAD).
+    assert Decimal("0.2") < usd["slippage_percent"] < Decimal("0.5")

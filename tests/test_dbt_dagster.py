@@ -32,6 +32,8 @@ EXPECTED_GRAPH = {
     "staging/stg_stripe__charges": {"raw_transactions"},
     "staging/stg_stripe__refunds": {"raw_transactions"},
     "staging/stg_stripe__disputes": {"raw_transactions"},
+    "staging/stg_stripe__balance_transactions": {"raw_transactions", "seeds/currencies"},
+    "staging/stg_stripe__payouts": {"raw_transactions", "seeds/currencies"},
     "staging/stg_forex__rates": {"forex_rates"},
     "marts/dim_currencies": {"seeds/currencies"},
     "marts/dim_dates": set(),
@@ -53,7 +55,28 @@ EXPECTED_GRAPH = {
         "marts/dim_currencies",
         "marts/fct_transactions",
     },
-    "marts/agg_daily_revenue": {"marts/fct_transactions", "marts/dim_payment_methods"},
+    "marts/agg_daily_revenue": {
+        "marts/fct_transactions",
+        "marts/dim_payment_methods",
+        "marts/fct_balance_transactions",
+    },
+    "marts/fct_balance_transactions": {
+        "staging/stg_stripe__balance_transactions",
+        "staging/stg_stripe__charges",
+        "staging/stg_stripe__refunds",
+        "staging/stg_stripe__disputes",
+        "staging/stg_stripe__payouts",
+        "staging/stg_forex__rates",
+        "marts/dim_currencies",
+    },
+    "marts/fct_payouts": {
+        "staging/stg_stripe__payouts",
+        "staging/stg_forex__rates",
+        "marts/fct_balance_transactions",
+    },
+    "marts/fct_fx_slippage": {"marts/fct_balance_transactions", "marts/fct_transactions"},
+    "marts/agg_daily_fx_slippage": {"marts/fct_fx_slippage"},
+    "marts/agg_daily_balance_overview": {"marts/fct_balance_transactions"},
     "monitoring/fx_rate_missing_by_currency": {"marts/fct_transactions"},
     "monitoring/flagged_records": {"raw_transactions", "marts/dim_currencies"},
     "monitoring/dagster_run_failures": {"ops/dagster_run_failures"},
@@ -78,6 +101,13 @@ REBUILT_ON_EVERY_BATCH = {
     "staging/stg_stripe__charges",
     "staging/stg_stripe__refunds",
     "staging/stg_stripe__disputes",
+    "staging/stg_stripe__balance_transactions",
+    "staging/stg_stripe__payouts",
+    "marts/fct_balance_transactions",
+    "marts/fct_payouts",
+    "marts/fct_fx_slippage",
+    "marts/agg_daily_fx_slippage",
+    "marts/agg_daily_balance_overview",
     "marts/dim_customers",
     "marts/dim_payment_methods",
     "marts/dim_outcomes",
@@ -115,6 +145,25 @@ WARNING_TESTS = {
     "fct_transactions_currency_code_is_in_dim_currencies",
     "fct_transactions_charge_status_is_known",
     "agg_daily_revenue_currency_code_is_in_dim_currencies",
+    "stg_stripe__balance_transactions_currency_code_is_in_currencies_csv",
+    "stg_stripe__balance_transactions_status_is_known",
+    "stg_stripe__payouts_currency_code_is_in_currencies_csv",
+    "stg_stripe__payouts_payout_status_is_known",
+    "fct_balance_transactions_currency_code_is_in_dim_currencies",
+    "fct_balance_transactions_status_is_known",
+    # A balance transaction may land before its charge, refund, dispute or payout: named after an hour.
+    "fct_balance_transactions_every_source_object_lands_within_the_grace_period",
+    "fct_balance_transactions_net_is_amount_less_fee",
+    "fct_payouts_balance_transaction_id_is_in_fct_balance_transactions",
+    "fct_payouts_currency_code_is_in_dim_currencies",
+    "fct_payouts_payout_status_is_known",
+    "agg_daily_fx_slippage_currency_code_is_in_dim_currencies",
+}
+# Blocking money rules that one odd record cannot trip: they warn up to `blocking_after_failed_rows`
+# failing rows (a hostile or odd object) and error above it (a broken rule, model or producer).
+BLOCKING_ONLY_WHEN_SYSTEMATIC = {
+    "fct_balance_transactions_fees_follow_the_rule",
+    "fct_payouts_paid_and_in_transit_payouts_reconcile",
 }
 
 
@@ -127,6 +176,24 @@ def test_every_dbt_test_is_an_asset_check_and_errors_block_downstream():
     assert {node["name"] for node in manifest_tests if node["config"]["severity"] == "warn"} == WARNING_TESTS
     checked = {spec.asset_key.to_user_string() for spec in check_specs}
     assert {"marts/fct_transactions", "marts/agg_daily_revenue", "staging/stg_stripe__charges"} <= checked
+    threshold = yaml.safe_load((txstream_dbt_project().project_dir / "dbt_project.yml").read_text())["vars"][
+        "blocking_after_failed_rows"
+    ]
+    thresholded = {
+        node["name"]: (node["config"]["severity"], node["config"]["warn_if"], node["config"]["error_if"])
+        for node in manifest_tests
+        if node["config"]["error_if"] != "!= 0"
+    }
+    assert thresholded == {name: ("error", ">0", f">{threshold}") for name in BLOCKING_ONLY_WHEN_SYSTEMATIC}
+
+
+def test_the_balance_marts_carry_their_money_checks():
+    checks = {key.asset_key.to_user_string() + ":" + key.name for key in defs.resolve_asset_graph().asset_check_keys}
+    assert {
+        "marts/fct_balance_transactions:fct_balance_transactions_fees_follow_the_rule",
+        "marts/fct_balance_transactions:fct_balance_transactions_every_source_object_lands_within_the_grace_period",
+        "marts/fct_payouts:fct_payouts_paid_and_in_transit_payouts_reconcile",
+    } <= checks
 
 
 def test_fact_has_the_singular_money_tests_and_the_fx_rate_check():
@@ -218,4 +285,9 @@ def test_new_forex_rates_rebuild_the_fact_through_the_rates_view(automation):
         "marts/fct_transactions_live",
         "marts/agg_daily_revenue",
         "monitoring/fx_rate_missing_by_currency",
+        "marts/fct_balance_transactions",
+        "marts/fct_payouts",
+        "marts/fct_fx_slippage",
+        "marts/agg_daily_fx_slippage",
+        "marts/agg_daily_balance_overview",
     }

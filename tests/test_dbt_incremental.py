@@ -24,9 +24,11 @@ from dbt_helpers import (
     utc,
     write_rates,
 )
-from stream_helpers import land_objects
+from stream_helpers import Message, land_messages, land_objects
 from txstream_dagster.cli.dbt import dbt_command
 from txstream_dagster.currencies import currencies
+from txstream_dagster.defs.stripe_source.object_versions import ObjectVersion
+from txstream_dagster.defs.stripe_source.publisher import encode
 from txstream_dagster.defs.stripe_source.synthetic_charges import SyntheticStripe
 
 pytestmark = pytest.mark.slow
@@ -159,19 +161,26 @@ def fact_ids(postgres) -> set[str]:
     return {r["charge_id"] for r in rows(postgres, "SELECT charge_id FROM marts.fct_transactions")}
 
 
-def synthetic_history(days: int, charges: int) -> tuple[list[dict], date]:
+def synthetic_history(days: int, charges: int) -> tuple[list[ObjectVersion], date]:
     start = utc(2024, 3, 4)
     versions = SyntheticStripe(seed=6).history(
         int(start.timestamp() * 1000), int((start + timedelta(days=days)).timestamp() * 1000), charges
     )
-    return [version.payload for version in versions], start.date()
+    return list(versions), start.date()
+
+
+def land_versions(postgres, versions: list[ObjectVersion]) -> None:
+    """As the synthetic source publishes them: balance transactions name the payout they were paid out in."""
+    messages = [Message(m.value, m.key, m.headers) for m in (encode(v, "synthetic") for v in versions)]
+    land_messages(postgres, messages)
 
 
 def test_marts_built_from_the_synthetic_generators_history_reconcile(postgres):
     empty_warehouse(postgres)
-    objects, first_day = synthetic_history(days=10, charges=1500)
+    versions, first_day = synthetic_history(days=10, charges=1500)
+    objects = [version.payload for version in versions]
     used = sorted({obj["currency"] for obj in objects})
-    without_rates = "vnd"
+    without_rates = "aed"  # any currency the history charges in
     assert without_rates in used and "gbp" in used
     # Every day from the first charge to the last follow-up, one made-up rate per currency.
     last_day = max(date.fromtimestamp(obj["created"]) for obj in objects) + timedelta(days=1)
@@ -185,7 +194,7 @@ def test_marts_built_from_the_synthetic_generators_history_reconcile(postgres):
             for day in days
         ],
     )
-    land_objects(postgres, objects)
+    land_versions(postgres, versions)
 
     result = build_marts(postgres, full_refresh=True)
     assert result.success
@@ -204,6 +213,19 @@ def test_marts_built_from_the_synthetic_generators_history_reconcile(postgres):
     assert totals["facts"] == totals["aggregates"] > 0
     refunded = [f for f in facts.values() if f["refund_count"]]
     assert refunded and all(f["net_amount"] <= f["captured_amount"] for f in refunded)
+    # The generator's balance: every payout pays out exactly what it covers, every fee follows its rule
+    # (both checks passed above), and the fees of the daily revenue are those of the balance transactions.
+    [balance] = rows(
+        postgres,
+        """
+        SELECT (SELECT count(*) FROM marts.fct_payouts WHERE NOT is_reconciled) AS unreconciled,
+               (SELECT count(*) FROM marts.fct_payouts) AS payouts,
+               (SELECT sum(fee_gbp) FROM marts.fct_balance_transactions
+                WHERE charge_id IN (SELECT charge_id FROM marts.fct_transactions)) AS fees,
+               (SELECT sum(fee_amount_gbp) FROM marts.agg_daily_revenue) AS revenue_fees""",
+    )
+    assert balance["payouts"] > 0 and balance["unreconciled"] == 0
+    assert balance["fees"] == balance["revenue_fees"] > 0
 
 
 def production_relations(postgres) -> dict[str, int]:

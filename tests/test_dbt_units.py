@@ -9,7 +9,13 @@ import dagster as dg
 import pytest
 import yaml
 
-from txstream_dagster.defs.dbt.checks import MissingRates, missing_rates_table, overdue
+from txstream_dagster.defs.dbt.checks import (
+    FlaggedRecord,
+    MissingRates,
+    flagged_records_table,
+    missing_rates_table,
+    overdue,
+)
 from txstream_dagster.defs.dbt.resources import dbt_profile, write_profiles_dir
 from txstream_dagster.defs.dbt.translator import automation_condition_named, dagster_meta, layer_of
 from txstream_dagster.resources.build import dbt_profiles_dir
@@ -108,3 +114,16 @@ def test_an_external_warehouses_profile_names_the_password_variable_and_never_ho
     assert "s3cret-of-the-transformer" not in written
     target = yaml.safe_load(written)["txstream"]["outputs"]["full"]
     assert target["password"] == "{{ env_var('TXSTREAM_TRANSFORMER_PASSWORD', '') }}"
+
+
+def test_flagged_records_of_objects_without_a_charge_render_an_empty_cell():
+    table = flagged_records_table(
+        [
+            FlaggedRecord("txn_1", "balance_transaction", None, "status_unknown", "status 'x'"),
+            FlaggedRecord("re_1", "refund", "ch_a|b", "charge_missing", "no\ncharge"),
+        ]
+    )
+    assert table.splitlines()[2:] == [
+        "| txn_1 | balance_transaction |  | status_unknown | status 'x' |",
+        "| re_1 | refund | ch_a\\|b | charge_missing | no charge |",
+    ]

@@ -31,7 +31,7 @@ def test_the_main_job_streams_synthetic_charges_end_to_end_and_prints_a_summary(
                 "--charges",
                 "1500",
                 "--days",
-                "3",
+                "7",
                 "--seed",
                 "5",
                 "--port",
@@ -48,8 +48,12 @@ def test_the_main_job_streams_synthetic_charges_end_to_end_and_prints_a_summary(
         assert "quarantined       5 in raw.quarantined_events" in summary
         assert "charges in marts  1,500 in marts.fct_transactions" in summary
         assert "GBP" in summary and "£" in summary
+        # Fees, payouts (charges of the week's first days are paid out by now) and FX slippage.
+        assert "fees GBP" in summary and "net after fees GBP" in summary
+        assert "each the sum of what it paid out (fct_payouts)" in summary and "not all reconciled" not in summary
+        assert "to Stripe's rate (fct_fx_slippage)" in summary
         # Every whole day of the window, reconciled with the generator's ledger through a local Stripe API.
-        assert "reconciled        3 days with what the source holds" in summary
+        assert "reconciled        7 days with what the source holds" in summary
         assert "every one landed or quarantined" in summary
 
         # The runs were the sensor's and the automation's, and Dagster recorded them.
@@ -66,5 +70,7 @@ def test_the_main_job_streams_synthetic_charges_end_to_end_and_prints_a_summary(
             assert fact is not None
             reconciled = instance.get_latest_materialization_event(dg.AssetKey("stripe_reconciliation"))
             assert reconciled is not None and reconciled.asset_materialization.metadata["complete"].value is True
+            report = instance.get_latest_materialization_event(dg.AssetKey("daily_kpi_report"))
+            assert report is not None and report.asset_materialization.metadata["charges"].value == 1_500
     finally:
         subprocess.run(["txstream", "down"], env=env, capture_output=True, timeout=120)

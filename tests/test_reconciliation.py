@@ -12,12 +12,12 @@ from datetime import UTC, date, datetime, time, timedelta
 import dagster as dg
 
 from stream_helpers import Message, land_messages, message_for
-from stripe_helpers import FakeStripe, stripe_fixture
+from stripe_helpers import FakeStripe, balance_transaction_object, payout_object, stripe_fixture
 from txstream_dagster.defs.reconciliation.assets import source_api, stripe_reconciliation
 from txstream_dagster.defs.reconciliation.compare import compare
 from txstream_dagster.defs.reconciliation.schedules import stripe_reconciliation_daily
-from txstream_dagster.defs.stripe_source.backfill import LIST_PATHS
 from txstream_dagster.defs.stripe_source.resources import StripeResource
+from txstream_dagster.defs.stripe_source.stripe_api import LIST_PATHS
 from txstream_dagster.defs.stripe_source.synthetic_charges import SyntheticStripe
 from txstream_dagster.defs.stripe_source.synthetic_ledger import synthetic_ledger
 from txstream_dagster.resources import PostgresResource
@@ -194,6 +194,29 @@ def test_against_stripe_an_amount_that_differs_and_an_object_stripe_does_not_kno
     assert unknown.metadata["unknown_ids"].value == {"charge": "ch_not_in_stripe"}
     assert checks(result)["every_stripe_object_landed"].passed
     assert all(evaluation.passed for evaluation in checks(other_day).values())
+
+
+def test_against_stripe_payouts_and_balance_transactions_are_reconciled_like_charges(
+    clean_warehouse: PostgresResource,
+):
+    created = day_ms(DAY, 9) // 1000
+    payout = payout_object("po_real_1", created, 4_000)
+    paid_out = balance_transaction_object("txn_payout_1", created, -4_000, source="po_real_1", kind="payout")
+    charge_funds = balance_transaction_object("txn_charge_1", created - 60, 1_000, source="ch_real_1", fee=35)
+    with FakeStripe() as fake:
+        for obj in (payout, paid_out, charge_funds):
+            fake.add_object(obj)
+        landed = land_messages(clean_warehouse, [message_for(o, "stripe") for o in (payout, paid_out)])
+        assert landed.quarantined == 0
+        result = reconcile(clean_warehouse, fake.account())
+
+    landed_check = checks(result)["every_stripe_object_landed"]
+    assert not landed_check.passed and landed_check.metadata["missing_ids"].value == {
+        "balance_transaction": "txn_charge_1"
+    }
+    assert checks(result)["amounts_match_stripe"].passed  # a balance transaction's amount is signed
+    assert stored(clean_warehouse)["payout"] == (1, 1, [], [], [], [])
+    assert stored(clean_warehouse)["balance_transaction"] == (2, 1, ["txn_charge_1"], [], [], [])
 
 
 def test_synthetic_objects_are_not_compared_with_stripe_and_stripe_objects_not_with_the_ledger(

@@ -26,6 +26,7 @@ from txstream_spark.event_contract import (
     HEADER_API_VERSION,
     HEADER_EVENT_TIME,
     HEADER_OBJECT_TYPE,
+    HEADER_PAYOUT,
     HEADER_SCHEMA_VERSION,
     HEADER_SOURCE,
 )
@@ -66,7 +67,9 @@ hostile_text = st.one_of(
 stripe_shaped = st.fixed_dictionaries(
     {
         "id": hostile_text,
-        "object": st.sampled_from(["charge", "refund", "dispute", "invoice", "", None]),
+        "object": st.sampled_from(
+            ["charge", "refund", "dispute", "balance_transaction", "payout", "invoice", "", None]
+        ),
         "amount": st.one_of(st.integers(min_value=-(2**70), max_value=2**70), json_values),
         "currency": hostile_text,
         "created": st.one_of(st.integers(min_value=-(2**63), max_value=2**63), json_values),
@@ -76,6 +79,17 @@ stripe_shaped = st.fixed_dictionaries(
         "status": hostile_text,
         "customer": st.one_of(hostile_text, json_values),
         "charge": st.one_of(hostile_text, st.fixed_dictionaries({"id": hostile_text}), json_values),
+        # Balance transactions and payouts.
+        "fee": st.one_of(st.integers(min_value=-(2**70), max_value=2**70), json_values),
+        "net": st.one_of(st.integers(min_value=-(2**70), max_value=2**70), json_values),
+        "exchange_rate": st.one_of(st.floats(), json_values),
+        "available_on": st.one_of(st.integers(min_value=-(2**63), max_value=2**63), json_values),
+        "fee_details": st.one_of(
+            st.lists(st.fixed_dictionaries({"amount": json_values, "currency": hostile_text}), max_size=2),
+            json_values,
+        ),
+        "arrival_date": st.one_of(st.integers(min_value=-(2**63), max_value=2**63), json_values),
+        "automatic": json_values,
     },
 )
 
@@ -109,6 +123,8 @@ header_values = st.one_of(
         [
             b"charge",
             b"refund",
+            b"balance_transaction",
+            b"po_1",
             b"stripe",
             b"synthetic",
             b"1",
@@ -123,7 +139,9 @@ header_values = st.one_of(
     ),
 )
 header_keys = st.one_of(
-    st.sampled_from([HEADER_OBJECT_TYPE, HEADER_SOURCE, HEADER_EVENT_TIME, HEADER_SCHEMA_VERSION, HEADER_API_VERSION]),
+    st.sampled_from(
+        [HEADER_OBJECT_TYPE, HEADER_SOURCE, HEADER_EVENT_TIME, HEADER_SCHEMA_VERSION, HEADER_API_VERSION, HEADER_PAYOUT]
+    ),
     st.text(max_size=12),
 )
 messages = st.lists(
@@ -185,7 +203,9 @@ def test_every_message_becomes_a_row_or_a_quarantine_row_and_the_transform_never
                     "source",
                 )
             )
-            assert 0 <= row["amount"] <= MAX_AMOUNT
+            assert -MAX_AMOUNT <= row["amount"] <= MAX_AMOUNT
+            assert row["amount"] >= 0 or row["object_type"] == "balance_transaction"  # raw's CHECK
+            assert row["payout_id"] is None or row["object_type"] == "balance_transaction"
             assert row["event_time"] <= NOW + EVENT_TIME_FUTURE_TOLERANCE
             assert (row["raw_value"], row["headers"]) == (None, None)
         else:

@@ -7,6 +7,7 @@ import pyarrow as pa
 from stream_helpers import Message, kafka_batch, land_messages, message_for, write_batch
 from stripe_helpers import stripe_fixture
 from txstream_dagster.resources import PostgresResource
+from txstream_spark.event_contract import message_headers
 from txstream_spark.transform import transform_batch
 
 T0 = 1_760_000_000_000  # epoch ms, 2025-10: event times are plausible ones (not before 2000, not in the future)
@@ -111,3 +112,32 @@ def test_refunds_and_disputes_land_beside_their_charge(clean_warehouse: Postgres
     assert sorted(clean_warehouse.fetch_all("SELECT object_type, charge_id FROM raw.transactions")) == sorted(
         [("charge", refund["charge"]), ("refund", refund["charge"]), ("dispute", dispute["charge"])]
     )
+
+
+def test_balance_transactions_and_payouts_land_and_a_bt_keeps_the_payout_it_was_listed_under(
+    clean_warehouse: PostgresResource,
+):
+    bt, payout = stripe_fixture("balance_transaction"), stripe_fixture("payout")
+    refund_bt = {**bt, "id": "txn_refund", "amount": -2_500, "net": -2_500, "type": "refund"}
+    pending = {**bt, "status": "pending"}
+    land_messages(
+        clean_warehouse,
+        [
+            message_for(pending, event_time_ms=T0 + 1_000, offset=1),
+            message_for(refund_bt, event_time_ms=T0 + 1_000, offset=2),
+            message_for(payout, event_time_ms=T0 + 1_000, offset=3),
+        ],
+    )
+    listed = message_for(bt, event_time_ms=T0 + 2_000, offset=4)
+    listed.headers = message_headers("balance_transaction", "synthetic", T0 + 2_000, None, payout["id"])
+    paid_out = land_messages(clean_warehouse, [listed])
+    # Listed again without its payout (a later list call) and unchanged: a duplicate that forgets nothing.
+    again = land_messages(clean_warehouse, [message_for(bt, event_time_ms=T0 + 3_000, offset=5)])
+    assert (paid_out.updated, again.updated, again.duplicates) == (1, 0, 1)
+    assert sorted(
+        clean_warehouse.fetch_all("SELECT object_id, object_type, amount, status, payout_id FROM raw.transactions")
+    ) == [
+        (payout["id"], "payout", 1_100, "in_transit", None),
+        (bt["id"], "balance_transaction", 100, "available", payout["id"]),
+        ("txn_refund", "balance_transaction", -2_500, "available", None),
+    ]

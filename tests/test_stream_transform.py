@@ -14,6 +14,7 @@ from txstream_spark.event_contract import (
     HEADER_API_VERSION,
     HEADER_EVENT_TIME,
     HEADER_OBJECT_TYPE,
+    HEADER_PAYOUT,
     HEADER_SOURCE,
     MAX_MESSAGE_BYTES,
     message_headers,
@@ -258,3 +259,76 @@ def test_stripe_objects_with_nulls_and_unknown_values_the_marts_can_flag_still_l
     )
     assert [row["quarantine_reason"] for row in rows] == [None, None, None, None]
     assert [row["status"] for row in rows[:2]] == [None, "requires_review"]
+
+
+# --- balance transactions and payouts --------------------------------------------------------
+
+
+def test_stripes_balance_transaction_and_payout_become_typed_rows():
+    bt, payout = stripe_fixture("balance_transaction"), stripe_fixture("payout")
+    refund_bt = {**bt, "id": "txn_refund", "amount": -2_500, "net": -2_500, "type": "refund", "source": "re_1"}
+    rows = rows_of(message_for(bt), message_for(refund_bt), message_for(payout))
+    assert [r["quarantine_reason"] for r in rows] == [None, None, None]
+    assert [(r["object_id"], r["object_type"], r["amount"], r["currency"], r["status"]) for r in rows] == [
+        (bt["id"], "balance_transaction", 100, "usd", "available"),
+        ("txn_refund", "balance_transaction", -2_500, "usd", "available"),
+        (payout["id"], "payout", 1_100, "usd", "in_transit"),
+    ]
+    # A balance transaction belongs to no charge or customer of its own, and carries no livemode.
+    assert [(r["charge_id"], r["customer_id"], r["livemode"]) for r in rows] == [
+        (None, None, None),
+        (None, None, None),
+        (None, None, False),
+    ]
+
+
+def test_a_balance_transaction_listed_under_a_payout_records_the_payout():
+    bt = stripe_fixture("balance_transaction")
+    message = message_for(bt)
+    message.headers = message_headers("balance_transaction", "stripe", 1_700_000_000_000, None, "po_1")
+    [row] = rows_of(message)
+    assert (row["quarantine_reason"], row["payout_id"]) == (None, "po_1")
+
+
+@pytest.mark.parametrize(
+    ("object_name", "header", "detail"),
+    [
+        ("charge", b"po_1", "only balance transactions are paid out"),
+        ("balance_transaction", b"ch_1", "is not a payout id"),
+    ],
+)
+def test_a_payout_header_where_it_cannot_be_is_quarantined(object_name, header, detail):
+    [row] = rows_of(with_header(message_for(stripe_fixture(object_name)), HEADER_PAYOUT, header))
+    assert row["quarantine_reason"] == "invalid_header"
+    assert detail in row["quarantine_detail"]
+
+
+@pytest.mark.parametrize(
+    ("object_name", "change", "reason", "detail"),
+    [
+        ("charge", {"amount": -100}, "invalid_value", "'amount' is negative"),
+        ("payout", {"amount": -100}, "invalid_value", "'amount' is negative"),
+        ("balance_transaction", {"fee": "0.30"}, "wrong_type", "'fee' must be an integer"),
+        ("balance_transaction", {"net": 1.5}, "wrong_type", "'net' must be an integer"),
+        ("balance_transaction", {"exchange_rate": "0.79"}, "wrong_type", "'exchange_rate' must be a number"),
+        ("balance_transaction", {"exchange_rate": 0}, "invalid_value", "'exchange_rate'"),
+        ("balance_transaction", {"available_on": "tomorrow"}, "wrong_type", "'available_on'"),
+        ("balance_transaction", {"fee_details": {"amount": 1}}, "wrong_type", "'fee_details' must be a list"),
+        (
+            "balance_transaction",
+            {"fee_details": [{"amount": 30, "currency": "GBP"}]},
+            "invalid_value",
+            "'fee_details[0].currency'",
+        ),
+        ("balance_transaction", {"fee_details": [{"amount": None}]}, "wrong_type", "'fee_details[0].amount'"),
+        ("payout", {"arrival_date": 1.5}, "wrong_type", "'arrival_date'"),
+        ("payout", {"automatic": "true"}, "wrong_type", "'automatic' must be a boolean"),
+        ("payout", {"livemode": None}, "missing_field", "payout has no 'livemode'"),
+    ],
+)
+def test_balance_and_payout_fields_the_marts_type_are_checked(object_name, change, reason, detail):
+    obj = {**stripe_fixture(object_name), **change}
+    obj = {k: v for k, v in obj.items() if v is not None}
+    [row] = rows_of(message_for(obj))
+    assert row["quarantine_reason"] == reason
+    assert detail in row["quarantine_detail"]

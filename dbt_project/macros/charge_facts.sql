@@ -14,15 +14,7 @@
     position. -#}
 {% macro charge_facts(facts, watermark=none, live=false) -%}
 {% if watermark is not none %}
-refetched_rates as (
-
-    select distinct
-        rate_date,
-        quote_currency
-    from {{ ref('stg_forex__rates') }}
-    where landed_xid >= {{ watermark }}
-
-),
+{{ refetched_rates(watermark) }},
 
 affected_charges as (
 
@@ -41,34 +33,7 @@ affected_charges as (
 
     union
 
-    select fct.charge_id
-    from {{ facts }} as fct
-    inner join refetched_rates
-        on fct.charge_date = refetched_rates.rate_date
-            and fct.currency_code = refetched_rates.quote_currency
-
-    union
-
-    -- Still without a GBP amount: retried once a rate for the day (or the
-    -- currency's exponent, after a fix to currencies.csv) exists. Charges in a
-    -- currency no source publishes stay flagged and are not re-merged each build.
-    select fct.charge_id
-    from {{ facts }} as fct
-    where fct.fx_rate_missing
-        and (
-            exists (
-                select 1 from {{ ref('stg_forex__rates') }} as rates
-                where rates.base_currency = 'gbp'
-                    and rates.quote_currency = fct.currency_code
-                    and rates.rate_date = fct.charge_date
-            )
-            or (
-                fct.amount is null
-                and fct.currency_code in (
-                    select dim_currencies.currency_code from {{ ref('dim_currencies') }} as dim_currencies
-                )
-            )
-        )
+    {{ rows_awaiting_rates(facts, 'charge_id', 'charge_date') }}
 
 ),
 {% endif %}

@@ -213,14 +213,17 @@ def range_key(ranges: list[dict]) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-# Later versions win; an identical payload is a duplicate, not an update.
+# Later versions win; an identical payload is a duplicate, not an update, unless it names the payout
+# the object was paid out in. A later version listed without a payout keeps the payout already known.
 UPSERT = sql.SQL("""
 WITH upserted AS (
     INSERT INTO raw.transactions AS t ({columns})
     SELECT {columns} FROM {staging} WHERE quarantine_reason IS NULL
-    ON CONFLICT (object_id) DO UPDATE SET {assignments}, ingested_at = now(), landed_xid = pg_current_xact_id()
+    ON CONFLICT (object_id) DO UPDATE SET {assignments}, payout_id = coalesce(excluded.payout_id, t.payout_id),
+        ingested_at = now(), landed_xid = pg_current_xact_id()
     WHERE (excluded.event_time, excluded.kafka_offset) > (t.event_time, t.kafka_offset)
-      AND excluded.payload IS DISTINCT FROM t.payload
+      AND (excluded.payload IS DISTINCT FROM t.payload
+           OR (excluded.payout_id IS NOT NULL AND excluded.payout_id IS DISTINCT FROM t.payout_id))
     RETURNING (xmax = 0) AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted
@@ -268,7 +271,9 @@ def upsert_staged(cur: psycopg.Cursor, staging: sql.Identifier) -> tuple[int, in
                 columns=_columns(ROW_COLUMNS),
                 staging=staging,
                 assignments=sql.SQL(", ").join(
-                    sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in ROW_COLUMNS if c != "object_id"
+                    sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c))
+                    for c in ROW_COLUMNS
+                    if c not in ("object_id", "payout_id")
                 ),
             )
         ).fetchone()

@@ -28,6 +28,7 @@ from txstream_spark.event_contract import (
     HEADER_API_VERSION,
     HEADER_EVENT_TIME,
     HEADER_OBJECT_TYPE,
+    HEADER_PAYOUT,
     HEADER_SOURCE,
     MAX_MESSAGE_BYTES,
     OBJECT_TYPES,
@@ -49,6 +50,10 @@ MAX_ID_LENGTH = 255
 MAX_STATUS_LENGTH = 64
 # raw.transactions.amount is a bigint.
 MAX_AMOUNT = 2**63 - 1
+# Only a balance transaction's amount, fee and net may be negative (money out of the balance).
+SIGNED_AMOUNT_TYPES = frozenset({"balance_transaction"})
+# Stripe's Refund and BalanceTransaction objects carry no `livemode`; the others always do.
+WITHOUT_LIVEMODE = frozenset({"refund", "balance_transaction"})
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 
 # The rows of Spark's `kafka` source (with includeHeaders), as Arrow record batches.
@@ -81,6 +86,7 @@ OUTPUT_SCHEMA = pa.schema(
         ("source", pa.string()),
         ("event_time", UTC_MICROS),
         ("api_version", pa.string()),
+        ("payout_id", pa.string()),
         ("payload", pa.string()),
         ("kafka_topic", pa.string()),
         ("kafka_topic_id", pa.string()),
@@ -107,6 +113,7 @@ TYPED_COLUMNS = [
     "source",
     "event_time",
     "api_version",
+    "payout_id",
     "payload",
 ]
 
@@ -134,6 +141,7 @@ class StripeObjectRow:
     source: str
     event_time: datetime
     api_version: str | None  # the Stripe API version the JSON is shaped by, when the producer knew it
+    payout_id: str | None  # a balance transaction: the payout it was listed under (HEADER_PAYOUT)
     payload: bytes  # the message value, exactly as sent
 
 
@@ -236,9 +244,9 @@ def parse_message(
     if not object_id:
         raise Rejected("missing_field", f"{object_type} has an empty 'id'")
     amount = _field(obj, "amount", int, "an integer (minor units)")
-    if amount < 0:
+    if amount < 0 and object_type not in SIGNED_AMOUNT_TYPES:
         raise Rejected("invalid_value", f"'amount' is negative ({_preview(amount)})")
-    if amount > MAX_AMOUNT:
+    if not -MAX_AMOUNT <= amount <= MAX_AMOUNT:
         raise Rejected("invalid_value", f"'amount' {_preview(amount)} is larger than a bigint holds ({MAX_AMOUNT})")
     currency = _field(obj, "currency", str, "a string")
     if not CURRENCY_CODE.match(currency):
@@ -246,8 +254,7 @@ def parse_message(
     created = _field(obj, "created", int, "an integer (Unix seconds)")
     if not EARLIEST_CREATED <= created < LATEST_CREATED:
         raise Rejected("invalid_value", f"'created' {created} is not a plausible Unix timestamp")
-    # Stripe's Refund object has no `livemode`; charges and disputes always do.
-    livemode = _field(obj, "livemode", bool, "a boolean", required=object_type != "refund")
+    livemode = _field(obj, "livemode", bool, "a boolean", required=object_type not in WITHOUT_LIVEMODE)
     # Stripe's Refund.status is nullable; a charge or a dispute always has one.
     status = _field(obj, "status", str, "a string", required=object_type != "refund")
     if status is not None:
@@ -255,13 +262,14 @@ def parse_message(
     _check_fields_the_marts_type(obj, object_type)
 
     customer_id = _id_of(obj.get("customer"), "customer")
-    charge_id: str | None
+    charge_id: str | None = None
     if object_type == "charge":
         charge_id = object_id
-    else:
+    elif object_type in ("refund", "dispute"):
         charge_id = _id_of(obj.get("charge"), "charge")
         if charge_id is None:
             raise Rejected("missing_field", f"{object_type} has no 'charge'")
+    payout_id = _payout_id(_header(headers, HEADER_PAYOUT), object_type)
 
     source = _header(headers, HEADER_SOURCE) or "stripe"
     if source not in SOURCES:
@@ -295,14 +303,52 @@ def parse_message(
         source=source,
         event_time=event_time,
         api_version=api_version,
+        payout_id=payout_id,
         payload=value,
     )
+
+
+def _payout_id(header: str | None, object_type: str) -> str | None:
+    if header is None:
+        return None
+    if object_type != "balance_transaction":
+        raise Rejected(
+            "invalid_header", f"header {HEADER_PAYOUT} on a {object_type}: only balance transactions are paid out"
+        )
+    if not header.startswith("po_"):
+        raise Rejected("invalid_header", f"header {HEADER_PAYOUT}={_preview(header)} is not a payout id (po_…)")
+    return _bounded(header, HEADER_PAYOUT, MAX_ID_LENGTH)
 
 
 def _minor_units(name: str, value: Any) -> None:
     _json_type(name, value, int, "an integer (minor units)")
     if not 0 <= value <= MAX_AMOUNT:
         raise Rejected("invalid_value", f"{name!r} {_preview(value)} is not an amount in minor units (0 to a bigint)")
+
+
+def _signed_minor_units(name: str, value: Any) -> None:
+    _json_type(name, value, int, "an integer (minor units)")
+    if not -MAX_AMOUNT <= value <= MAX_AMOUNT:
+        raise Rejected("invalid_value", f"{name!r} {_preview(value)} is not an amount in minor units (a bigint)")
+
+
+def _exchange_rate(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Rejected("wrong_type", f"{name!r} must be a number, got {type(value).__name__} {_preview(value)}")
+    if not 0 < value < 1e12:
+        raise Rejected("invalid_value", f"{name!r} {_preview(value)} is not an exchange rate (a positive number)")
+
+
+def _fee_details(name: str, value: Any) -> None:
+    _json_type(name, value, list, "a list")
+    for i, item in enumerate(value):
+        _json_object(f"{name}[{i}]", item)
+        _signed_minor_units(f"{name}[{i}].amount", item.get("amount"))
+        currency = item.get("currency")
+        if not isinstance(currency, str) or not CURRENCY_CODE.match(currency):
+            raise Rejected(
+                "invalid_value", f"'{name}[{i}].currency' {_preview(currency)} is not a lower-case ISO 4217 code"
+            )
 
 
 def _boolean(name: str, value: Any) -> None:
@@ -353,6 +399,17 @@ TYPED_PAYLOAD_FIELDS: dict[str, tuple[tuple[tuple[str, ...], Any], ...]] = {
     "dispute": (
         (("is_charge_refundable",), _boolean),
         (("evidence_details", "due_by"), _unix_time),
+    ),
+    "balance_transaction": (
+        (("fee",), _signed_minor_units),
+        (("net",), _signed_minor_units),
+        (("exchange_rate",), _exchange_rate),
+        (("available_on",), _unix_time),
+        (("fee_details",), _fee_details),
+    ),
+    "payout": (
+        (("arrival_date",), _unix_time),
+        (("automatic",), _boolean),
     ),
 }
 

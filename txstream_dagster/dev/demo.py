@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
@@ -31,7 +32,7 @@ from txstream_dagster.dev.dagster_dev import DagsterDev, StackFailed, dagster_de
 from txstream_dagster.dev.stack import LocalStack
 from txstream_dagster.paths import REPO_ROOT
 from txstream_dagster.resources import KafkaResource, PostgresResource
-from txstream_dagster.resources.build import event_log, login_passwords, stripe_account, warehouse
+from txstream_dagster.resources.build import event_log, login_passwords, report_folder, stripe_account, warehouse
 from txstream_dagster.settings import Settings
 from txstream_spark.rows import one_row
 
@@ -57,6 +58,8 @@ class DemoResult:
     charges: int
     fx_missing: int
     revenue: list[tuple]
+    payouts: list[tuple]  # upcoming or not, count, GBP, all reconciled
+    slippage: tuple  # charges converted, GBP at the reference rate, GBP as settled, average slippage %
     reconciled: tuple[int, int, int]  # days, objects the source holds, of which missing
     seconds: float
 
@@ -112,26 +115,40 @@ def publish_malformed(kafka: KafkaResource) -> int:
     return len(MALFORMED_MESSAGES)
 
 
-def reconcile(settings: Settings, postgres: PostgresResource, home: Path, first: date, last: date) -> None:
-    """`stripe_reconciliation` over the days, in this process (no code location to load), recorded in the
-    demo's Dagster instance: one run, against the generator's ledger behind a local Stripe API."""
+def materialize_here(home: Path, assets: list, resources: dict, what: str, tags: dict[str, str] | None = None) -> None:
+    """Materialize `assets` in this process (no code location to load), recorded in the demo's Dagster
+    instance as one run, so the UI shows it like any other."""
     import dagster as dg
 
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        result = dg.materialize(assets, instance=instance, resources=resources, tags=tags, raise_on_error=False)
+    if not result.success:
+        raise StackFailed(f"the {what} run failed: see run {result.run_id} in the UI")
+
+
+def reconcile(settings: Settings, postgres: PostgresResource, home: Path, first: date, last: date) -> None:
+    """`stripe_reconciliation` over the days, against the generator's ledger behind a local Stripe API."""
     from txstream_dagster.defs.reconciliation.assets import stripe_reconciliation
 
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        result = dg.materialize(
-            [stripe_reconciliation],
-            instance=instance,
-            resources={"postgres": postgres, "stripe": stripe_account(settings)},
-            tags={
-                "dagster/asset_partition_range_start": first.isoformat(),
-                "dagster/asset_partition_range_end": last.isoformat(),
-            },
-            raise_on_error=False,
-        )
-    if not result.success:
-        raise StackFailed(f"the stripe_reconciliation run {first} … {last} failed: see run {result.run_id} in the UI")
+    materialize_here(
+        home,
+        [stripe_reconciliation],
+        {"postgres": postgres, "stripe": stripe_account(settings)},
+        f"stripe_reconciliation {first} … {last}",
+        tags={
+            "dagster/asset_partition_range_start": first.isoformat(),
+            "dagster/asset_partition_range_end": last.isoformat(),
+        },
+    )
+
+
+def render_kpi_report(settings: Settings, postgres: PostgresResource, home: Path) -> None:
+    """`daily_kpi_report` now, rather than at its 07:00 UTC tick: the demo's marts are complete."""
+    from txstream_dagster.defs.reporting.assets import daily_kpi_report
+
+    materialize_here(
+        home, [daily_kpi_report], {"postgres": postgres, "reports": report_folder(settings)}, "daily_kpi_report"
+    )
 
 
 def stream_caught_up(postgres: PostgresResource, kafka: KafkaResource) -> bool:
@@ -143,20 +160,41 @@ def stream_caught_up(postgres: PostgresResource, kafka: KafkaResource) -> bool:
     return committed >= sum(kafka.end_offsets().values())
 
 
+# What the marts must hold before the summary is read: one row per landed object of each kind.
+MARTS_OF_OBJECT_TYPES = (
+    ("charge", "fct_transactions"),
+    ("balance_transaction", "fct_balance_transactions"),
+    ("payout", "fct_payouts"),
+)
+MART_COUNT = sql.SQL("SELECT (SELECT count(*) FROM raw.transactions WHERE object_type = %s), (SELECT count(*) FROM {})")
+
+
 def marts_caught_up(postgres: PostgresResource) -> bool:
-    if one_row(postgres.fetch_one("SELECT to_regclass('marts.fct_transactions')", login=Login.TRANSFORMER))[0] is None:
-        return False
-    charges, facts = one_row(
-        postgres.fetch_one(
-            "SELECT (SELECT count(*) FROM raw.transactions WHERE object_type = 'charge'), "
-            "(SELECT count(*) FROM marts.fct_transactions)",
-            login=Login.TRANSFORMER,
+    marts = [f"marts.{mart}" for _, mart in MARTS_OF_OBJECT_TYPES] + ["marts.agg_daily_revenue"]
+    with postgres.connect(login=Login.TRANSFORMER) as conn:
+        if not one_row(
+            conn.execute("SELECT bool_and(to_regclass(m) IS NOT NULL) FROM unnest(%s::text[]) m", [marts]).fetchone()
+        )[0]:
+            return False
+        for object_type, mart in MARTS_OF_OBJECT_TYPES:
+            landed, built = one_row(
+                conn.execute(MART_COUNT.format(sql.Identifier("marts", mart)), [object_type]).fetchone()
+            )
+            if built != landed or (object_type == "charge" and landed == 0):
+                return False
+        # The daily aggregates (what the KPI report reads) are built after the facts, in the same run.
+        aggregated, charges = one_row(
+            conn.execute(
+                "SELECT (SELECT coalesce(sum(charge_count), 0) FROM marts.agg_daily_revenue), "
+                "(SELECT count(*) FROM marts.fct_transactions)"
+            ).fetchone()
         )
-    )
-    return charges > 0 and facts == charges
+        return aggregated == charges
 
 
-def summarise(postgres: PostgresResource) -> tuple[int, int, int, int, list[tuple], tuple[int, int, int]]:
+def summarise(
+    postgres: PostgresResource,
+) -> tuple[int, int, int, int, list[tuple], list[tuple], tuple, tuple[int, int, int]]:
     landed, quarantined = one_row(
         postgres.fetch_one(
             "SELECT (SELECT count(*) FROM raw.transactions), (SELECT count(*) FROM raw.quarantined_events)"
@@ -168,13 +206,30 @@ def summarise(postgres: PostgresResource) -> tuple[int, int, int, int, list[tupl
             login=Login.TRANSFORMER,
         )
     )
+    # Fees of a charge: those of its balance transactions (its own, its refunds', its disputes').
     revenue = postgres.fetch_all(
-        """SELECT currency_code, count(*) FILTER (WHERE is_successful),
-                  sum(net_amount) FILTER (WHERE is_successful), sum(net_amount_gbp) FILTER (WHERE is_successful),
-                  bool_or(fx_rate_missing)
-           FROM marts.fct_transactions GROUP BY 1
-           ORDER BY sum(net_amount_gbp) FILTER (WHERE is_successful) DESC NULLS LAST LIMIT 12""",
+        """SELECT t.currency_code, count(*) FILTER (WHERE t.is_successful),
+                  sum(t.net_amount) FILTER (WHERE t.is_successful),
+                  sum(t.net_amount_gbp) FILTER (WHERE t.is_successful), sum(f.fee_gbp)
+           FROM marts.fct_transactions t
+           LEFT JOIN (SELECT charge_id, sum(fee_gbp) AS fee_gbp FROM marts.fct_balance_transactions
+                      WHERE charge_id IS NOT NULL GROUP BY 1) f ON f.charge_id = t.charge_id
+           GROUP BY 1
+           ORDER BY sum(t.net_amount_gbp) FILTER (WHERE t.is_successful) DESC NULLS LAST LIMIT 12""",
         login=Login.TRANSFORMER,  # reads raw and marts
+    )
+    payouts = postgres.fetch_all(
+        """SELECT is_upcoming, count(*), sum(amount_gbp), bool_and(is_reconciled)
+           FROM marts.fct_payouts GROUP BY 1 ORDER BY 1""",
+        login=Login.TRANSFORMER,
+    )
+    slippage = one_row(
+        postgres.fetch_one(
+            """SELECT count(*), coalesce(sum(reference_amount_gbp), 0), coalesce(sum(settled_amount_gbp), 0),
+                      avg(slippage_percent)
+               FROM marts.fct_fx_slippage WHERE NOT fx_rate_missing""",
+            login=Login.TRANSFORMER,
+        )
     )
     reconciled = one_row(
         postgres.fetch_one(
@@ -182,7 +237,7 @@ def summarise(postgres: PostgresResource) -> tuple[int, int, int, int, list[tupl
                FROM ops.reconciliation_results"""
         )
     )
-    return landed, quarantined, charges, fx_missing, revenue, reconciled
+    return landed, quarantined, charges, fx_missing, revenue, payouts, slippage, reconciled
 
 
 def print_summary(console: Console, result: DemoResult) -> None:
@@ -199,17 +254,33 @@ def print_summary(console: Console, result: DemoResult) -> None:
         f"charges in marts  {result.charges:,} in marts.fct_transactions, "
         f"{result.fx_missing:,} without a GBP rate (fx_rate_missing)"
     )
-    table = Table(title="Net revenue of successful charges, by currency", title_justify="left")
-    for column in ("currency", "charges", "net amount", "net GBP"):
+    table = Table(title="Net revenue of successful charges and Stripe's fees, by currency", title_justify="left")
+    for column in ("currency", "charges", "net amount", "net GBP", "fees GBP", "net after fees GBP"):
         table.add_column(column, justify="right" if column != "currency" else "left")
-    for code, count, amount, gbp, missing in result.revenue:
+    for code, count, amount, gbp, fees_gbp in result.revenue:
         table.add_row(
             code.upper(),
             f"{count:,}",
             f"{amount:,.{currency(code).exponent}f}",
-            "no rate" if missing and gbp is None else f"£{gbp:,.2f}",
+            *(
+                "no rate" if value is None else f"£{value:,.2f}"
+                for value in (gbp, fees_gbp, None if gbp is None or fees_gbp is None else gbp - fees_gbp)
+            ),
         )
     console.print(table)
+    for upcoming, count, gbp, reconciled in result.payouts:
+        console.print(
+            f"{'payouts upcoming' if upcoming else 'payouts paid':<18}{count:,} for £{gbp or 0:,.2f}, "
+            + ("each the sum of what it paid out" if reconciled else "[red]not all reconciled[/red]")
+            + " (fct_payouts)"
+        )
+    converted, reference_gbp, settled_gbp, average_percent = result.slippage
+    if converted:
+        console.print(
+            f"FX slippage       {converted:,} charges converted: £{reference_gbp:,.2f} at the reference rate, "
+            f"£{settled_gbp:,.2f} at Stripe's, £{reference_gbp - settled_gbp:,.2f} "
+            f"({average_percent:.2f}% on average) to Stripe's rate (fct_fx_slippage)"
+        )
     days, held, missing = result.reconciled
     console.print(
         f"reconciled        {days} days with what the source holds: {held:,} objects, "
@@ -274,15 +345,21 @@ def run_demo(
 
         with console.status("waiting for declarative automation to build the dbt models"):
             wait_until(
-                "dbt to build marts.fct_transactions",
+                "dbt to build the marts (fct_transactions, fct_balance_transactions, fct_payouts, agg_daily_revenue)",
                 lambda: marts_caught_up(postgres),
                 900,
                 dagster.raise_if_a_run_failed,
             )
-        console.print("[green]✓[/green] dbt models built: staging → dimensions and facts → daily aggregates")
+        console.print(
+            "[green]✓[/green] dbt models built: staging → dimensions and facts (charges, balance transactions, "
+            "payouts, FX slippage) → daily aggregates"
+        )
         with console.status(f"reconciling {first} … {last} with what the source holds"):
             reconciling.result()
         console.print("[green]✓[/green] every whole day reconciled with what the source holds (stripe_reconciliation)")
+        with console.status("rendering the daily KPI report"):
+            render_kpi_report(settings, postgres, dagster.home)
+        console.print(f"[green]✓[/green] daily_kpi_report rendered in {report_folder(settings).path}")
 
         result = DemoResult(produced, malformed, *summarise(postgres), seconds=time.monotonic() - started)
         print_summary(console, result)

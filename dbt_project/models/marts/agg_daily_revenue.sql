@@ -13,11 +13,17 @@
 
 {#- Daily revenue per currency, card brand and card country, for dashboards.
 
+    Stripe's fees are those of the balance transactions of the row's charges (the
+    charge's own, and those of its refunds and disputes, e.g. a £20 dispute fee),
+    counted on the charge's day: in GBP as fct_balance_transactions converts them,
+    and in the charge currency at the charge's rate (fee × fx_rate).
+
     Incremental by day: a build finds the days holding charges that
-    fct_transactions rewrote in transactions at or after this model's watermark
-    (macros/incremental.sql), and replaces those days whole (delete+insert on
-    revenue_date), so a day is always the aggregate of all its charges — never a
-    sum of partial batches. -#}
+    fct_transactions rewrote, or whose balance transactions fct_balance_transactions
+    rewrote (fees land with them, often after the charge), in transactions at or
+    after this model's watermark (macros/incremental.sql), and replaces those days
+    whole (delete+insert on revenue_date), so a day is always the aggregate of all
+    its charges — never a sum of partial batches. -#}
 
 with
 
@@ -28,13 +34,26 @@ affected_days as (
     from {{ ref('fct_transactions') }}
     where transformed_xid >= {{ watermark() }}
 
+    union
+
+    select fct.charge_date
+    from {{ ref('fct_transactions') }} as fct
+    where fct.charge_id = any(
+            array(
+                select balance_transactions.charge_id
+                from {{ ref('fct_balance_transactions') }} as balance_transactions
+                where balance_transactions.transformed_xid >= {{ watermark() }}
+                    and balance_transactions.charge_id is not null
+            )
+        )
+
 ),
 {% endif %}
 
 {#- `= any(array(…))`, as in fct_transactions: the few affected days are then read
     through the (charge_date, currency_code) index, where `in (select …)` was
     planned as a scan of the whole fact. #}
-transactions as (
+charges as (
 
     select * from {{ ref('fct_transactions') }}
     {% if is_incremental() %}
@@ -46,6 +65,36 @@ transactions as (
 payment_methods as (
 
     select * from {{ ref('dim_payment_methods') }}
+
+),
+
+-- A charge's fees in GBP: null when one of its balance transactions has no GBP amount.
+fees_per_charge as (
+
+    select
+        charge_id,
+        case when bool_or(fee_gbp is null) then null else sum(fee_gbp) end as fee_amount_gbp
+
+    from {{ ref('fct_balance_transactions') }}
+    where charge_id is not null
+        {% if is_incremental() -%}
+        and charge_id = any(array(select charges.charge_id from charges))
+        {%- endif %}
+    group by 1
+
+),
+
+transactions as (
+
+    select
+        charges.*,
+        fees_per_charge.charge_id is not null as has_balance_transaction,
+        coalesce(fees_per_charge.fee_amount_gbp, case when fees_per_charge.charge_id is null then 0 end)
+            as fee_amount_gbp
+
+    from charges
+    left join fees_per_charge
+        on charges.charge_id = fees_per_charge.charge_id
 
 ),
 
@@ -75,7 +124,18 @@ by_day as (
         sum(transactions.disputed_amount_gbp) as disputed_amount_gbp,
         sum(transactions.net_amount_gbp) as net_amount_gbp,
 
-        max(transactions.transformed_at) as charges_transformed_at
+        max(transactions.transformed_at) as charges_transformed_at,
+
+        -- Stripe's fees: in GBP, and in the charge currency at the charge's rate. Null when a
+        -- fee has no GBP amount, or (in the currency) when the day's rate is missing.
+        count(*) filter (where transactions.is_successful and not transactions.has_balance_transaction)
+            as unsettled_charge_count,
+        case
+            when bool_or(transactions.fee_amount_gbp is null) then null
+            else sum(transactions.fee_amount_gbp * transactions.fx_rate)
+        end as fee_amount,
+        case when bool_or(transactions.fee_amount_gbp is null) then null else sum(transactions.fee_amount_gbp) end
+            as fee_amount_gbp
 
     from transactions
     left join payment_methods
@@ -92,6 +152,8 @@ final as (
         successful_charge_count::numeric / nullif(charge_count, 0) as success_rate,
         gross_amount / nullif(successful_charge_count, 0) as average_ticket,
         gross_amount_gbp / nullif(successful_charge_count, 0) as average_ticket_gbp,
+        net_amount - fee_amount as net_after_fees_amount,
+        net_amount_gbp - fee_amount_gbp as net_after_fees_amount_gbp,
         now() as aggregated_at,
         {{ source_snapshot_xmin() }} as source_snapshot_xmin
 

@@ -1,8 +1,11 @@
 {#- Stripe objects the stream landed (they are valid Stripe objects) that the marts
     keep but cannot fully use, one row per object and flag. Nothing here stops a
     build: the marts carry the flags (fct_transactions.currency_unknown,
-    charge_status_unknown, uncounted_refund_count, uncounted_dispute_count) and the
-    Dagster check `flagged_records` on fct_transactions warns, naming the ids.
+    charge_status_unknown, uncounted_refund_count, uncounted_dispute_count; the
+    status_unknown and currency_unknown of fct_balance_transactions and fct_payouts)
+    and the Dagster check `flagged_records` on fct_transactions warns, naming the ids.
+    Balance transactions and payouts belong to no charge here (charge_id null): a
+    balance transaction's charge is in its payload, which fct_balance_transactions reads.
 
     Reads the stream's typed columns only (raw.transactions holds one row per
     object), never the payloads, so the check stays cheap on millions of rows. -#}
@@ -62,12 +65,20 @@ unknown_status as (
             'status %s is not one txstream knows for a %s (var stripe_statuses)%s',
             coalesce(quote_literal(objects.status), 'null'),
             objects.object_type,
-            case when objects.object_type <> 'charge' then ': left out of the charge''s amounts' else '' end
+            case
+                when objects.object_type in ('refund', 'dispute') then ': left out of the charge''s amounts'
+                else ''
+            end
         ) as detail
     from objects
     where (objects.object_type = 'charge' and not {{ is_known_status('objects.status', 'charge') }})
         or (objects.object_type = 'refund' and not {{ is_known_status('objects.status', 'refund') }})
         or (objects.object_type = 'dispute' and not {{ is_known_status('objects.status', 'dispute') }})
+        or (
+            objects.object_type = 'balance_transaction'
+            and not {{ is_known_status('objects.status', 'balance_transaction') }}
+        )
+        or (objects.object_type = 'payout' and not {{ is_known_status('objects.status', 'payout') }})
 
 ),
 
@@ -81,7 +92,7 @@ without_charge as (
             objects.charge_id
         ) as detail
     from objects
-    where objects.object_type <> 'charge'
+    where objects.object_type in ('refund', 'dispute')
         and not exists (
             select 1 from charges
             where charges.object_id = objects.charge_id
@@ -101,7 +112,7 @@ other_currency_than_charge as (
     from objects
     inner join charges
         on objects.charge_id = charges.object_id
-    where objects.object_type <> 'charge'
+    where objects.object_type in ('refund', 'dispute')
         and objects.currency <> charges.currency
 
 ),

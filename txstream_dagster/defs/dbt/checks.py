@@ -75,7 +75,7 @@ def fx_rate_missing_charges(postgres: PostgresResource) -> dg.AssetCheckResult:
 class FlaggedRecord:
     object_id: str
     object_type: str
-    charge_id: str
+    charge_id: str | None  # balance transactions and payouts have none
     flag: str
     detail: str
 
@@ -89,9 +89,10 @@ def flagged_records_table(records: list[FlaggedRecord]) -> str:
     return "\n".join(lines)
 
 
-def _md_cell(text: str) -> str:
-    # Ids are whatever Stripe (or a producer) sent: a `|` or a line break would break the table.
-    return " ".join(text.split()).replace("|", "\\|")
+def _md_cell(text: str | None) -> str:
+    # Ids are whatever Stripe (or a producer) sent: a `|` or a line break would break the table. Balance
+    # transactions and payouts have no charge: an empty cell.
+    return " ".join((text or "").split()).replace("|", "\\|")
 
 
 @dg.asset_check(

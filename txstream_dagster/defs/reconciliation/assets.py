@@ -13,10 +13,9 @@ import stripe as stripe_library
 
 from txstream_dagster.defs.reconciliation.compare import DayReconciliation, compare, some_ids
 from txstream_dagster.defs.reconciliation.warehouse import day_bounds, landed_on, quarantined_among, save
-from txstream_dagster.defs.stripe_source.backfill import LIST_PATHS
 from txstream_dagster.defs.stripe_source.local_stripe_api import LocalStripeApi
 from txstream_dagster.defs.stripe_source.resources import ACCOUNT_HISTORY_STARTS, StripeResource
-from txstream_dagster.defs.stripe_source.stripe_api import StripeApi
+from txstream_dagster.defs.stripe_source.stripe_api import LIST_PATHS, StripeApi
 from txstream_dagster.defs.stripe_source.synthetic_ledger import ledger_page
 from txstream_dagster.defs.stripe_source.topic_feeds import stripe_api
 from txstream_dagster.resources import PostgresResource
@@ -119,7 +118,8 @@ def check_results(results: list[DayReconciliation]) -> list[dg.AssetCheckResult]
     deps=["raw_transactions"],
     kinds={"stripe", "postgres"},
     description=(
-        "Per UTC day and object type: the charges, refunds and disputes Stripe lists as created that day "
+        "Per UTC day and object type: the charges, refunds, disputes, payouts and balance transactions Stripe "
+        "lists as created that day "
         "(its list endpoints; in synthetic mode a local Stripe-compatible API over the generator's ledger) "
         "against raw.transactions: counts, sums per currency and the ids that are missing, quarantined, "
         "unknown to Stripe or landed with another amount. Kept in ops.reconciliation_results."

@@ -24,7 +24,8 @@ STREAM_POOL = "txstream_stream"
         fail_window=timedelta(minutes=10), warn_window=timedelta(minutes=2)
     ),
     description=(
-        "One row per Stripe object (charge, refund, dispute), latest version wins, in raw.transactions; "
+        "One row per Stripe object (charge, refund, dispute, balance transaction, payout), latest version wins, "
+        "in raw.transactions; "
         "malformed messages in raw.quarantined_events. Landed within seconds by the continuous stream "
         "(job stream_continuous, kept running by stream_lag_sensor, which reports each landing here), or "
         "materialised by a catch-up run: the Spark job with trigger(availableNow) reads to the topic's end, "

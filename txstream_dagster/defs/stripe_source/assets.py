@@ -51,6 +51,10 @@ def summary_metadata(summary: FeedSummary) -> dict[str, dg.MetadataValue]:
     if summary.cursor_created_gte is not None:
         metadata["stripe_cursor"] = dg.MetadataValue.timestamp(float(summary.cursor_created_gte))
         metadata["stripe_rate_limited"] = dg.MetadataValue.int(summary.rate_limited)
+    if summary.balance_transactions_cursor is not None:
+        metadata["stripe_balance_transactions_cursor"] = dg.MetadataValue.timestamp(
+            float(summary.balance_transactions_cursor)
+        )
     if summary.backfill_complete is not None:
         metadata["backfill_complete"] = dg.MetadataValue.bool(summary.backfill_complete)
         metadata["backfilled_by_object_type"] = dg.MetadataValue.json(summary.backfilled)
@@ -62,9 +66,9 @@ def summary_metadata(summary: FeedSummary) -> dict[str, dg.MetadataValue]:
     group_name="stripe_source",
     kinds={"kafka", "stripe"},
     description=(
-        "Kafka topic of Stripe charges, refunds and disputes, one message per object version "
-        "(key = object id, value = Stripe's JSON). Materialising publishes a batch: everything new in "
-        "Stripe since the cursor when STRIPE_API_KEY is set (a first pull lists the history from "
+        "Kafka topic of Stripe charges, refunds, disputes, payouts and balance transactions, one message per "
+        "object version (key = object id, value = Stripe's JSON). Materialising publishes a batch: everything "
+        "new in Stripe since the cursors when STRIPE_API_KEY is set (a first pull lists the history from "
         "TXSTREAM_STRIPE_BACKFILL_FROM on), synthetic objects otherwise."
     ),
 )

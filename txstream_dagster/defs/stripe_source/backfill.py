@@ -1,11 +1,14 @@
 """History the Events API no longer holds: Stripe's objects listed from their list endpoints.
 
 Stripe keeps events for 30 days. On a first pull, and whenever the Events cursor
-is older than that (an outage of over a month), charges, refunds and disputes are
-listed instead (`GET /v1/charges`, `/v1/refunds`, `/v1/disputes`) from the start
-date, oldest first, with a `created` cursor per object type that moves only after
-Kafka acknowledged a whole window: the same discipline as the Events cursor, so a
-crash resumes where it stopped.
+is older than that (an outage of over a month), charges, refunds, disputes and
+payouts are listed instead (`GET /v1/charges`, `/v1/refunds`, `/v1/disputes`,
+`/v1/payouts`) from the start date, oldest first, with a `created` cursor per
+object type that moves only after Kafka acknowledged a whole window: the same
+discipline as the Events cursor, so a crash resumes where it stopped. A listed
+payout whose balance transactions Stripe can list has them published naming it,
+as the Events pull does (stripe_api.publish_paid_out). Balance transactions
+themselves have no events and a cursor of their own (stripe_api.sync_balance_transactions).
 
 A listed object is the object as it is *now*, so it is published as a version
 observed when it was listed. The backfill lists what was created before its
@@ -18,6 +21,10 @@ starts at `takeover`:
 - an object created from `takeover` on arrives by its events only.
 Nothing between the two is skipped, and the stream's upsert (one row per object id,
 the latest version wins) counts nothing twice.
+
+An object type the source took on after an account's backfill had completed (payouts,
+for a deployment older than them) is listed once from the start date, while the
+Events cursor goes on from where it stands.
 """
 
 from __future__ import annotations
@@ -30,25 +37,24 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import stripe
-
 from txstream_dagster.defs.stripe_source.cursors import CursorStore
-from txstream_dagster.defs.stripe_source.object_versions import ObjectVersion
 from txstream_dagster.defs.stripe_source.publisher import Publisher, PublishReport
 from txstream_dagster.defs.stripe_source.stripe_api import (
     EVENT_RETENTION_DAYS,
+    LIST_PATHS,
+    MAX_LIST_WINDOW_SECONDS,
     StripeApi,
+    balance_transactions_stream,
     cursor_stream,
+    publish_paid_out,
+    versions_from_list,
     walk_windows,
 )
-from txstream_spark.event_contract import API_VERSION
 
 log = logging.getLogger(__name__)
 
-# The list endpoint of each object type the source ingests, in the order they are backfilled.
-LIST_PATHS = {"charge": "/v1/charges", "refund": "/v1/refunds", "dispute": "/v1/disputes"}
-# Quiet years of history are crossed in few calls: a window doubles while under a page, up to this.
-MAX_LIST_WINDOW_SECONDS = 366 * 86_400
+# The object types whose history is listed before the Events cursor takes over, in the order they are listed.
+BACKFILLED_TYPES = ("charge", "refund", "dispute", "payout")
 # The Events cursor must stay this far inside Stripe's 30 days, so its first window is still served.
 RETENTION_MARGIN_SECONDS = 3_600
 
@@ -62,13 +68,28 @@ def events_are_kept_since(now_s: int) -> int:
     return now_s - EVENT_RETENTION_DAYS * 86_400 + RETENTION_MARGIN_SECONDS
 
 
+def never_backfilled(backfill_position: dict[str, Any] | None) -> set[str]:
+    """The object types an account's backfill has not covered: the source took them on since. Pure."""
+    return set(BACKFILLED_TYPES) - backfill_position["next"].keys() if backfill_position else set()
+
+
 def needs_backfill(
     events_position: dict[str, Any] | None, backfill_position: dict[str, Any] | None, now_s: int
 ) -> bool:
-    """A first pull, a backfill left unfinished, or an Events cursor older than Stripe keeps events. Pure."""
-    if backfill_position and "completed_at" not in backfill_position:
+    """A first pull, a backfill left unfinished, an Events cursor older than Stripe keeps events, or an object
+    type no backfill has listed yet. Pure."""
+    if backfill_position and ("completed_at" not in backfill_position or never_backfilled(backfill_position)):
         return True
     return events_position is None or events_position["created_gte"] < events_are_kept_since(now_s)
+
+
+def takeover_point(events_position: dict[str, Any] | None, *, now_s: int, settle_seconds: int) -> int:
+    """Where the Events cursor goes on after a backfill: where it stands while Stripe still keeps the events
+    after it (no change made meanwhile is skipped), otherwise just before now. Pure."""
+    takeover = now_s - settle_seconds
+    if events_position and events_position["created_gte"] >= events_are_kept_since(now_s):
+        takeover = min(takeover, events_position["created_gte"])
+    return takeover
 
 
 def plan_backfill(
@@ -83,19 +104,22 @@ def plan_backfill(
 
     An unfinished backfill resumes unless its takeover point has itself fallen out of the Events
     API's 30 days (the events after it would be gone): then it starts over. A new backfill starts
-    at the old Events cursor (an outage) or at `start_s` (a first pull).
+    at the old Events cursor (an outage) or at `start_s` (a first pull); an object type no earlier
+    backfill listed starts at `start_s`, and a fresh Events cursor goes on from where it stands.
     """
     if (
         backfill_position
         and "completed_at" not in backfill_position
         and backfill_position["takeover"] >= events_are_kept_since(now_s)
     ):
-        return backfill_position
+        return {**backfill_position, "next": {t: backfill_position["next"].get(t, start_s) for t in BACKFILLED_TYPES}}
     if backfill_position and "completed_at" not in backfill_position:
         log.warning("The unfinished Stripe backfill is older than Stripe keeps events: starting it over")
-    from_s = events_position["created_gte"] if events_position else start_s
-    takeover = max(now_s - settle_seconds, from_s)
-    return {"from": from_s, "takeover": takeover, "next": dict.fromkeys(LIST_PATHS, from_s)}
+    takeover = takeover_point(events_position, now_s=now_s, settle_seconds=settle_seconds)
+    from_s = min(events_position["created_gte"], takeover) if events_position else start_s
+    new_types = never_backfilled(backfill_position)
+    starts = {t: start_s if t in new_types else from_s for t in BACKFILLED_TYPES}
+    return {"from": min(starts.values()), "takeover": max(takeover, from_s), "next": starts}
 
 
 def request_backfill(
@@ -103,13 +127,14 @@ def request_backfill(
 ) -> dict[str, Any]:
     """Have the next pull list every object created from `from_s` again (objects the reconciliation found
     missing), before the Events cursor goes on. It takes over where the Events cursor stands when that is
-    still inside Stripe's 30 days, so no change made meanwhile is skipped."""
-    events = cursors.load(cursor_stream(topic))
-    takeover = now_s - settle_seconds
-    if events and events["created_gte"] >= events_are_kept_since(now_s):
-        takeover = min(takeover, events["created_gte"])
-    plan = {"from": from_s, "takeover": max(takeover, from_s), "next": dict.fromkeys(LIST_PATHS, from_s)}
+    still inside Stripe's 30 days, so no change made meanwhile is skipped. The balance-transaction cursor
+    goes back to `from_s` too."""
+    takeover = takeover_point(cursors.load(cursor_stream(topic)), now_s=now_s, settle_seconds=settle_seconds)
+    plan = {"from": from_s, "takeover": max(takeover, from_s), "next": dict.fromkeys(BACKFILLED_TYPES, from_s)}
     cursors.save(backfill_stream(topic), plan)
+    balance_transactions = cursors.load(balance_transactions_stream(topic))
+    if balance_transactions and balance_transactions["created_gte"] > from_s:
+        cursors.save(balance_transactions_stream(topic), {"created_gte": from_s})
     return plan
 
 
@@ -120,22 +145,6 @@ class BackfillReport:
     published: PublishReport = field(default_factory=PublishReport)
     takeover: int | None = None  # where the Events cursor starts once complete
     next: dict[str, int] = field(default_factory=dict)  # per object type: created before this is published
-
-
-def client_api_version() -> str | None:
-    """The API version the stripe library asks for, which shapes every object it lists."""
-    version = getattr(stripe, "api_version", None)
-    return version if isinstance(version, str) and API_VERSION.fullmatch(version) else None
-
-
-def versions_from_list(object_type: str, objects: list[dict[str, Any]], observed_ms: int) -> list[ObjectVersion]:
-    """Listed objects (oldest first) as versions observed at `observed_ms`. Pure."""
-    api_version = client_api_version()
-    return [
-        ObjectVersion(object_type, obj["id"], observed_ms, obj, api_version)
-        for obj in objects
-        if obj.get("object") == object_type
-    ]
 
 
 def backfill_objects(
@@ -163,12 +172,13 @@ def backfill_objects(
     cursors.save(stream, plan)
     report = BackfillReport(takeover=plan["takeover"], next=dict(plan["next"]))
     log.info("Backfilling Stripe objects created from %s to %s from the list endpoints", plan["from"], plan["takeover"])
-    for object_type, path in LIST_PATHS.items():
+    for object_type in BACKFILLED_TYPES:
         report.listed[object_type] = 0
 
         def publish_window(gte: int, lt: int, objects: list[dict[str, Any]], object_type: str = object_type) -> None:
             versions = versions_from_list(object_type, objects, int(time.time() * 1000))
             report.published.add(publisher.publish(versions, progress))  # returns once Kafka acknowledged all
+            report.published.add(publish_paid_out(api, publisher, versions, progress))
             report.next[object_type] = lt
             cursors.save(stream, {**plan, "next": report.next})
             report.listed[object_type] += len(versions)
@@ -179,7 +189,7 @@ def backfill_objects(
             report.next[object_type],
             plan["takeover"],
             window_seconds,
-            partial(api.list_between, path),
+            partial(api.list_between, LIST_PATHS[object_type]),
             publish_window,
             max_span=MAX_LIST_WINDOW_SECONDS,
             stop=stop,

@@ -1,10 +1,11 @@
 """A Stripe-compatible API on 127.0.0.1 that lists the synthetic ledger: Stripe, in synthetic mode.
 
 It answers the list endpoints the source reads (`GET /v1/charges`, `/v1/refunds`,
-`/v1/disputes`) as Stripe does: newest first, `created[gte|lt]`, `limit` up to 100,
+`/v1/disputes`, `/v1/payouts`, `/v1/balance_transactions`, the last also with
+`payout=po_…`) as Stripe does: newest first, `created[gte|lt]`, `limit` up to 100,
 `starting_after`, `has_more`, Bearer authentication and Stripe's error bodies. So
 the daily reconciliation runs the very code it runs against Stripe, over what the
-generator published.
+generator published, and the real-mode pulls can be tested against it.
 """
 
 from __future__ import annotations
@@ -13,17 +14,33 @@ import json
 import secrets
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from txstream_dagster.defs.stripe_source.backfill import LIST_PATHS
+from txstream_dagster.defs.stripe_source.stripe_api import LIST_PATHS
 
 OBJECT_TYPE_OF_PATH = {path: object_type for object_type, path in LIST_PATHS.items()}
 MAX_LIMIT = 100
+# Stripe filters balance transactions on the payout that paid them out; no other list takes `payout`.
+PAYOUT_FILTERED = "balance_transaction"
 
-# (object type, created gte, created lt, starting_after, limit) → (objects newest first, has_more)
-PageSource = Callable[[str, int, int, str | None, int], tuple[list[dict[str, Any]], bool]]
+
+@dataclass(frozen=True)
+class ListRequest:
+    """One page asked of a list endpoint."""
+
+    object_type: str
+    created_gte: int
+    created_lt: int
+    starting_after: str | None
+    limit: int
+    payout: str | None = None  # balance transactions: only those paid out in this payout
+
+
+# A page of objects newest first, and has_more.
+PageSource = Callable[[ListRequest], tuple[list[dict[str, Any]], bool]]
 
 
 def stripe_error(status: int, message: str, param: str | None = None) -> tuple[int, dict[str, Any]]:
@@ -38,6 +55,9 @@ def list_response(path: str, params: dict[str, str], page: PageSource) -> tuple[
     object_type = OBJECT_TYPE_OF_PATH.get(path)
     if object_type is None:
         return stripe_error(404, f"Unrecognized request URL (GET: {path}).")
+    payout = params.get("payout")
+    if payout is not None and object_type != PAYOUT_FILTERED:
+        return stripe_error(400, "Received unknown parameter: payout", "payout")
     try:
         limit = int(params.get("limit", 10))
         gte = int(params.get("created[gte]", 0))
@@ -46,7 +66,7 @@ def list_response(path: str, params: dict[str, str], page: PageSource) -> tuple[
         return stripe_error(400, f"Invalid integer: {exc}")
     if not 1 <= limit <= MAX_LIMIT:
         return stripe_error(400, f"Invalid integer: limit must be between 1 and {MAX_LIMIT}", "limit")
-    objects, has_more = page(object_type, gte, lt, params.get("starting_after"), limit)
+    objects, has_more = page(ListRequest(object_type, gte, lt, params.get("starting_after"), limit, payout))
     return 200, {"object": "list", "url": path, "has_more": has_more, "data": objects}
 
 

@@ -56,7 +56,7 @@ def encode(version: ObjectVersion, source: str) -> KafkaMessage:
         version.object_type,
         version.object_id.encode(),
         value,
-        message_headers(version.object_type, source, version.event_time_ms, version.api_version),
+        message_headers(version.object_type, source, version.event_time_ms, version.api_version, version.payout_id),
     )
 
 

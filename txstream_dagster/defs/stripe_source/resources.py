@@ -76,7 +76,8 @@ class StripeResource(dg.ConfigurableResource):
         return (
             "STRIPE_API_KEY is a secret key (sk_…), which can do anything in the account, refunds and payouts "
             "included, while txstream only reads. Create a restricted key (rk_…) with Read access to Charges, "
-            "Refunds, Disputes and Events (Stripe Dashboard → Developers → API keys) and use that instead."
+            "Refunds, Disputes, Payouts, Balance and Events (Stripe Dashboard → Developers → API keys) and use "
+            "that instead."
         )
 
     def client(self) -> stripe.StripeClient:

@@ -1,33 +1,44 @@
-"""Real Stripe: an incremental pull of charge, refund and dispute versions from the Events API.
+"""Real Stripe: incremental pulls of every object the source ingests, each behind a cursor.
 
-Why events and not `GET /v1/charges` + `/v1/refunds` + `/v1/disputes`: the list
-endpoints return each object as it is *now*, filtered on when it was *created*,
-so a charge refunded or disputed after the last pull is never seen again and a
-dispute's outcome (won/lost) never arrives. `GET /v1/events` returns every
-version (charge.succeeded, charge.refunded, charge.dispute.closed, refund.created,
-…) with the time Stripe observed it — exactly one Kafka message each — through one
-cursor. Its limit: Stripe keeps events for 30 days, so older history (a first pull,
-an outage of over a month) comes from the list endpoints first (backfill.py).
+Charges, refunds, disputes and payouts come from the Events API. Why events and not
+`GET /v1/charges` + `/v1/refunds` + …: the list endpoints return each object as it is
+*now*, filtered on when it was *created*, so a charge refunded or disputed after the
+last pull is never seen again, a dispute's outcome (won/lost) or a payout's arrival
+(paid/failed) never arrives. `GET /v1/events` returns every version (charge.succeeded,
+charge.refunded, charge.dispute.closed, payout.paid, …) with the time Stripe observed
+it — exactly one Kafka message each — through one cursor. Its limit: Stripe keeps
+events for 30 days, so older history (a first pull, an outage of over a month) comes
+from the list endpoints first (backfill.py).
 
-How the cursor moves: time is cut into half-open windows [gte, lt) of whole
-seconds that end at least `settle_seconds` in the past (list results settle a
-moment after a write). A window is paged through completely (`created[gte]`,
-`created[lt]`, `starting_after`), published oldest first, and only when Kafka has
-acknowledged all of it does the cursor move to its end. A crash replays at most
-one window; a clean restart publishes nothing twice. Windows widen while they
-are quiet (a 30-day backfill of a quiet account takes a dozen calls, not 720)
-and narrow when busy, which bounds the memory one window holds.
+Balance transactions have no events. Stripe keeps them forever and changes nothing
+of them but `status` (pending → available), so they come from `GET
+/v1/balance_transactions` with a `created` cursor of their own, from the backfill's
+start date on. Which payout paid one out, the object does not say: once a payout's
+balance transactions can be queried (its `reconciliation_status` is `completed`) they
+are listed again with `?payout=po_…` and published naming it
+(event_contract.HEADER_PAYOUT), now available: the version the warehouse keeps.
+
+How a cursor moves: time is cut into half-open windows [gte, lt) of whole seconds
+that end at least `settle_seconds` in the past (list results settle a moment after a
+write). A window is paged through completely (`created[gte]`, `created[lt]`,
+`starting_after`), published oldest first, and only when Kafka has acknowledged all
+of it does the cursor move to its end. A crash replays at most one window; a clean
+restart publishes nothing twice. Windows widen while they are quiet (a 30-day
+backfill of a quiet account takes a dozen calls, not 720) and narrow when busy,
+which bounds the memory one window holds.
 """
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -40,28 +51,51 @@ from txstream_spark.event_contract import API_VERSION, OBJECT_TYPES
 
 log = logging.getLogger(__name__)
 
-# Every event whose data.object is a charge, refund or dispute (the Events API takes up to 20 types).
-EVENT_TYPES = (
-    "charge.captured",
-    "charge.expired",
-    "charge.failed",
-    "charge.pending",
-    "charge.refunded",
-    "charge.succeeded",
-    "charge.updated",
-    "charge.dispute.closed",
-    "charge.dispute.created",
-    "charge.dispute.funds_reinstated",
-    "charge.dispute.funds_withdrawn",
-    "charge.dispute.updated",
-    "charge.refund.updated",
-    "refund.created",
-    "refund.updated",
-    "refund.failed",
+# The list endpoint of every object type the source ingests.
+LIST_PATHS = {
+    "charge": "/v1/charges",
+    "refund": "/v1/refunds",
+    "dispute": "/v1/disputes",
+    "payout": "/v1/payouts",
+    "balance_transaction": "/v1/balance_transactions",
+}
+# Every event whose data.object is a charge, refund, dispute or payout, one tuple per request: the Events
+# API takes up to 20 types a request. All the events of one object type are asked for in one request, so
+# the versions of an object keep Stripe's order (requests are merged on `created` only).
+EVENT_TYPES_PER_REQUEST = (
+    (
+        "charge.captured",
+        "charge.expired",
+        "charge.failed",
+        "charge.pending",
+        "charge.refunded",
+        "charge.succeeded",
+        "charge.updated",
+        "charge.dispute.closed",
+        "charge.dispute.created",
+        "charge.dispute.funds_reinstated",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.updated",
+        "charge.refund.updated",
+        "refund.created",
+        "refund.updated",
+        "refund.failed",
+    ),
+    (
+        "payout.canceled",
+        "payout.created",
+        "payout.failed",
+        "payout.paid",
+        "payout.reconciliation_completed",
+        "payout.updated",
+    ),
 )
+EVENT_TYPES = tuple(event_type for request in EVENT_TYPES_PER_REQUEST for event_type in request)
 EVENT_RETENTION_DAYS = 30
 PAGE_SIZE = 100
 MAX_WINDOW_SECONDS = 7 * 86_400
+# Years of history (the backfill, balance transactions) are crossed in few calls: a quiet window doubles up to this.
+MAX_LIST_WINDOW_SECONDS = 366 * 86_400
 BUSY_WINDOW_EVENTS = 20_000
 RATE_LIMIT_RETRIES = 8
 RATE_LIMIT_BACKOFF_FIRST_S = 1.0
@@ -143,8 +177,8 @@ class StripeApi:
         if isinstance(exc, stripe.PermissionError):
             return StripeSourceError(
                 f"STRIPE_API_KEY may not call {call} (HTTP 403: {detail}). A restricted key (rk_…) needs "
-                "read access to Events, Charges, Refunds and Disputes (write access to Charges for "
-                "--create-test-charges)."
+                "read access to Events, Charges, Refunds, Disputes, Payouts and Balance (balance transactions); "
+                "write access to Charges for --create-test-charges."
             )
         if isinstance(exc, stripe.CardError):
             return CardDeclined(f"Stripe declined {call}: {detail}")
@@ -167,22 +201,26 @@ class StripeApi:
     def _scrub(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text
 
-    def list_between(self, path: str, gte: int, lt: int, **params: Any) -> list[dict[str, Any]]:
-        """Every item of the list endpoint `path` created in [gte, lt), oldest first, following every page."""
-        items: list[dict[str, Any]] = []
-        params = {"limit": PAGE_SIZE, "created": {"gte": gte, "lt": lt}, **params}
+    def pages(self, path: str, **params: Any) -> Iterator[list[dict[str, Any]]]:
+        """Every page of the list endpoint `path` with `params`, as Stripe lists them: newest first."""
+        params = {"limit": PAGE_SIZE, **params}
         while True:
             page = self.request("get", path, **params)
-            items.extend(page["data"])
+            yield page["data"]
             if not page["has_more"] or not page["data"]:
-                break
+                return
             params["starting_after"] = page["data"][-1]["id"]
+
+    def list_between(self, path: str, gte: int, lt: int, **params: Any) -> list[dict[str, Any]]:
+        """Every item of the list endpoint `path` created in [gte, lt), oldest first, following every page."""
+        items = [item for page in self.pages(path, created={"gte": gte, "lt": lt}, **params) for item in page]
         items.reverse()  # Stripe lists newest first
         return items
 
     def events_between(self, gte: int, lt: int) -> list[dict[str, Any]]:
-        """Every event of EVENT_TYPES created in [gte, lt), oldest first."""
-        return self.list_between("/v1/events", gte, lt, types=list(EVENT_TYPES))
+        """Every event of EVENT_TYPES created in [gte, lt), oldest first (Stripe's order within a second)."""
+        per_request = [self.list_between("/v1/events", gte, lt, types=list(types)) for types in EVENT_TYPES_PER_REQUEST]
+        return list(heapq.merge(*per_request, key=lambda event: event["created"]))
 
 
 def api_version_of(event: dict[str, Any]) -> str | None:
@@ -191,8 +229,14 @@ def api_version_of(event: dict[str, Any]) -> str | None:
     return version if isinstance(version, str) and API_VERSION.fullmatch(version) else None
 
 
+def client_api_version() -> str | None:
+    """The API version the stripe library asks for, which shapes every object it lists."""
+    version = getattr(stripe, "api_version", None)
+    return version if isinstance(version, str) and API_VERSION.fullmatch(version) else None
+
+
 def versions_from_events(events: list[dict[str, Any]]) -> list[ObjectVersion]:
-    """The charge, refund and dispute in each event (oldest first), with its observation time.
+    """The object in each event (oldest first), with its observation time.
 
     Stripe's `created` has whole seconds: versions observed within one second keep
     Stripe's order and are spaced 1 ms apart, so a later version always has a later
@@ -213,14 +257,30 @@ def versions_from_events(events: list[dict[str, Any]]) -> list[ObjectVersion]:
     return versions
 
 
+def versions_from_list(
+    object_type: str, objects: Iterable[dict[str, Any]], observed_ms: int, payout_id: str | None = None
+) -> list[ObjectVersion]:
+    """Listed objects as versions observed at `observed_ms` (listed under `payout_id`, if given). Pure."""
+    api_version = client_api_version()
+    return [
+        ObjectVersion(object_type, obj["id"], observed_ms, obj, api_version, payout_id)
+        for obj in objects
+        if obj.get("object") == object_type
+    ]
+
+
 def cursor_stream(topic: str) -> str:
     return f"events:{topic}"
+
+
+def balance_transactions_stream(topic: str) -> str:
+    return f"balance_transactions:{topic}"
 
 
 @dataclass
 class SyncReport:
     windows: int = 0
-    events: int = 0
+    listed: int = 0  # events, or balance transactions, fetched from Stripe
     published: PublishReport = field(default_factory=PublishReport)
     cursor_to: int | None = None
 
@@ -252,6 +312,83 @@ def walk_windows(
             span = max(span // 2, 1)
 
 
+def follow_cursor(
+    cursors: CursorStore,
+    stream: str,
+    fetch: Callable[[int, int], list[dict[str, Any]]],
+    publish: Callable[[list[dict[str, Any]]], PublishReport],
+    *,
+    start_s: int,
+    horizon: int,
+    window_seconds: int,
+    max_span: int = MAX_WINDOW_SECONDS,
+    on_window: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> SyncReport:
+    """Walk the cursor `stream` (from `start_s` the first time) up to `horizon`, window by window.
+
+    `publish(items)` returns once Kafka acknowledged everything it sent; only then does the cursor move to
+    the window's end, and `on_window(end)` report it. `stop` ends the walk between windows.
+    """
+    position = cursors.load(stream)
+    gte = position["created_gte"] if position else start_s
+    report = SyncReport(cursor_to=gte)
+
+    def publish_window(gte: int, lt: int, items: list[dict[str, Any]]) -> None:
+        report.published.add(publish(items))
+        cursors.save(stream, {"created_gte": lt})
+        report.windows += 1
+        report.listed += len(items)
+        report.cursor_to = lt
+        if on_window:
+            on_window(lt)
+
+    walk_windows(gte, horizon, window_seconds, fetch, publish_window, max_span=max_span, stop=stop)
+    return report
+
+
+def payouts_to_list(versions: Iterable[ObjectVersion]) -> list[str]:
+    """The payouts among `versions` whose balance transactions Stripe lists, each once, in order. Pure.
+
+    Stripe answers `GET /v1/balance_transactions?payout=…` for automatic payouts once it has settled what
+    they paid out, which it says with `reconciliation_status: completed` (the event
+    payout.reconciliation_completed); a manual payout's is `not_applicable`.
+    """
+    return list(
+        dict.fromkeys(
+            v.object_id
+            for v in versions
+            if v.object_type == "payout" and v.payload.get("reconciliation_status") == "completed"
+        )
+    )
+
+
+def paid_out_versions(api: StripeApi, payout_id: str) -> Iterator[ObjectVersion]:
+    """The balance transactions Stripe lists under `payout_id`, page by page, each stamped when listed."""
+    for page in api.pages(LIST_PATHS["balance_transaction"], payout=payout_id):
+        yield from versions_from_list("balance_transaction", page, int(time.time() * 1000), payout_id)
+
+
+def publish_paid_out(
+    api: StripeApi,
+    publisher: Publisher,
+    versions: Iterable[ObjectVersion],
+    progress: Callable[[int], None] | None = None,
+) -> PublishReport:
+    """For each payout in `versions` whose balance transactions Stripe lists, publish them naming it.
+
+    The stream keeps the newest version of an object (and a payout it already knows when a newer version
+    names none), so a version naming its payout must not be older than the other versions of its balance
+    transaction: they are stamped when listed here, after the balance-transaction cursor listed them
+    (pull_stripe runs it first, up to the same horizon; Stripe pays out only what was created before).
+    Pages are published as they come: a payout of 100,000 transactions is never held in memory.
+    """
+    report = PublishReport()
+    for payout_id in payouts_to_list(versions):
+        report.add(publisher.publish(paid_out_versions(api, payout_id), progress))
+    return report
+
+
 def sync_events(
     api: StripeApi,
     publisher: Publisher,
@@ -264,28 +401,78 @@ def sync_events(
     progress: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
 ) -> SyncReport:
-    """Publish every event from the cursor (or `start_s` on a first pull) up to `now_s - settle_seconds`.
+    """Publish every event from the cursor (or `start_s` on a first pull) up to `now_s - settle_seconds`,
+    and the balance transactions of every payout reconciled meanwhile (publish_paid_out).
 
     The cursor moves window by window, each time after Kafka acknowledged the whole window.
     `window_seconds` is the first window's span; later ones adapt to how busy the account is.
     `stop` ends the pull between windows (the cursor stays consistent).
     """
-    stream = cursor_stream(publisher.topic)
-    position = cursors.load(stream)
-    gte = position["created_gte"] if position else start_s
-    report = SyncReport(cursor_to=gte)
 
-    def publish_window(gte: int, lt: int, events: list[dict[str, Any]]) -> None:
-        report.published.add(publisher.publish(versions_from_events(events), progress))  # once Kafka acknowledged
-        cursors.save(stream, {"created_gte": lt})
-        report.windows += 1
-        report.events += len(events)
-        report.cursor_to = lt
+    def publish(events: list[dict[str, Any]]) -> PublishReport:
+        versions = versions_from_events(events)
+        report = publisher.publish(versions, progress)
+        report.add(publish_paid_out(api, publisher, versions, progress))
+        return report
 
-    walk_windows(gte, now_s - settle_seconds, window_seconds, api.events_between, publish_window, stop=stop)
+    report = follow_cursor(
+        cursors,
+        cursor_stream(publisher.topic),
+        api.events_between,
+        publish,
+        start_s=start_s,
+        horizon=now_s - settle_seconds,
+        window_seconds=window_seconds,
+        stop=stop,
+    )
     log.info(
         "Published %d Stripe events in %d windows; the next pull starts at %s",
-        report.events,
+        report.listed,
+        report.windows,
+        report.cursor_to,
+    )
+    return report
+
+
+def sync_balance_transactions(
+    api: StripeApi,
+    publisher: Publisher,
+    cursors: CursorStore,
+    *,
+    now_s: int,
+    start_s: int,
+    window_seconds: int,
+    settle_seconds: int,
+    progress: Callable[[int], None] | None = None,
+    on_window: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> SyncReport:
+    """Publish every balance transaction created from the cursor up to `now_s - settle_seconds`, each as a
+    version observed when it was listed.
+
+    A first pull starts at `start_s`, the backfill's start: Stripe keeps balance transactions forever, so
+    unlike events they need no backfill of their own. Quiet years are crossed in few calls.
+    """
+
+    def publish(balance_transactions: list[dict[str, Any]]) -> PublishReport:
+        observed_ms = int(time.time() * 1000)
+        return publisher.publish(versions_from_list("balance_transaction", balance_transactions, observed_ms), progress)
+
+    report = follow_cursor(
+        cursors,
+        balance_transactions_stream(publisher.topic),
+        partial(api.list_between, LIST_PATHS["balance_transaction"]),
+        publish,
+        start_s=start_s,
+        horizon=now_s - settle_seconds,
+        window_seconds=window_seconds,
+        max_span=MAX_LIST_WINDOW_SECONDS,
+        on_window=on_window,
+        stop=stop,
+    )
+    log.info(
+        "Published %d Stripe balance transactions in %d windows; the next pull starts at %s",
+        report.listed,
         report.windows,
         report.cursor_to,
     )

@@ -1,7 +1,8 @@
-"""Synthetic Stripe objects: full Charge, Refund and Dispute versions, seeded and fast.
+"""Synthetic Stripe objects: full Charge, Refund and Dispute versions, with the account's balance
+transactions and payouts (synthetic_balance), seeded and fast.
 
-Pure: no clock, no I/O. The same seed and the same time anchor give the same
-objects, byte for byte. Two shapes of output:
+Pure: no clock, no I/O but reading the bundled reference rates once. The same seed and the
+same time anchor give the same objects, byte for byte. Two shapes of output:
 
 - `history(start_ms, end_ms, charges)`: charges spread over a window with a daily
   cycle in each customer's local time, then their refunds and disputes, as far as
@@ -32,6 +33,12 @@ from typing import Any, Generic, TypeVar
 from txstream_dagster.currencies import Currency, currency
 from txstream_dagster.defs.stripe_source import synthetic_reference as ref
 from txstream_dagster.defs.stripe_source.object_versions import ObjectVersion
+from txstream_dagster.defs.stripe_source.synthetic_balance import (
+    Clock,
+    ReferenceRate,
+    SyntheticBalance,
+    bundled_reference_rate,
+)
 
 T = TypeVar("T")
 
@@ -262,9 +269,20 @@ class _ChargeHistory:
 class SyntheticStripe:
     """A seeded source of Stripe objects; see the module docstring."""
 
-    def __init__(self, seed: int, *, population_seed: int = POPULATION_SEED, population_size: int = POPULATION_SIZE):
+    def __init__(
+        self,
+        seed: int,
+        *,
+        population_seed: int = POPULATION_SEED,
+        population_size: int = POPULATION_SIZE,
+        reference_rate: ReferenceRate | None = None,
+    ):
         self.seed = seed
         self.rng = random.Random(seed)
+        self.balance = SyntheticBalance(
+            self.rng, reference_rate or bundled_reference_rate(), lambda prefix: stripe_id(self.rng, prefix)
+        )
+        self.clock = Clock(1.0)
         self.factory = CustomerFactory()
         self.customers, self.customer_weights = build_population(population_seed, population_size)
         self.customer_total = self.customer_weights[-1]
@@ -319,8 +337,11 @@ class SyntheticStripe:
 
     # --- the merge of new charges and due follow-ups ---------------------------
     def _versions(self, arrivals, end_ms: int | None, follow_up_scale: float) -> Iterator[ObjectVersion]:
-        pending: list[tuple[int, int, str, _ChargeHistory, Any]] = []
+        pending: list[tuple[int, int, str, _ChargeHistory | None, Any]] = []
+        self.clock = Clock(follow_up_scale)
         for t_ms, _, buyer in arrivals:
+            if not pending:  # the first charge: payouts run from the next payout day on
+                self._schedule(pending, self.clock.next_payout_ms(t_ms), "payout", None, None)
             while pending and pending[0][0] <= t_ms:
                 yield from self._follow_up(heapq.heappop(pending), pending, follow_up_scale)
             yield from self._new_charge(t_ms, buyer, pending, follow_up_scale)
@@ -328,7 +349,7 @@ class SyntheticStripe:
         while pending and pending[0][0] < end_ms:
             yield from self._follow_up(heapq.heappop(pending), pending, follow_up_scale)
 
-    def _schedule(self, pending: list, due_ms: int, kind: str, history: _ChargeHistory, detail: Any) -> None:
+    def _schedule(self, pending: list, due_ms: int, kind: str, history: _ChargeHistory | None, detail: Any) -> None:
         self._seq += 1
         heapq.heappush(pending, (due_ms, self._seq, kind, history, detail))
 
@@ -341,6 +362,7 @@ class SyntheticStripe:
         yield ObjectVersion("charge", charge["id"], t_ms, charge)
         if charge["status"] != "succeeded":
             return
+        yield self.balance.for_charge(t_ms, charge, self.clock)
         history = None
         if rng.random() < ref.SHARE_REFUNDED:
             history = _ChargeHistory(charge, t_ms, card.brand)
@@ -353,6 +375,17 @@ class SyntheticStripe:
 
     def _follow_up(self, entry, pending: list, scale: float) -> Iterator[ObjectVersion]:
         due_ms, _, kind, history, detail = entry
+        if kind == "payout":
+            for at_ms, version in self.balance.payout(due_ms, self.clock):
+                if at_ms == due_ms:
+                    yield version
+                else:
+                    self._schedule(pending, at_ms, "payout_paid", None, version)
+            self._schedule(pending, self.clock.next_payout_ms(due_ms), "payout", None, None)
+            return
+        if kind == "payout_paid":
+            yield detail
+            return
         charge = history.latest
         if kind == "refund" and charge["disputed"]:
             return  # a charge under dispute is settled by the dispute, not refunded
@@ -362,6 +395,7 @@ class SyntheticStripe:
             amount = charge["amount"] if full else partial_amount(self.rng, cur, charge["amount"])
             refund = self.refund(due_ms, charge, amount)
             yield ObjectVersion("refund", refund["id"], due_ms, refund)
+            yield self.balance.for_refund(due_ms, refund, self.clock)
             refunded_total = charge["amount_refunded"] + amount
             event_ms, version = history.next_version(
                 due_ms, amount_refunded=refunded_total, refunded=refunded_total == charge["amount"]
@@ -377,7 +411,12 @@ class SyntheticStripe:
         else:  # dispute_closed
             dispute, opened_ms = detail
             closed = self.closed_dispute(dispute)
-            yield ObjectVersion("dispute", dispute["id"], max(due_ms, opened_ms + 1), closed)
+            closed_ms = max(due_ms, opened_ms + 1)
+            if closed["status"] == "lost":
+                withdrawal = self.balance.for_lost_dispute(closed_ms, closed, self.clock)
+                closed["balance_transactions"] = [withdrawal.payload]
+                yield withdrawal
+            yield ObjectVersion("dispute", dispute["id"], closed_ms, closed)
 
     # --- the objects ---------------------------------------------------------
     def charge(self, t_ms: int, buyer: Customer, card: Card) -> dict[str, Any]:

@@ -1,5 +1,9 @@
 """What "Stripe" holds in synthetic mode: the latest version of every object the generator published.
 
+A balance transaction the generator published naming its payout (ObjectVersion.payout_id) keeps
+that payout, as Stripe does, when a later version names none: the local API lists it under
+`GET /v1/balance_transactions?payout=po_…`.
+
 Recorded in `ops.synthetic_stripe_objects` as each chunk is sent to Kafka, so the
 daily reconciliation can list what the source produced, through a local
 Stripe-compatible API (local_stripe_api.py), and compare it with what landed.
@@ -21,6 +25,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
+from txstream_dagster.defs.stripe_source.local_stripe_api import ListRequest
 from txstream_dagster.defs.stripe_source.object_versions import ObjectVersion
 from txstream_dagster.resources import PostgresResource
 
@@ -29,23 +34,27 @@ CREATE_STAGE = sql.SQL(
     "CREATE TEMP TABLE synthetic_ledger_stage (LIKE ops.synthetic_stripe_objects) ON COMMIT DELETE ROWS"
 )
 COPY_TO_STAGE = sql.SQL(
-    "COPY synthetic_ledger_stage (object_id, object_type, created, event_time_ms, payload) FROM STDIN"
+    "COPY synthetic_ledger_stage (object_id, object_type, created, event_time_ms, payload, payout_id) FROM STDIN"
 )
 UPSERT = sql.SQL("""
 INSERT INTO ops.synthetic_stripe_objects SELECT * FROM synthetic_ledger_stage
 ON CONFLICT (object_id) DO UPDATE SET
     object_type = EXCLUDED.object_type, created = EXCLUDED.created,
-    event_time_ms = EXCLUDED.event_time_ms, payload = EXCLUDED.payload
+    event_time_ms = EXCLUDED.event_time_ms, payload = EXCLUDED.payload,
+    payout_id = coalesce(EXCLUDED.payout_id, ops.synthetic_stripe_objects.payout_id)
 WHERE EXCLUDED.event_time_ms >= ops.synthetic_stripe_objects.event_time_ms
 """)
 
 
 def latest_versions(versions: list[ObjectVersion]) -> list[ObjectVersion]:
-    """One version per object, its latest (one upsert may not touch a row twice). Pure."""
+    """One version per object, its latest (one upsert may not touch a row twice), with the payout an earlier
+    one named if it names none. Pure."""
     latest: dict[str, ObjectVersion] = {}
     for version in versions:
         held = latest.get(version.object_id)
         if held is None or version.event_time_ms >= held.event_time_ms:
+            if held is not None and version.payout_id is None:
+                version = version._replace(payout_id=held.payout_id)
             latest[version.object_id] = version
     return list(latest.values())
 
@@ -79,7 +88,9 @@ class SyntheticLedger:
             with cur.copy(COPY_TO_STAGE) as copy:
                 for v in rows:
                     payload = orjson.dumps(v.payload).decode()
-                    copy.write_row((v.object_id, v.object_type, v.payload["created"], v.event_time_ms, payload))
+                    copy.write_row(
+                        (v.object_id, v.object_type, v.payload["created"], v.event_time_ms, payload, v.payout_id)
+                    )
             cur.execute(UPSERT)
         self.conn.commit()
 
@@ -99,6 +110,7 @@ def synthetic_ledger(postgres: PostgresResource) -> Iterator[SyntheticLedger]:
 PAGE = """
 SELECT payload FROM ops.synthetic_stripe_objects
 WHERE object_type = %(type)s AND created >= %(gte)s AND created < %(lt)s
+  AND (%(payout)s::text IS NULL OR payout_id = %(payout)s)
   AND (%(after)s::text IS NULL
        OR (created, object_id) < (SELECT created, object_id FROM ops.synthetic_stripe_objects
                                   WHERE object_id = %(after)s))
@@ -107,11 +119,17 @@ LIMIT %(limit)s
 """
 
 
-def ledger_page(
-    postgres: PostgresResource, object_type: str, gte: int, lt: int, starting_after: str | None, limit: int
-) -> tuple[list[dict[str, Any]], bool]:
-    """One page of the ledger's objects of a type created in [gte, lt), as Stripe lists them; and has_more."""
+def ledger_page(postgres: PostgresResource, request: ListRequest) -> tuple[list[dict[str, Any]], bool]:
+    """One page of the ledger's objects, as Stripe lists them; and has_more."""
     rows = postgres.fetch_all(
-        PAGE, {"type": object_type, "gte": gte, "lt": lt, "after": starting_after, "limit": limit + 1}
+        PAGE,
+        {
+            "type": request.object_type,
+            "gte": request.created_gte,
+            "lt": request.created_lt,
+            "payout": request.payout,
+            "after": request.starting_after,
+            "limit": request.limit + 1,
+        },
     )
-    return [payload for (payload,) in rows[:limit]], len(rows) > limit
+    return [payload for (payload,) in rows[: request.limit]], len(rows) > request.limit

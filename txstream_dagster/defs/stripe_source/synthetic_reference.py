@@ -62,11 +62,11 @@ MARKETS: tuple[Market, ...] = (
     Market("SG", "sgd", 1.5, 8, "western", (("Singapore", None),), "######", 1.35),
     Market("HK", "hkd", 1.5, 8, "western", (("Hong Kong", None), ("Kowloon", None)), None, 7.8),
     Market("IN", "inr", 2, 5.5, "indian", (("Mumbai", "MH"), ("Bengaluru", "KA"), ("Delhi", "DL")), "######", 83.0),
-    Market("AE", "aed", 1, 4, "arabic", (("Dubai", None), ("Abu Dhabi", None)), None, 3.67),
-    Market("KW", "kwd", 1, 3, "arabic", (("Kuwait City", None), ("Hawalli", None)), "#####", 0.31),
-    Market("BH", "bhd", 0.6, 3, "arabic", (("Manama", None), ("Riffa", None)), "###", 0.377),
-    Market("JO", "jod", 0.4, 3, "arabic", (("Amman", None),), "#####", 0.71),
-    Market("OM", "omr", 0.3, 4, "arabic", (("Muscat", None),), "###", 0.385),
+    # The ECB publishes no AED or KWD rate: offline (the bundled ECB file) these two markets are the
+    # deliberate few charges without a GBP amount, flagged fx_rate_missing. Every other currency
+    # charged here has an ECB rate. KWD also keeps a three-decimal currency in the mix.
+    Market("AE", "aed", 0.5, 4, "arabic", (("Dubai", None), ("Abu Dhabi", None)), None, 3.67),
+    Market("KW", "kwd", 0.5, 3, "arabic", (("Kuwait City", None), ("Hawalli", None)), "#####", 0.31),
     Market("CH", "chf", 1.5, 1, "western", (("Zürich", None), ("Genève", None)), "####", 0.88),
     Market("SE", "sek", 1.5, 1, "western", (("Stockholm", None), ("Göteborg", None)), "### ##", 10.6),
     Market("NO", "nok", 1, 1, "western", (("Oslo", None), ("Bergen", None)), "####", 10.7),
@@ -74,8 +74,6 @@ MARKETS: tuple[Market, ...] = (
     Market("PL", "pln", 1.5, 1, "western", (("Warszawa", None), ("Kraków", None)), "##-###", 4.0),
     Market("BR", "brl", 2, -3, "latin", (("São Paulo", "SP"), ("Rio de Janeiro", "RJ")), "#####-###", 5.4),
     Market("MX", "mxn", 2, -6, "latin", (("Ciudad de México", "CMX"), ("Guadalajara", "JAL")), "#####", 18.0),
-    Market("CL", "clp", 0.5, -4, "latin", (("Santiago", None),), "#######", 930.0),
-    Market("VN", "vnd", 0.5, 7, "vietnamese", (("Hà Nội", None), ("Hồ Chí Minh", None)), "######", 25_000.0),
     Market("ZA", "zar", 0.8, 2, "western", (("Johannesburg", None), ("Cape Town", None)), "####", 18.5),
 )
 
@@ -146,10 +144,6 @@ NAME_POOLS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "indian": (
         ("Aarav", "Ananya", "Vihaan", "Diya", "Arjun", "Isha", "Rohan", "Priya"),
         ("Sharma", "Patel", "Iyer", "Reddy", "Gupta", "Nair", "Singh", "Mehta"),
-    ),
-    "vietnamese": (
-        ("Minh", "Linh", "Huy", "Trang", "Nam", "Mai", "Duc", "Thao"),
-        ("Nguyen", "Tran", "Le", "Pham", "Hoang", "Vu", "Dang"),
     ),
 }
 

@@ -11,14 +11,22 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
+from typing import Any
 
 from txstream_dagster.defs.stripe_source.backfill import backfill_objects, backfill_stream, needs_backfill
 from txstream_dagster.defs.stripe_source.cursors import CursorStore
 from txstream_dagster.defs.stripe_source.object_versions import ObjectVersion
 from txstream_dagster.defs.stripe_source.publisher import Publisher, PublishReport
 from txstream_dagster.defs.stripe_source.resources import StripeResource
-from txstream_dagster.defs.stripe_source.stripe_api import StripeApi, cursor_stream, sync_events
+from txstream_dagster.defs.stripe_source.stripe_api import (
+    StripeApi,
+    balance_transactions_stream,
+    cursor_stream,
+    sync_balance_transactions,
+    sync_events,
+)
 from txstream_dagster.defs.stripe_source.synthetic_charges import DAY_MS, SyntheticStripe
 from txstream_dagster.defs.stripe_source.synthetic_ledger import SyntheticLedger
 from txstream_dagster.resources import KafkaResource, PostgresResource
@@ -39,9 +47,11 @@ class FeedSummary:
     resent: int = 0  # deliveries Kafka failed once and that were sent again
     end_offsets: dict[int, int] = field(default_factory=dict)
     seed: int | None = None  # synthetic: reproduces the run
-    cursor_created_gte: int | None = None  # stripe: where the next pull starts (epoch seconds)
+    cursor_created_gte: int | None = None  # stripe: where the next pull of events starts (epoch seconds)
+    balance_transactions_cursor: int | None = None  # stripe: where the next listing of balance transactions starts
     rate_limited: int = 0  # stripe: 429s absorbed by back-off
-    backfilled: dict[str, int] = field(default_factory=dict)  # stripe: objects listed by the backfill, per type
+    # stripe: objects listed as history, per type (by the backfill; balance transactions while a day behind)
+    backfilled: dict[str, int] = field(default_factory=dict)
     backfill_complete: bool | None = None  # stripe: None = no backfill was needed
 
     @property
@@ -136,6 +146,12 @@ def stripe_api(stripe: StripeResource) -> StripeApi:
     return StripeApi(stripe.client(), stripe.api_key, stripe.api_base)
 
 
+def listing_history(position: dict[str, Any] | None, now_s: int) -> bool:
+    """Whether a listing from the cursor `position` is a backfill: a first one (years, from the start date), or
+    one a day or more behind (after an outage, or a backfill requested from a date). Pure."""
+    return position is None or position["created_gte"] < now_s - DAY_MS // 1000
+
+
 def pull_stripe(
     kafka: KafkaResource,
     stripe: StripeResource,
@@ -146,11 +162,13 @@ def pull_stripe(
     summary: FeedSummary | None = None,
     stop: threading.Event | None = None,
 ) -> FeedSummary:
-    """Everything Stripe recorded since the cursor, into the topic; the cursor moves after Kafka acknowledged.
+    """Everything Stripe recorded since the cursors, into the topic; a cursor moves after Kafka acknowledged.
 
-    A first pull, or one whose Events cursor is older than Stripe keeps events, lists the history
-    from the list endpoints first (backfill.py), then hands over to the Events cursor.
-    Pass the `summary` of earlier pulls to accumulate a continuous run.
+    Balance transactions are listed first, up to the same horizon as the events: a payout's are then
+    published without it before the events (or the backfill) list them again naming it, so the version
+    naming the payout is the newest (stripe_api.publish_paid_out). A first pull, or one whose Events
+    cursor is older than Stripe keeps events, lists the history from the list endpoints (backfill.py),
+    then hands over to the Events cursor. Pass the `summary` of earlier pulls to accumulate a continuous run.
     """
     api = stripe_api(stripe)
     kafka.ensure_topic()
@@ -160,6 +178,25 @@ def pull_stripe(
     started = time.perf_counter()
     with closing(kafka.producer()) as producer:
         publisher = Publisher(producer, kafka.topic, "stripe")
+        history = listing_history(cursors.load(balance_transactions_stream(kafka.topic)), now_s)
+        balance_transactions = sync_balance_transactions(
+            api,
+            publisher,
+            cursors,
+            now_s=now_s,
+            start_s=stripe.backfill_from_s,
+            window_seconds=stripe.window_seconds,
+            settle_seconds=stripe.settle_seconds,
+            progress=progress,
+            on_window=partial(on_backfill_window, "balance_transaction") if history and on_backfill_window else None,
+            stop=stop,
+        )
+        summary.add(balance_transactions.published)
+        summary.balance_transactions_cursor = balance_transactions.cursor_to
+        if history:
+            summary.backfilled["balance_transaction"] = (
+                summary.backfilled.get("balance_transaction", 0) + balance_transactions.listed
+            )
         backfilling = needs_backfill(
             cursors.load(cursor_stream(kafka.topic)), cursors.load(backfill_stream(kafka.topic)), now_s
         )
@@ -177,7 +214,8 @@ def pull_stripe(
                 stop=stop,
             )
             summary.add(backfill.published)
-            summary.backfilled = {t: summary.backfilled.get(t, 0) + n for t, n in backfill.listed.items()}
+            for object_type, listed in backfill.listed.items():
+                summary.backfilled[object_type] = summary.backfilled.get(object_type, 0) + listed
             summary.backfill_complete = backfill.complete
         if not backfilling or summary.backfill_complete:
             report = sync_events(
