@@ -3,6 +3,7 @@ and a restart lands what arrived meanwhile, once."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -37,6 +38,16 @@ def everything_started_by(process: subprocess.Popen) -> list[psutil.Process]:
     return psutil.Process(process.pid).children(recursive=True)
 
 
+def kill_everything_started_by(process: subprocess.Popen) -> None:
+    """After a failure: no `dagster dev` or stream of this test may go on loading the machine for the next tests."""
+    started = everything_started_by(process) if process.poll() is None else []
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    for child in started:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+
+
 def ctrl_c(process: subprocess.Popen) -> tuple[float, str]:
     """Ctrl-C; the seconds until `txstream dev` and every process it started have ended, and its output."""
     started = everything_started_by(process)
@@ -59,8 +70,7 @@ def test_ctrl_c_stops_every_process_within_10_s_and_a_restart_lands_what_came_me
         wait_for(lambda: len(landed_ids(clean_warehouse)) == 300, 120, "the stream to land the first charges")
         seconds, output = ctrl_c(dev)
     finally:
-        if dev.poll() is None:
-            os.killpg(dev.pid, signal.SIGKILL)
+        kill_everything_started_by(dev)
     assert seconds <= 10, output
     assert "stopped" in output
 
@@ -74,7 +84,6 @@ def test_ctrl_c_stops_every_process_within_10_s_and_a_restart_lands_what_came_me
         wait_for(lambda: len(landed_ids(clean_warehouse)) == 500, 300, "the restarted stream to land the rest")
         ctrl_c(dev)
     finally:
-        if dev.poll() is None:
-            os.killpg(dev.pid, signal.SIGKILL)
+        kill_everything_started_by(dev)
     assert set(landed_ids(clean_warehouse)) == first | meanwhile
     assert_every_message_accounted_for_once(clean_warehouse, 500)

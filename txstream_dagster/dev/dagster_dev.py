@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 import requests
 
 from txstream_dagster.paths import REPO_ROOT
@@ -54,6 +55,13 @@ def dagster_dev_env() -> dict[str, str]:
         "PYSPARK_PYTHON": sys.executable,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
 
 
 def _group_alive(pgid: int) -> bool:
@@ -186,6 +194,9 @@ class DagsterDev:
         if self.process is None:
             return
         pgid = self.process.pid
+        # PySpark's worker daemon puts itself in a process group of its own: the group's signals miss it,
+        # so every descendant is noted now, while they can still be found from dagster dev.
+        descendants = _descendants(pgid)
         self._mark_runs_canceling()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGINT)
@@ -197,6 +208,9 @@ class DagsterDev:
             time.sleep(0.1)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
+        for process in descendants:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
         self.process.wait()
         self.cancel_unfinished_runs("dagster dev was stopped", canceling=True)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import psutil
 from psycopg import sql
 from rich.console import Console
 from rich.table import Table
@@ -182,14 +183,19 @@ def marts_caught_up(postgres: PostgresResource) -> bool:
             )
             if built != landed or (object_type == "charge" and landed == 0):
                 return False
+        # A balance transaction paid out lands again, naming its payout: the payouts must cover every one.
         # The daily aggregates (what the KPI report reads) are built after the facts, in the same run.
-        aggregated, charges = one_row(
+        paid_out, covered, aggregated, charges = one_row(
             conn.execute(
-                "SELECT (SELECT coalesce(sum(charge_count), 0) FROM marts.agg_daily_revenue), "
+                "SELECT (SELECT count(*) FROM raw.transactions "
+                "        WHERE object_type = 'balance_transaction' AND payout_id IS NOT NULL "
+                "        AND payload->>'type' <> 'payout'), "
+                "(SELECT coalesce(sum(covered_transaction_count), 0) FROM marts.fct_payouts), "
+                "(SELECT coalesce(sum(charge_count), 0) FROM marts.agg_daily_revenue), "
                 "(SELECT count(*) FROM marts.fct_transactions)"
             ).fetchone()
         )
-        return aggregated == charges
+        return paid_out == covered and aggregated == charges
 
 
 def summarise(
@@ -390,3 +396,16 @@ def run_demo(
     finally:
         forex.stop()
         dagster.stop()
+        stop_leftover_children()
+
+
+def stop_leftover_children() -> None:
+    """End what this process started in its own process group: the `tail -F` that Dagster's compute-log
+    capture starts for an in-process run can outlive the run, holding the demo's stdout open (so a caller
+    reading the output to its end would wait for ever). The embedded PostgreSQL and Kafka run in sessions
+    of their own, and on until `txstream down`; dagster dev's group is stopped before."""
+    own_group = os.getpgrp()
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(child.pid) == own_group:
+                child.kill()
