@@ -40,7 +40,7 @@ MALFORMED = {
     b"{truncated": "invalid_json",
     b'"a string"': "not_an_object",
     b"\xc3\x28": "invalid_utf8",
-    b'{"object": "payout", "id": "po_1", "amount": 5, "currency": "gbp"}': "unknown_object_type",
+    b'{"object": "invoice", "id": "in_1", "amount": 5, "currency": "gbp"}': "unknown_object_type",
     orjson.dumps({**stripe_fixture("charge"), "id": "ch_e2e_bad", "amount": "100"}): "wrong_type",
 }
 
