@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import dagster as dg
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 def start_dev(topic: str) -> subprocess.Popen:
     """`txstream dev` as a terminal runs it: Ctrl-C reaches its process group (dagster dev has its own)."""
-    return subprocess.Popen(
+    process = subprocess.Popen(
         ["txstream", "dev", "--port", str(free_port())],
         env={**os.environ, "TXSTREAM_TOPIC": topic, "COLUMNS": "200"},
         stdout=subprocess.PIPE,
@@ -32,6 +33,15 @@ def start_dev(topic: str) -> subprocess.Popen:
         text=True,
         start_new_session=True,
     )
+    # Read all along: dagster dev writes to the same pipe, and a full pipe would block its processes.
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
+    reader.start()
+    OUTPUT[process.pid] = (reader, lines)
+    return process
+
+
+OUTPUT: dict[int, tuple[threading.Thread, list[str]]] = {}
 
 
 def everything_started_by(process: subprocess.Popen) -> list[psutil.Process]:
@@ -54,9 +64,14 @@ def ctrl_c(process: subprocess.Popen) -> tuple[float, str]:
     assert any("java" in " ".join(p.cmdline()) for p in started), "no Spark driver was running"
     sent = time.monotonic()
     os.killpg(process.pid, signal.SIGINT)
-    output, _ = process.communicate(timeout=60)
+    # Waits for the processes, not for the end of the output: a process still holding the pipe is
+    # then named by the wait below instead of hanging the read.
+    process.wait(timeout=60)
     wait_for(lambda: not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in started), 60, "the end")
-    return time.monotonic() - sent, output
+    seconds = time.monotonic() - sent
+    reader, lines = OUTPUT.pop(process.pid)
+    reader.join(timeout=30)
+    return seconds, "".join(lines)
 
 
 def test_ctrl_c_stops_every_process_within_10_s_and_a_restart_lands_what_came_meanwhile_once(
